@@ -1,0 +1,91 @@
+/**
+ * One entry per time a worker ran a task, derived from the task's stored
+ * events. Two or more executions at the same `retries` count is a duplicate
+ * execution (the visibility-timeout redelivery, or a message restored from a
+ * dead worker while it was still running).
+ */
+import type { TaskState } from "../celery/states.ts";
+import { TASK_EVENT_STATE, isTaskEventType } from "../celery/states.ts";
+
+export interface ExecutionEvent {
+  type: string;
+  hostname: string;
+  timestamp: number;
+  source: string;
+  fields: Record<string, unknown>;
+}
+
+export interface Execution {
+  worker: string;
+  retries: number | null;
+  receivedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  state: TaskState;
+}
+
+export function executionsFromEvents(events: readonly ExecutionEvent[]): Execution[] {
+  const fromStream = events.filter((e) => e.source === "events" && e.type !== "task-sent" && e.hostname !== "");
+  // Where task events are off, the result backend still tells who ran it.
+  const usable = fromStream.length > 0 ? fromStream : events.filter((e) => e.type !== "task-sent" && e.hostname !== "");
+  const byWorker = new Map<string, ExecutionEvent[]>();
+  for (const e of usable) {
+    if (!isTaskEventType(e.type)) continue;
+    const list = byWorker.get(e.hostname) ?? [];
+    list.push(e);
+    byWorker.set(e.hostname, list);
+  }
+  const out: Execution[] = [];
+  for (const [worker, list] of byWorker) {
+    list.sort((a, b) => a.timestamp - b.timestamp || order(a.type) - order(b.type));
+    const runs: Execution[] = [];
+    let retries: number | null = null;
+    const open = (state: TaskState): Execution => {
+      const x: Execution = { worker, retries, receivedAt: null, startedAt: null, finishedAt: null, state };
+      runs.push(x);
+      return x;
+    };
+    const lastRun = (match: (x: Execution) => boolean) => runs.findLast(match);
+    for (const e of list) {
+      const state = TASK_EVENT_STATE[e.type as keyof typeof TASK_EVENT_STATE];
+      if (e.type === "task-received") {
+        retries = typeof e.fields.retries === "number" ? e.fields.retries : retries;
+        open(state).receivedAt = e.timestamp;
+      } else if (e.type === "task-started") {
+        const x = lastRun((r) => r.startedAt === null && r.finishedAt === null) ?? open(state);
+        x.startedAt = e.timestamp;
+        x.state = state;
+      } else {
+        // A retry is received before the worker reports task-retried for the
+        // run that asked for it: the end belongs to the run that started.
+        const x =
+          lastRun((r) => r.startedAt !== null && r.finishedAt === null) ??
+          lastRun((r) => r.finishedAt === null) ??
+          open(state);
+        x.finishedAt = e.timestamp;
+        x.state = state;
+      }
+    }
+    out.push(...runs);
+  }
+  return out.sort((a, b) => at(a) - at(b));
+}
+
+const LIFECYCLE = ["task-received", "task-started", "task-retried", "task-rejected", "task-failed", "task-revoked", "task-succeeded"];
+function order(type: string): number {
+  return LIFECYCLE.indexOf(type);
+}
+function at(x: Execution): number {
+  return x.receivedAt ?? x.startedAt ?? x.finishedAt ?? 0;
+}
+
+/** The retry counts at which the task ran more than once. */
+export function duplicateRetryCounts(executions: readonly Execution[]): number[] {
+  const seen = new Map<string, number>();
+  for (const x of executions) {
+    if (x.startedAt === null) continue;
+    const k = String(x.retries);
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+  }
+  return [...seen].filter(([, n]) => n > 1).map(([k]) => (k === "null" ? -1 : Number(k)));
+}

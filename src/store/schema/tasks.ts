@@ -1,0 +1,58 @@
+import { sql } from "drizzle-orm";
+import { bigint, doublePrecision, index, integer, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/**
+ * One row per Celery task id: the merge of every event seen about it
+ * (state/task-patch.ts defines the rules; store/writes.ts applies them in SQL).
+ * The `*_key` columns are what the merge compares; they never leave the store.
+ */
+export const tasks = pgTable(
+  "tasks",
+  {
+    id: text("id").primaryKey(),
+    name: text("name"),
+    args: text("args"),
+    kwargs: text("kwargs"),
+    queue: text("queue"),
+    routingKey: text("routing_key"),
+    exchange: text("exchange"),
+    rootId: text("root_id"),
+    parentId: text("parent_id"),
+    eta: text("eta"),
+    expires: text("expires"),
+    infoSource: smallint("info_source").notNull().default(0),
+
+    state: text("state").notNull(),
+    stateKey: bigint("state_key", { mode: "number" }).notNull(),
+    worker: text("worker"),
+    workerKey: bigint("worker_key", { mode: "number" }).notNull().default(0),
+    result: text("result"),
+    runtime: doublePrecision("runtime"),
+    resultKey: bigint("result_key", { mode: "number" }).notNull().default(0),
+    exception: text("exception"),
+    traceback: text("traceback"),
+    exceptionKey: bigint("exception_key", { mode: "number" }).notNull().default(0),
+
+    retries: integer("retries"),
+    sentAt: ts("sent_at"),
+    receivedAt: ts("received_at"),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    firstSeenAt: ts("first_seen_at").notNull(),
+    lastEventAt: ts("last_event_at").notNull(),
+  },
+  (t) => [
+    // Lists are newest first and page on (first_seen_at, id): one index per filter.
+    index("tasks_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()),
+    index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc(), t.id.desc()),
+    index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc(), t.id.desc()),
+    index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc(), t.id.desc()),
+    index("tasks_queue_recent_idx").on(t.queue, t.firstSeenAt.desc(), t.id.desc()),
+    // Unfinished tasks are what the detectors scan; keep that index small.
+    index("tasks_unfinished_idx")
+      .on(t.state, t.startedAt)
+      .where(sql`state in ('PENDING', 'RECEIVED', 'STARTED', 'RETRY')`),
+  ],
+);

@@ -1,0 +1,24 @@
+import { doublePrecision, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/** One row per worker node name; liveness is computed from it (state/worker.ts). */
+export const workers = pgTable("workers", {
+  hostname: text("hostname").primaryKey(),
+  /** Collector's clock at the latest sign of life (heartbeat or task event). */
+  lastHeartbeatAt: ts("last_heartbeat_at"),
+  /** Sender's timestamp of the worker event the stats below come from. */
+  statsAt: ts("stats_at"),
+  freq: doublePrecision("freq"),
+  active: integer("active"),
+  processed: integer("processed"),
+  loadavg: jsonb("loadavg").$type<number[]>(),
+  pid: integer("pid"),
+  swIdent: text("sw_ident"),
+  swVer: text("sw_ver"),
+  swSys: text("sw_sys"),
+  onlineAt: ts("online_at"),
+  /** A clean shutdown (worker-offline) arrived at this time. */
+  offlineAt: ts("offline_at"),
+  firstSeenAt: ts("first_seen_at").notNull(),
+});

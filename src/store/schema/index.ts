@@ -1,4 +1,4 @@
 export { tasks } from "./tasks.ts";
 export { events, workerEvents } from "./events.ts";
 export { workers } from "./workers.ts";
-export { queueSamples } from "./queues.ts";
+export { queueSamples, queues } from "./queues.ts";

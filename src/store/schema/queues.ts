@@ -1,11 +1,13 @@
 import { doublePrecision, integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
 /** Queue depth samples, kept as history (the queues page charts them). */
 export const queueSamples = pgTable(
   "queue_samples",
   {
     queue: text("queue").notNull(),
-    sampledAt: timestamp("sampled_at", { withTimezone: true, mode: "date" }).notNull(),
+    sampledAt: ts("sampled_at").notNull(),
     depth: integer("depth").notNull(),
     byPriority: jsonb("by_priority").$type<Record<string, number>>().notNull(),
     unacked: integer("unacked").notNull(),
@@ -13,3 +15,14 @@ export const queueSamples = pgTable(
   },
   (t) => [primaryKey({ name: "queue_samples_pkey", columns: [t.queue, t.sampledAt] })],
 );
+
+/** Every queue ever seen, with its latest sample (so listing queues never scans history). */
+export const queues = pgTable("queues", {
+  name: text("name").primaryKey(),
+  depth: integer("depth").notNull(),
+  byPriority: jsonb("by_priority").$type<Record<string, number>>().notNull(),
+  unacked: integer("unacked").notNull(),
+  oldestUnackedAgeS: doublePrecision("oldest_unacked_age_s"),
+  sampledAt: ts("sampled_at").notNull(),
+  firstSeenAt: ts("first_seen_at").notNull(),
+});

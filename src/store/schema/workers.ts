@@ -21,4 +21,9 @@ export const workers = pgTable("workers", {
   /** A clean shutdown (worker-offline) arrived at this time. */
   offlineAt: ts("offline_at"),
   firstSeenAt: ts("first_seen_at").notNull(),
+  /** What the worker said it holds when last asked over remote control (`reserved`, `active`). */
+  reserved: integer("reserved"),
+  reservedTasks: jsonb("reserved_tasks").$type<unknown[]>(),
+  activeTasks: jsonb("active_tasks").$type<unknown[]>(),
+  inspectedAt: ts("inspected_at"),
 });

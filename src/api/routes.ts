@@ -1,0 +1,77 @@
+/**
+ * The JSON API (CONTRACT.md): thin handlers over the store's queries.
+ */
+import { Hono } from "hono";
+import type { BrokerPort } from "../broker/port.ts";
+import type { Database } from "../store/database.ts";
+import { listQueues } from "../store/queries/queues.ts";
+import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
+import { listWorkers } from "../store/queries/workers.ts";
+import { HttpError } from "./http-error.ts";
+import { parseTaskFilters } from "./params.ts";
+import { eventJson, queueJson, taskJson, workerJson } from "./serialize.ts";
+
+export interface ApiDeps {
+  database: Database;
+  /** Clock, unix seconds (tests inject one). */
+  now?: () => number;
+}
+
+const NEVER_SEEN_HINT =
+  "Crisper has no event and no result for this id. Either it was never sent, or it ran before Crisper was watching, " +
+  "or its workers send no task events and no result backend is configured (RESULT_BACKEND_URL). " +
+  "Note that Celery's AsyncResult reports PENDING for any unknown id, even one that never existed.";
+
+export function createApiRoutes(deps: ApiDeps) {
+  const now = deps.now ?? (() => Date.now() / 1000);
+  const api = new Hono();
+
+  api.get("/tasks/:id", async (c) => {
+    const id = c.req.param("id");
+    if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
+    const task = await getTask(deps.database, id);
+    if (!task) throw new HttpError(404, `task ${id} was never seen`, { hint: NEVER_SEEN_HINT });
+    const events = await getTaskEvents(deps.database, [id]);
+    return c.json({ task: taskJson(task, events), events: events.map(eventJson) });
+  });
+
+  api.get("/tasks", async (c) => {
+    const filters = parseTaskFilters((n) => c.req.query(n));
+    const page = await listTasks(deps.database, filters);
+    const events = await getTaskEvents(
+      deps.database,
+      page.tasks.map((t) => t.id),
+    );
+    const byTask = Map.groupBy(events, (e) => e.taskId);
+    return c.json({
+      tasks: page.tasks.map((t) => taskJson(t, byTask.get(t.id) ?? [])),
+      next_cursor: page.nextCursor,
+    });
+  });
+
+  api.get("/workers", async (c) => {
+    const t = now();
+    return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) });
+  });
+
+  api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) }));
+
+  return api;
+}
+
+export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort }) {
+  const health = new Hono();
+  health.get("/healthz", (c) => c.json({ ok: true }));
+  health.get("/readyz", async (c) => {
+    const check = async (f: () => Promise<void>) =>
+      f().then(
+        () => "ok",
+        (e: Error) => e.message.slice(0, 200),
+      );
+    const database = await check(() => deps.database.ping());
+    const broker = deps.broker ? await check(() => deps.broker!.ping()) : "not used by this process";
+    const ok = database === "ok" && (broker === "ok" || !deps.broker);
+    return c.json({ ok, database, broker }, ok ? 200 : 503);
+  });
+  return health;
+}

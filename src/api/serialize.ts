@@ -1,0 +1,119 @@
+/**
+ * Store rows → the JSON shapes of CONTRACT.md (snake_case, ISO 8601 UTC).
+ * One place, so the API, pages and Slack say the same thing.
+ */
+import { type Execution, executionsFromEvents } from "../state/executions.ts";
+import { workerLiveness } from "../state/worker.ts";
+import type { QueueRow } from "../store/queries/queues.ts";
+import type { EventRecord, Task } from "../store/queries/tasks.ts";
+import type { WorkerRow } from "../store/queries/workers.ts";
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
+
+export function eventJson(e: EventRecord) {
+  return {
+    ...e.fields,
+    type: e.type,
+    hostname: e.hostname,
+    timestamp: iso(e.timestamp),
+    local_received: iso(e.localReceived),
+    source: e.source,
+  };
+}
+
+export function executionJson(x: Execution) {
+  return {
+    worker: x.worker,
+    retries: x.retries,
+    received_at: isoS(x.receivedAt),
+    started_at: isoS(x.startedAt),
+    finished_at: isoS(x.finishedAt),
+    state: x.state,
+  };
+}
+
+export function executionsOf(events: readonly EventRecord[]): Execution[] {
+  return executionsFromEvents(
+    events.map((e) => ({
+      type: e.type,
+      hostname: e.hostname,
+      timestamp: e.timestamp.getTime() / 1000,
+      source: e.source,
+      fields: e.fields,
+    })),
+  );
+}
+
+export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknown[] = []) {
+  const runtime =
+    t.runtime ?? (t.startedAt && t.finishedAt ? Math.max(0, (t.finishedAt.getTime() - t.startedAt.getTime()) / 1000) : null);
+  return {
+    id: t.id,
+    name: t.name,
+    state: t.state,
+    worker: t.worker,
+    queue: t.queue,
+    routing_key: t.routingKey,
+    args: t.args,
+    kwargs: t.kwargs,
+    result: t.result,
+    exception: t.exception,
+    traceback: t.traceback,
+    retries: t.retries,
+    root_id: t.rootId,
+    parent_id: t.parentId,
+    eta: t.eta,
+    expires: t.expires,
+    sent_at: iso(t.sentAt),
+    received_at: iso(t.receivedAt),
+    started_at: iso(t.startedAt),
+    finished_at: iso(t.finishedAt),
+    runtime_s: runtime,
+    first_seen_at: iso(t.firstSeenAt),
+    last_event_at: iso(t.lastEventAt),
+    executions: executionsOf(events).map(executionJson),
+    alerts,
+  };
+}
+
+export function workerJson(w: WorkerRow, now: number) {
+  const live = workerLiveness(
+    {
+      lastHeartbeatAt: w.lastHeartbeatAt ? w.lastHeartbeatAt.getTime() / 1000 : null,
+      offlineAt: w.offlineAt ? w.offlineAt.getTime() / 1000 : null,
+      freq: w.freq,
+    },
+    now,
+  );
+  return {
+    hostname: w.hostname,
+    status: live.status,
+    offline_reason: live.reason,
+    last_heartbeat_at: iso(w.lastHeartbeatAt),
+    freq_s: w.freq,
+    active: w.active,
+    processed: w.processed,
+    reserved: w.reserved,
+    loadavg: w.loadavg,
+    pid: w.pid,
+    sw_ident: w.swIdent,
+    sw_ver: w.swVer,
+    sw_sys: w.swSys,
+    online_since: iso(w.onlineAt),
+    offline_at: live.status === "offline" ? (iso(w.offlineAt) ?? isoS(live.expiresAt)) : null,
+    first_seen_at: iso(w.firstSeenAt),
+    inspected_at: iso(w.inspectedAt),
+  };
+}
+
+export function queueJson(q: QueueRow) {
+  return {
+    name: q.name,
+    depth: q.depth,
+    by_priority: q.byPriority,
+    unacked: q.unacked,
+    oldest_unacked_age_s: q.oldestUnackedAgeS,
+    sampled_at: iso(q.sampledAt),
+  };
+}

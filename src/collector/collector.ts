@@ -1,0 +1,198 @@
+/**
+ * The collector: broker → decode → state → store.
+ *
+ * The broker adapter pushes raw messages into a bounded buffer (and does
+ * nothing else on the socket path); one loop drains the buffer, decodes,
+ * merges and writes in batches. Timers switch task events on in workers and
+ * sample queue depths.
+ */
+import type { BrokerPort, RawMessage, StreamStatus, Subscription } from "../broker/port.ts";
+import type { CeleryEvent } from "../celery/event.ts";
+import type { Logger } from "../log.ts";
+import { collectorMetrics as m } from "../metrics.ts";
+import type { Database } from "../store/database.ts";
+import { insertQueueSamples } from "../store/writes.ts";
+import { type DropWindow, MessageBuffer } from "./buffer.ts";
+import { decodeRawMessage } from "./decode.ts";
+import { writeEvents } from "./writer.ts";
+
+export interface CollectorConfig {
+  bufferMessages: number;
+  batchMessages: number;
+  enableEvents: boolean;
+  enableEventsIntervalS: number;
+  queueSampleIntervalS: number;
+}
+
+export interface StreamGap {
+  from: number;
+  to: number | null;
+  reason: string;
+}
+
+export interface Collector {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves once everything received so far is written (tests, shutdown). */
+  flush(): Promise<void>;
+  readonly gaps: readonly StreamGap[];
+  readonly stats: { received: number; written: number; dropped: number; buffered: number };
+}
+
+const MAX_KNOWN_QUEUES = 1000;
+const MAX_GAPS_KEPT = 100;
+
+export function createCollector(deps: {
+  config: CollectorConfig;
+  database: Database;
+  broker: BrokerPort;
+  log: Logger;
+  onCommitted?: (events: readonly CeleryEvent[]) => void;
+}): Collector {
+  const { config, database, broker, log } = deps;
+  const gaps: StreamGap[] = [];
+  const recordGap = (g: StreamGap) => {
+    gaps.push(g);
+    if (gaps.length > MAX_GAPS_KEPT) gaps.shift();
+  };
+  const buffer = new MessageBuffer<RawMessage>(config.bufferMessages, (w: DropWindow) => {
+    log.error(
+      `dropped ${w.count} messages between ${new Date(w.from * 1000).toISOString()} and ${new Date(w.to * 1000).toISOString()}: ` +
+        `the buffer of ${config.bufferMessages} was full (database too slow or down)`,
+    );
+    recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
+  });
+  const knownQueues = new Set<string>();
+  const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
+  let subscription: Subscription | null = null;
+  let stopping = false;
+  let loop: Promise<void> | null = null;
+  let idle: (() => void)[] = [];
+  const timers: ReturnType<typeof setInterval>[] = [];
+  let firstDrop = true;
+
+  function onMessage(msg: RawMessage) {
+    stats.received++;
+    m.messagesReceived.inc({ stream: msg.stream });
+    if (!buffer.push(msg, msg.receivedAt)) {
+      stats.dropped++;
+      m.bufferDropped.inc();
+      if (firstDrop) {
+        firstDrop = false;
+        log.error(`buffer full (${config.bufferMessages} messages): dropping new messages until the database catches up`);
+      }
+    }
+  }
+
+  function onStatus(s: StreamStatus) {
+    if (s.state === "disconnected") {
+      m.streamDisconnects.inc();
+      log.warn(`event stream lost: ${s.reason}; reconnecting`);
+      const open = gaps.at(-1);
+      if (!open || open.to !== null) recordGap({ from: s.at, to: null, reason: s.reason });
+    } else {
+      const open = gaps.at(-1);
+      if (open && open.to === null) {
+        open.to = s.at;
+        log.info(`event stream back after ${(s.at - open.from).toFixed(1)} s`);
+      } else log.info("subscribed to the event stream");
+    }
+  }
+
+  function decode(messages: RawMessage[]): CeleryEvent[] {
+    const out: CeleryEvent[] = [];
+    for (const msg of messages) {
+      const d = decodeRawMessage(msg);
+      for (const err of d.errors) {
+        m.messagesRejected.inc({ reason: err.reason });
+        log.once(`decode:${err.reason}`, `unusable message on ${msg.channel.slice(0, 120)}: ${err.detail}`);
+      }
+      for (const e of d.events) {
+        m.eventsDecoded.inc({ type: e.type });
+        const q = e.fields.queue;
+        if (typeof q === "string" && knownQueues.size < MAX_KNOWN_QUEUES) knownQueues.add(q);
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
+  async function runWriter() {
+    while (!stopping || buffer.size > 0) {
+      if (buffer.size === 0) {
+        for (const resolve of idle) resolve();
+        idle = [];
+        await buffer.waitForData();
+        continue;
+      }
+      const messages = buffer.take(config.batchMessages);
+      m.bufferMessages.set(buffer.size);
+      const events = decode(messages);
+      if (events.length > 0) {
+        await writeEvents(events, {
+          database,
+          log,
+          isStopping: () => stopping,
+          onCommitted: (written) => {
+            const now = Date.now() / 1000;
+            for (const e of written) m.lagSeconds.observe(Math.max(0, now - e.localReceived));
+            deps.onCommitted?.(written);
+          },
+        });
+      }
+      stats.written += messages.length;
+    }
+    for (const resolve of idle) resolve();
+    idle = [];
+  }
+
+  async function enableEvents() {
+    try {
+      await broker.broadcast("enable_events");
+    } catch (e) {
+      log.once("enable-events", `could not broadcast enable_events: ${(e as Error).message}`);
+    }
+  }
+
+  async function sampleQueues() {
+    try {
+      const samples = await broker.sampleQueues([...knownQueues]);
+      await insertQueueSamples(database, samples);
+    } catch (e) {
+      log.warn(`queue sampling failed: ${(e as Error).message}`);
+    }
+  }
+
+  return {
+    gaps,
+    get stats() {
+      return { ...stats, buffered: buffer.size };
+    },
+    async start() {
+      loop = runWriter();
+      subscription = await broker.subscribe(onMessage, onStatus);
+      if (config.enableEvents) {
+        void enableEvents();
+        timers.push(setInterval(enableEvents, config.enableEventsIntervalS * 1000));
+      }
+      void sampleQueues();
+      timers.push(setInterval(sampleQueues, config.queueSampleIntervalS * 1000));
+    },
+    flush() {
+      if (buffer.size === 0 && !loopBusy()) return Promise.resolve();
+      return new Promise((resolve) => idle.push(resolve));
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      await subscription?.close();
+      buffer.wake();
+      await loop;
+    },
+  };
+
+  function loopBusy() {
+    return stats.written < stats.received - stats.dropped;
+  }
+}

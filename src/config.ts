@@ -1,0 +1,79 @@
+/**
+ * Configuration from the environment (and `.env`, which Bun reads), validated
+ * once at start-up. A bad value stops the process with one line naming the
+ * variable and the fix. Everything else takes a config object, not the
+ * environment, so tests build parts with explicit settings.
+ */
+import { z } from "zod";
+
+const redisUrl = (name: string) =>
+  z.string().refine((v) => /^rediss?:\/\//.test(v), {
+    message: `${name}: expected redis:// or rediss://, got ${"{value}"} (Crisper reads Celery's Redis broker; RabbitMQ is not supported yet, see README)`,
+  });
+
+const seconds = (def: number) => z.coerce.number().positive().default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
+    .default(def ? "true" : "false")
+    .transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+export const configSchema = z.object({
+  BROKER_URL: redisUrl("BROKER_URL").default("redis://localhost:6379/0"),
+  /** kombu's `global_keyprefix` transport option, if the watched Celery sets one. */
+  BROKER_GLOBAL_KEYPREFIX: z.string().default(""),
+  BROKER_VISIBILITY_TIMEOUT: seconds(3600),
+  RESULT_BACKEND_URL: redisUrl("RESULT_BACKEND_URL").optional(),
+  DATABASE_URL: z
+    .string()
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), { message: "expected postgres:// or postgresql://" })
+    .optional(),
+  DATA_DIR: z.string().min(1).default("./.crisper"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(5555),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  SLACK_BOT_TOKEN: z.string().optional(),
+  SLACK_SIGNING_SECRET: z.string().optional(),
+  SLACK_ALERT_CHANNEL: z.string().optional(),
+  SLACK_API_URL: z.string().url().optional(),
+  CRISPER_AUTH: z.string().optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+
+  /** Broadcast `enable_events` so workers running Celery's defaults send task events. */
+  ENABLE_EVENTS: bool(true),
+  ENABLE_EVENTS_INTERVAL_S: seconds(10),
+  QUEUE_SAMPLE_INTERVAL_S: seconds(5),
+  /** Events held between the broker socket and the database; past this they are dropped, counted and logged. */
+  COLLECTOR_BUFFER_MESSAGES: z.coerce.number().int().min(1000).default(200_000),
+  COLLECTOR_BATCH_MESSAGES: z.coerce.number().int().min(1).default(5000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses the environment; on error, returns the one-line message to print. */
+export function parseConfig(env: Record<string, string | undefined>): { config: Config } | { error: string } {
+  const input: Record<string, string | undefined> = { ...env };
+  if (!input.BROKER_URL && input.CELERY_BROKER_URL) input.BROKER_URL = input.CELERY_BROKER_URL;
+  for (const k of Object.keys(input)) if (input[k] === "") delete input[k];
+  const r = configSchema.safeParse(input);
+  if (r.success) return { config: r.data };
+  const issue = r.error.issues[0];
+  const name = String(issue?.path[0] ?? "configuration");
+  const value = input[name];
+  let message = issue?.message ?? "invalid";
+  message = message.replace("{value}", value === undefined ? "nothing" : JSON.stringify(redact(value)));
+  return { error: message.startsWith(`${name}:`) ? message : `${name}: ${message}${value !== undefined ? ` (got ${JSON.stringify(redact(value))})` : ""}` };
+}
+
+/** Hides a password in a URL before it is printed. */
+export function redact(value: string): string {
+  return value.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const r = parseConfig(env);
+  if ("error" in r) {
+    console.error(`crisper: ${r.error}`);
+    process.exit(2);
+  }
+  return r.config;
+}

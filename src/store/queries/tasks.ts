@@ -1,0 +1,114 @@
+/**
+ * Task lookups for the API, pages and Slack. Every list is bounded and pages
+ * newest first on (first_seen_at, id), which each filter's index serves.
+ */
+import { type SQL, and, desc, eq, gte, ilike, inArray, lte, or, sql } from "drizzle-orm";
+import type { TaskState } from "../../celery/states.ts";
+import type { Database } from "../database.ts";
+import { events, tasks } from "../schema/index.ts";
+import { type TaskCursor, encodeCursor } from "./cursor.ts";
+
+export type TaskRow = typeof tasks.$inferSelect;
+export type EventRecord = typeof events.$inferSelect;
+
+/** Columns a reader needs: the merge keys stay inside the store. */
+const TASK_COLUMNS = {
+  id: tasks.id,
+  name: tasks.name,
+  state: tasks.state,
+  worker: tasks.worker,
+  queue: tasks.queue,
+  routingKey: tasks.routingKey,
+  exchange: tasks.exchange,
+  args: tasks.args,
+  kwargs: tasks.kwargs,
+  result: tasks.result,
+  exception: tasks.exception,
+  traceback: tasks.traceback,
+  retries: tasks.retries,
+  rootId: tasks.rootId,
+  parentId: tasks.parentId,
+  eta: tasks.eta,
+  expires: tasks.expires,
+  runtime: tasks.runtime,
+  sentAt: tasks.sentAt,
+  receivedAt: tasks.receivedAt,
+  startedAt: tasks.startedAt,
+  finishedAt: tasks.finishedAt,
+  firstSeenAt: tasks.firstSeenAt,
+  lastEventAt: tasks.lastEventAt,
+};
+export type Task = Pick<TaskRow, keyof typeof TASK_COLUMNS> & { state: TaskState };
+
+/** At most this many events are returned for one task (a flood cannot blow up a page). */
+export const MAX_EVENTS_PER_TASK = 1000;
+
+export async function getTask(database: Database, id: string): Promise<Task | null> {
+  const rows = await database.db.select(TASK_COLUMNS).from(tasks).where(eq(tasks.id, id)).limit(1);
+  return (rows[0] as Task | undefined) ?? null;
+}
+
+export async function getTaskEvents(database: Database, taskIds: readonly string[]): Promise<EventRecord[]> {
+  if (taskIds.length === 0) return [];
+  return database.db
+    .select()
+    .from(events)
+    .where(inArray(events.taskId, [...taskIds]))
+    .orderBy(events.taskId, events.timestamp, events.key)
+    .limit(MAX_EVENTS_PER_TASK * taskIds.length);
+}
+
+export interface TaskFilters {
+  name?: string;
+  state?: TaskState;
+  worker?: string;
+  queue?: string;
+  /** Searches id, name, args, kwargs and exception. */
+  q?: string;
+  since?: Date;
+  until?: Date;
+  limit: number;
+  cursor?: TaskCursor | null;
+}
+
+export async function listTasks(database: Database, f: TaskFilters): Promise<{ tasks: Task[]; nextCursor: string | null }> {
+  const where: (SQL | undefined)[] = [];
+  if (f.name) where.push(eq(tasks.name, f.name));
+  if (f.state) where.push(eq(tasks.state, f.state));
+  if (f.worker) where.push(eq(tasks.worker, f.worker));
+  if (f.queue) where.push(eq(tasks.queue, f.queue));
+  if (f.since) where.push(gte(tasks.firstSeenAt, f.since));
+  if (f.until) where.push(lte(tasks.firstSeenAt, f.until));
+  if (f.q) {
+    const like = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    where.push(
+      or(eq(tasks.id, f.q), ilike(tasks.name, like), ilike(tasks.args, like), ilike(tasks.kwargs, like), ilike(tasks.exception, like)),
+    );
+  }
+  if (f.cursor) {
+    where.push(sql`(${tasks.firstSeenAt}, ${tasks.id}) < (${f.cursor.at}::timestamptz, ${f.cursor.id})`);
+  }
+  const rows = await database.db
+    .select({ ...TASK_COLUMNS, at: sql<string>`to_char(${tasks.firstSeenAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+    .from(tasks)
+    .where(and(...where))
+    .orderBy(desc(tasks.firstSeenAt), desc(tasks.id))
+    .limit(f.limit + 1);
+  const page = rows.slice(0, f.limit);
+  const last = page[page.length - 1];
+  return {
+    tasks: page.map(({ at: _, ...t }) => t as Task),
+    nextCursor: rows.length > f.limit && last ? encodeCursor({ at: last.at, id: last.id }) : null,
+  };
+}
+
+/** Counts by state since a time: for the overview and metrics. */
+export async function countTasksByState(database: Database, since: Date): Promise<Record<string, number>> {
+  const rows = await database.db
+    .select({ state: tasks.state, n: sql<number>`count(*)::int` })
+    .from(tasks)
+    .where(gte(tasks.firstSeenAt, since))
+    .groupBy(tasks.state);
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+

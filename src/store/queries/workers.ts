@@ -1,0 +1,14 @@
+import { asc, eq } from "drizzle-orm";
+import type { Database } from "../database.ts";
+import { workers } from "../schema/index.ts";
+
+export type WorkerRow = typeof workers.$inferSelect;
+
+export async function listWorkers(database: Database): Promise<WorkerRow[]> {
+  return database.db.select().from(workers).orderBy(asc(workers.hostname)).limit(5000);
+}
+
+export async function getWorker(database: Database, hostname: string): Promise<WorkerRow | null> {
+  const rows = await database.db.select().from(workers).where(eq(workers.hostname, hostname)).limit(1);
+  return rows[0] ?? null;
+}

@@ -1,0 +1,26 @@
+/**
+ * The web server's Hono app: API, health, (pages and Slack mount here too).
+ */
+import { Hono } from "hono";
+import { HttpError } from "../api/http-error.ts";
+import { type ApiDeps, createApiRoutes, createHealthRoutes } from "../api/routes.ts";
+import type { BrokerPort } from "../broker/port.ts";
+import type { Logger } from "../log.ts";
+
+export interface AppDeps extends ApiDeps {
+  broker?: BrokerPort;
+  log: Logger;
+}
+
+export function createApp(deps: AppDeps) {
+  const app = new Hono();
+  app.route("/", createHealthRoutes(deps));
+  app.route("/api", createApiRoutes(deps));
+  app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json({ error: err.message, ...err.extra }, err.status);
+    deps.log.error(`${c.req.method} ${c.req.path.slice(0, 200)}: ${err.stack ?? err.message}`);
+    return c.json({ error: "internal error (logged)" }, 500);
+  });
+  return app;
+}

@@ -1,7 +1,8 @@
 /**
- * Crisper's own Prometheus metrics (the collector's health). Celery-shaped
- * metrics (celery_task_*, celery_worker_up, celery_queue_length) are in
- * api/metrics.ts, computed from the store so every web process agrees.
+ * Prometheus metrics. Crisper's own (`crisper_*`: the collector's health) and
+ * celery-exporter's names where they overlap: task counters and runtimes are
+ * counted by the collector as events arrive; worker and queue gauges are read
+ * from the store at scrape time (api/metrics.ts), so any web process agrees.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -66,3 +67,48 @@ export const collectorMetrics = {
     registers: [registry],
   }),
 };
+
+/**
+ * Task names and hostnames are attacker-controlled label values: past this
+ * many distinct label sets a counter records under name="other" instead of
+ * growing without bound.
+ */
+export const MAX_LABEL_SETS = 2000;
+
+const TASK_LABELS = ["name", "hostname", "queue_name"] as const;
+const taskCounter = (type: string) =>
+  new Counter({
+    name: `celery_task_${type}_total`,
+    help: `Tasks ${type}, from task-${type} events.`,
+    labelNames: TASK_LABELS,
+    registers: [registry],
+  });
+
+export const celeryMetrics = {
+  sent: taskCounter("sent"),
+  received: taskCounter("received"),
+  started: taskCounter("started"),
+  succeeded: taskCounter("succeeded"),
+  failed: taskCounter("failed"),
+  retried: taskCounter("retried"),
+  revoked: taskCounter("revoked"),
+  rejected: taskCounter("rejected"),
+  runtime: new Histogram({
+    name: "celery_task_runtime",
+    help: "Task runtime in seconds, from task-succeeded events.",
+    labelNames: TASK_LABELS,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  }),
+};
+
+const labelSets = new Set<string>();
+/** Bounded label values for a task metric. */
+export function taskLabels(name: string | null, hostname: string, queue: string | null) {
+  const labels = { name: name ?? "unknown", hostname, queue_name: queue ?? "unknown" };
+  const key = `${labels.name}\u0000${labels.hostname}\u0000${labels.queue_name}`;
+  if (labelSets.has(key)) return labels;
+  if (labelSets.size >= MAX_LABEL_SETS) return { name: "other", hostname: "other", queue_name: "other" };
+  labelSets.add(key);
+  return labels;
+}

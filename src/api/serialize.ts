@@ -3,10 +3,9 @@
  * One place, so the API, pages and Slack say the same thing.
  */
 import { type Execution, executionsFromEvents } from "../state/executions.ts";
-import { workerLiveness } from "../state/worker.ts";
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task } from "../store/queries/tasks.ts";
-import type { WorkerRow } from "../store/queries/workers.ts";
+import { type WorkerRow, livenessOf } from "../store/queries/workers.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
@@ -78,14 +77,7 @@ export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknow
 }
 
 export function workerJson(w: WorkerRow, now: number) {
-  const live = workerLiveness(
-    {
-      lastHeartbeatAt: w.lastHeartbeatAt ? w.lastHeartbeatAt.getTime() / 1000 : null,
-      offlineAt: w.offlineAt ? w.offlineAt.getTime() / 1000 : null,
-      freq: w.freq,
-    },
-    now,
-  );
+  const live = livenessOf(w, now);
   return {
     hostname: w.hostname,
     status: live.status,

@@ -14,6 +14,7 @@ import type { Database } from "../store/database.ts";
 import { insertQueueSamples } from "../store/writes.ts";
 import { type DropWindow, MessageBuffer } from "./buffer.ts";
 import { decodeRawMessage } from "./decode.ts";
+import { TaskMetrics } from "./task-metrics.ts";
 import { writeEvents } from "./writer.ts";
 
 export interface CollectorConfig {
@@ -63,6 +64,7 @@ export function createCollector(deps: {
     recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
   });
   const knownQueues = new Set<string>();
+  const taskMetrics = new TaskMetrics();
   const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
   let subscription: Subscription | null = null;
   let stopping = false;
@@ -109,6 +111,7 @@ export function createCollector(deps: {
       }
       for (const e of d.events) {
         m.eventsDecoded.inc({ type: e.type });
+        taskMetrics.count(e);
         const q = e.fields.queue;
         if (typeof q === "string" && knownQueues.size < MAX_KNOWN_QUEUES) knownQueues.add(q);
         out.push(e);

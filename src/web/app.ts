@@ -3,6 +3,7 @@
  */
 import { Hono } from "hono";
 import { HttpError } from "../api/http-error.ts";
+import { createMetricsRoutes } from "../api/metrics.ts";
 import { type ApiDeps, createApiRoutes, createHealthRoutes } from "../api/routes.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
@@ -15,6 +16,7 @@ export interface AppDeps extends ApiDeps {
 export function createApp(deps: AppDeps) {
   const app = new Hono();
   app.route("/", createHealthRoutes(deps));
+  app.route("/", createMetricsRoutes(deps));
   app.route("/api", createApiRoutes(deps));
   app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((err, c) => {

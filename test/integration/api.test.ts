@@ -165,3 +165,14 @@ describe("workers, queues, health", () => {
     expect(body.error).toContain("no such path");
   });
 });
+
+describe("GET /metrics", () => {
+  test("Prometheus text with celery-exporter's gauge names, read from the store", async () => {
+    const res = await app.request("/metrics");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('celery_worker_up{hostname="cap1@lab"} 0');
+    expect(text).toContain("# TYPE celery_task_succeeded_total counter");
+    expect(text).toContain("crisper_buffer_dropped_total");
+  });
+});

@@ -1,4 +1,5 @@
 import { asc, eq } from "drizzle-orm";
+import { workerLiveness } from "../../state/worker.ts";
 import type { Database } from "../database.ts";
 import { workers } from "../schema/index.ts";
 
@@ -11,4 +12,10 @@ export async function listWorkers(database: Database): Promise<WorkerRow[]> {
 export async function getWorker(database: Database, hostname: string): Promise<WorkerRow | null> {
   const rows = await database.db.select().from(workers).where(eq(workers.hostname, hostname)).limit(1);
   return rows[0] ?? null;
+}
+
+/** Celery's heartbeat rule applied to a stored worker at `now` (unix s). */
+export function livenessOf(w: WorkerRow, now: number) {
+  const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
+  return workerLiveness({ lastHeartbeatAt: s(w.lastHeartbeatAt), offlineAt: s(w.offlineAt), freq: w.freq }, now);
 }

@@ -20,6 +20,16 @@ CREATE TABLE "queue_samples" (
 	CONSTRAINT "queue_samples_pkey" PRIMARY KEY("queue","sampled_at")
 );
 --> statement-breakpoint
+CREATE TABLE "queues" (
+	"name" text PRIMARY KEY NOT NULL,
+	"depth" integer NOT NULL,
+	"by_priority" jsonb NOT NULL,
+	"unacked" integer NOT NULL,
+	"oldest_unacked_age_s" double precision,
+	"sampled_at" timestamp with time zone NOT NULL,
+	"first_seen_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "tasks" (
 	"id" text PRIMARY KEY NOT NULL,
 	"name" text,
@@ -76,7 +86,11 @@ CREATE TABLE "workers" (
 	"sw_sys" text,
 	"online_at" timestamp with time zone,
 	"offline_at" timestamp with time zone,
-	"first_seen_at" timestamp with time zone NOT NULL
+	"first_seen_at" timestamp with time zone NOT NULL,
+	"reserved" integer,
+	"reserved_tasks" jsonb,
+	"active_tasks" jsonb,
+	"inspected_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE INDEX "tasks_recent_idx" ON "tasks" USING btree ("first_seen_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint

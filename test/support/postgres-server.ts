@@ -1,0 +1,126 @@
+/**
+ * A real PostgreSQL on a free loopback port, in a temporary directory.
+ * PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
+ */
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { freePort } from "./ports.ts";
+import { OutputTail, track, waitUntil } from "./processes.ts";
+
+export interface PostgresServer {
+  /** postgres://crisper@127.0.0.1:PORT/crisper */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  /** Stops and starts it again on the same port, data kept. */
+  restart(): Promise<void>;
+}
+
+function binDir(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) if (existsSync(join(root, v, "bin", "initdb"))) return join(root, v, "bin");
+  throw new Error("PostgreSQL is not installed (run test/support/install-deps.sh)");
+}
+
+function asPostgresUser(cmd: string[]): string[] {
+  return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd;
+}
+
+async function run(cmd: string[], what: string) {
+  const p = Bun.spawn(asPostgresUser(cmd), { stdout: "pipe", stderr: "pipe" });
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  if (code !== 0) throw new Error(`${what} failed (${code}):\n${out}\n${err}`);
+}
+
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
+  const bin = binDir();
+  const dir = mkdtempSync(join(tmpdir(), "crisper-pg-"));
+  chmodSync(dir, 0o755);
+  const data = join(dir, "data");
+  if (process.getuid?.() === 0) {
+    const uid = Number((await Bun.$`id -u postgres`.text()).trim());
+    const gid = Number((await Bun.$`id -g postgres`.text()).trim());
+    chownSync(dir, uid, gid);
+  }
+  await run([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "crisper", "-E", "UTF8", "--no-sync"], "initdb");
+  const port = await freePort();
+  // Tests trade durability for speed; benchmarks ask for the real thing.
+  const settings = opts.durable
+    ? ["-c", "shared_buffers=256MB", "-c", "max_wal_size=2GB"]
+    : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+  let proc: ReturnType<typeof Bun.spawn> | null = null;
+
+  const launch = async () => {
+    const out = new OutputTail();
+    const p = track(
+      Bun.spawn(asPostgresUser([join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port), ...settings]), {
+        stdout: "pipe",
+        stderr: "pipe",
+      }),
+    );
+    void out.pipe(p.stdout as ReadableStream<Uint8Array>);
+    void out.pipe(p.stderr as ReadableStream<Uint8Array>);
+    proc = p;
+    await waitUntil(
+      async () => {
+        if (p.exitCode !== null) throw new Error(`postgres exited with ${p.exitCode}:\n${out.text()}`);
+        const sql = postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, connect_timeout: 1, onnotice: () => {} });
+        try {
+          await sql`select 1`;
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await sql.end({ timeout: 1 });
+        }
+      },
+      30_000,
+      `postgres on port ${port}`,
+      100,
+    );
+  };
+  await launch();
+  const admin = postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, onnotice: () => {} });
+  await admin.unsafe("create database crisper");
+  await admin.end();
+
+  const stopProc = async () => {
+    const p = proc;
+    proc = null;
+    if (!p || p.exitCode !== null) return;
+    // A fast shutdown through pg_ctl: signals to `runuser` would reach
+    // postgres as SIGTERM, a "smart" shutdown that waits for every client.
+    try {
+      await run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "20", "stop"], "pg_ctl stop");
+    } catch {
+      p.kill("SIGKILL");
+    }
+    await p.exited;
+  };
+  return {
+    url: `postgres://crisper@127.0.0.1:${port}/crisper`,
+    port,
+    async stop() {
+      await stopProc();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stopProc();
+      await launch();
+    },
+  };
+}
+
+/** Creates another empty database on the same server; returns its URL. */
+export async function createDatabase(url: string, name: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

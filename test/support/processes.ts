@@ -1,0 +1,85 @@
+/**
+ * Child processes started by tests: all killed when the test process exits,
+ * even on a crash, so no server outlives its test run.
+ */
+import type { Subprocess } from "bun";
+
+const children = new Set<Subprocess>();
+
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {}
+  }
+  children.clear();
+}
+process.on("exit", killAll);
+for (const s of ["SIGINT", "SIGTERM"] as const) {
+  process.on(s, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+export function track<T extends Subprocess>(p: T): T {
+  children.add(p);
+  void p.exited.then(() => children.delete(p));
+  return p;
+}
+
+/** Keeps the last lines a process printed, for error messages. */
+export class OutputTail {
+  private lines: string[] = [];
+  private listeners: ((line: string) => void)[] = [];
+  constructor(private readonly max = 200) {}
+
+  async pipe(stream: ReadableStream<Uint8Array> | null | undefined) {
+    if (!stream) return;
+    const decoder = new TextDecoder();
+    let partial = "";
+    const reader = stream.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      partial += decoder.decode(value, { stream: true });
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) this.add(line);
+    }
+    if (partial) this.add(partial);
+  }
+
+  private add(line: string) {
+    this.lines.push(line);
+    if (this.lines.length > this.max) this.lines.shift();
+    for (const l of this.listeners) l(line);
+  }
+
+  /** Resolves when a line matches (or one already did). */
+  waitFor(re: RegExp, timeoutMs: number, what: string): Promise<void> {
+    if (this.lines.some((l) => re.test(l))) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what}: not ready after ${timeoutMs} ms. Last output:\n${this.text()}`)), timeoutMs);
+      this.listeners.push((line) => {
+        if (re.test(line)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  }
+
+  text(): string {
+    return this.lines.slice(-40).join("\n");
+  }
+}
+
+export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, stepMs = 100): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(stepMs);
+  }
+}

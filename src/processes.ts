@@ -34,7 +34,7 @@ export function openBroker(config: Config, log: Logger): BrokerPort {
     brokerUrl: config.BROKER_URL,
     resultBackendUrl: config.RESULT_BACKEND_URL,
     globalKeyprefix: config.BROKER_GLOBAL_KEYPREFIX,
-    log: (msg) => log.info(msg),
+    log,
   });
 }
 

@@ -25,16 +25,17 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export interface DatabaseConfig {
-  databaseUrl?: string;
-  dataDir: string;
+export type DatabaseConfig = (
+  | { databaseUrl: string; dataDir?: string }
+  | { databaseUrl?: undefined; dataDir: string }
+) & {
   /** postgres.js pool size. */
   maxConnections?: number;
-}
+};
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   if (config.databaseUrl) return openPostgres(config.databaseUrl, config.maxConnections ?? 10);
-  return openPglite(join(config.dataDir, "pgdata"));
+  return openPglite(join(config.dataDir as string, "pgdata"));
 }
 
 function openPostgres(url: string, max: number): Database {

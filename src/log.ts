@@ -35,7 +35,7 @@ export function logger(component: string, sink: (line: string) => void = (l) => 
       const key = `${component}\u0000${reason}`;
       if (seen.has(key)) return false;
       seen.add(key);
-      write("warn", `${msg} (logged once; further ones are counted in crisper_messages_rejected_total)`);
+      write("warn", `${msg} (logged once)`);
       return true;
     },
   };

@@ -107,7 +107,7 @@ export function createCollector(deps: {
       const d = decodeRawMessage(msg);
       for (const err of d.errors) {
         m.messagesRejected.inc({ reason: err.reason });
-        log.once(`decode:${err.reason}`, `unusable message on ${msg.channel.slice(0, 120)}: ${err.detail}`);
+        log.once(`decode:${err.reason}`, `unusable message on ${msg.channel.slice(0, 120)}: ${err.detail}; each one is counted in crisper_messages_rejected_total{reason="${err.reason}"}`);
       }
       for (const e of d.events) {
         m.eventsDecoded.inc({ type: e.type });
@@ -157,12 +157,46 @@ export function createCollector(deps: {
     }
   }
 
-  async function sampleQueues() {
+  /**
+   * Queues a worker consumes from but nobody has published to yet have no
+   * binding key: ask the workers (`active_queues`) now and then.
+   */
+  let samplesTaken = 0;
+  async function discoverWorkerQueues() {
     try {
+      const replies = await broker.call("active_queues", {}, { timeoutMs: 1000 });
+      for (const queues of Object.values(replies)) {
+        if (!Array.isArray(queues)) continue;
+        for (const q of queues) {
+          const name = (q as { name?: unknown })?.name;
+          if (typeof name === "string" && name.length <= 255 && knownQueues.size < MAX_KNOWN_QUEUES) knownQueues.add(name);
+        }
+      }
+    } catch (e) {
+      if (stopping) return;
+      log.once("active-queues", `could not ask workers for their queues: ${(e as Error).message}`);
+    }
+  }
+
+  let sampling = false;
+  let samplingFailing = false;
+  async function sampleQueues() {
+    // A slow broker must not pile up overlapping samples.
+    if (sampling || stopping) return;
+    sampling = true;
+    try {
+      if (samplesTaken++ % 12 === 0) await discoverWorkerQueues();
       const samples = await broker.sampleQueues([...knownQueues]);
       await insertQueueSamples(database, samples);
+      if (samplingFailing) log.info("queue sampling works again");
+      samplingFailing = false;
     } catch (e) {
-      log.warn(`queue sampling failed: ${(e as Error).message}`);
+      if (stopping) return;
+      // Once per outage, not every few seconds while it lasts.
+      if (!samplingFailing) log.warn(`queue sampling failed: ${(e as Error).message}; retrying every ${config.queueSampleIntervalS} s`);
+      samplingFailing = true;
+    } finally {
+      sampling = false;
     }
   }
 

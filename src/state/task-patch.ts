@@ -127,7 +127,9 @@ export function taskPatchFromEvent(e: CeleryEvent): TaskPatch | null {
     retries: num(f.retries),
     sentAt: e.type === "task-sent" ? e.timestamp : null,
     receivedAt: e.type === "task-received" ? e.timestamp : null,
-    startedAt: e.type === "task-started" ? e.timestamp : null,
+    // The result backend's STARTED carries no time (its timestamp is when we
+    // received it, possibly after the task finished): only events date a start.
+    startedAt: e.type === "task-started" && e.source === "events" ? e.timestamp : null,
     finishedAt: ready ? e.timestamp : null,
     firstSeenAt: e.timestamp,
     lastEventAt: e.timestamp,

@@ -9,7 +9,12 @@ export interface RawMessage {
   /** Which stream it came from. */
   stream: "events" | "result-backend";
   channel: string;
-  data: Buffer;
+  /**
+   * The message as text, decoded from UTF-8 on arrival: a string holds
+   * ASCII in one byte per character, while the Buffers a Redis client hands
+   * out can pin much larger socket chunks for as long as they are buffered.
+   */
+  data: string;
   /** Collector's clock at arrival, unix seconds. */
   receivedAt: number;
 }

@@ -15,11 +15,19 @@ import * as schema from "./schema/index.ts";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+export type RawQuery = (text: string, params: unknown[]) => Promise<unknown>;
+
 export interface Database {
   kind: "postgres" | "pglite";
   db: Db;
   /** Runs SQL and returns its rows, whichever driver is underneath. */
   rows<T = Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /**
+   * Runs raw SQL (`$1` parameters) in one transaction, straight on the
+   * driver: the collector's hot path, where a query builder costs more than
+   * the rest of the write.
+   */
+  transaction(fn: (query: RawQuery) => Promise<void>): Promise<void>;
   /** Throws if the database cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -49,6 +57,11 @@ function openPostgres(url: string, max: number): Database {
     kind: "postgres",
     db,
     rows: async <T,>(query: SQL) => (await db.execute(query)) as unknown as T[],
+    transaction: async (fn) => {
+      await client.begin(async (tx) => {
+        await fn((text, params) => tx.unsafe(text, params as postgres.ParameterOrJSON<never>[]));
+      });
+    },
     ping: async () => {
       await client`select 1`;
     },
@@ -65,6 +78,11 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: "pglite",
     db,
     rows: async <T,>(query: SQL) => ((await db.execute(query)) as unknown as { rows: T[] }).rows,
+    transaction: async (fn) => {
+      await client.transaction(async (tx) => {
+        await fn((text, params) => tx.query(text, params));
+      });
+    },
     ping: async () => {
       await client.query("select 1");
     },

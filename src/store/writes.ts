@@ -35,45 +35,66 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   // Sorted so that concurrent collectors lock rows in the same order (no deadlocks).
   const tasks = [...batch.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const workers = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
-  await database.db.transaction(async (tx) => {
-    if (batch.events.length > 0) await tx.execute(insertEvents(batch.events));
-    if (tasks.length > 0) await tx.execute(upsertTasks(tasks));
-    if (workers.length > 0) await tx.execute(upsertWorkers(workers));
-    if (batch.workerEvents.length > 0) await tx.execute(insertWorkerEvents(batch.workerEvents));
+  // The collector's hot path: plain SQL text and parameters, no query builder.
+  await database.transaction(async (query) => {
+    if (batch.events.length > 0) await query(...insertEvents(batch.events));
+    if (tasks.length > 0) await query(...upsertTasks(tasks));
+    if (workers.length > 0) await query(...upsertWorkers(workers));
+    if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
   });
 }
 
-function insertEvents(rows: EventRow[]) {
-  const payload = JSON.stringify(
-    rows.map((e) => ({
-      task_id: e.taskId,
-      key: e.key,
-      type: e.type,
-      hostname: e.hostname,
-      ts: e.timestamp,
-      lr: e.localReceived,
-      source: e.source,
-      fields: e.fields,
-    })),
-  );
-  return sql`
-    insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-    select task_id, key, type, hostname, to_timestamp(ts), to_timestamp(lr), source, fields
-    from json_to_recordset(${payload}::json)
-      as x(task_id text, key bigint, type text, hostname text, ts float8, lr float8, source text, fields jsonb)
-    on conflict do nothing`;
+type Statement = [text: string, params: unknown[]];
+
+/**
+ * Events travel as one JSON array per column, zipped back into rows
+ * server-side (ROWS FROM): JSON.stringify is native, so this costs the
+ * collector a third of what postgres.js's array parameters do (measured).
+ */
+function insertEvents(rows: EventRow[]): Statement {
+  const n = rows.length;
+  const taskId = new Array<string>(n);
+  const key = new Array<string>(n);
+  const type = new Array<string>(n);
+  const hostname = new Array<string>(n);
+  const ts = new Array<number>(n);
+  const lr = new Array<number>(n);
+  const source = new Array<string>(n);
+  const fields = new Array<Record<string, unknown>>(n);
+  for (let i = 0; i < n; i++) {
+    const e = rows[i] as EventRow;
+    taskId[i] = e.taskId;
+    key[i] = e.key;
+    type[i] = e.type;
+    hostname[i] = e.hostname;
+    ts[i] = e.timestamp;
+    lr[i] = e.localReceived;
+    source[i] = e.source;
+    fields[i] = e.fields;
+  }
+  const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
+  return [
+    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
+    select task_id, key::bigint, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::jsonb
+    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json))
+      as x(task_id, key, type, hostname, ts, lr, source, fields)
+    on conflict do nothing`,
+    [taskId, key, type, hostname, ts, lr, source, fields].map((c) => JSON.stringify(c)),
+  ];
 }
 
-function insertWorkerEvents(rows: WorkerEventRow[]) {
+function insertWorkerEvents(rows: WorkerEventRow[]): Statement {
   const payload = JSON.stringify(
     rows.map((e) => ({ hostname: e.hostname, key: e.key, type: e.type, ts: e.timestamp, lr: e.localReceived, fields: e.fields })),
   );
-  return sql`
-    insert into worker_events (hostname, key, type, timestamp, local_received, fields)
+  return [
+    `insert into worker_events (hostname, key, type, timestamp, local_received, fields)
     select hostname, key, type, to_timestamp(ts), to_timestamp(lr), fields
-    from json_to_recordset(${payload}::json)
+    from json_to_recordset($1::text::json)
       as x(hostname text, key bigint, type text, ts float8, lr float8, fields jsonb)
-    on conflict do nothing`;
+    on conflict do nothing`,
+    [payload],
+  ];
 }
 
 /** Descriptive columns: from the better source, first non-null (mergeTaskPatch). */
@@ -117,7 +138,7 @@ const TASK_UPSERT_SET = [
   "last_event_at = greatest(tasks.last_event_at, excluded.last_event_at)",
 ].join(",\n      ");
 
-function upsertTasks(patches: TaskPatch[]) {
+function upsertTasks(patches: TaskPatch[]): Statement {
   const payload = JSON.stringify(
     patches.map((p) => ({
       id: p.id,
@@ -151,26 +172,28 @@ function upsertTasks(patches: TaskPatch[]) {
       last_event_at: p.lastEventAt,
     })),
   );
-  return sql`
-    insert into tasks as tasks (id, name, args, kwargs, queue, routing_key, exchange, root_id, parent_id, eta, expires,
+  return [
+    `insert into tasks as tasks (id, name, args, kwargs, queue, routing_key, exchange, root_id, parent_id, eta, expires,
       info_source, state, state_key, worker, worker_key, result, runtime, result_key, exception, traceback, exception_key,
       retries, sent_at, received_at, started_at, finished_at, first_seen_at, last_event_at)
     select id, name, args, kwargs, queue, routing_key, exchange, root_id, parent_id, eta, expires,
       info_source, state, state_key, worker, worker_key, result, runtime, result_key, exception, traceback, exception_key,
       retries, to_timestamp(sent_at), to_timestamp(received_at), to_timestamp(started_at), to_timestamp(finished_at),
       to_timestamp(first_seen_at), to_timestamp(last_event_at)
-    from json_to_recordset(${payload}::json) as x(id text, name text, args text, kwargs text, queue text, routing_key text,
+    from json_to_recordset($1::text::json) as x(id text, name text, args text, kwargs text, queue text, routing_key text,
       exchange text, root_id text, parent_id text, eta text, expires text, info_source smallint, state text, state_key bigint,
       worker text, worker_key bigint, result text, runtime float8, result_key bigint, exception text, traceback text,
       exception_key bigint, retries integer, sent_at float8, received_at float8, started_at float8, finished_at float8,
       first_seen_at float8, last_event_at float8)
     on conflict (id) do update set
-      ${sql.raw(TASK_UPSERT_SET)}`;
+      ${TASK_UPSERT_SET}`,
+    [payload],
+  ];
 }
 
 const WORKER_STATS = ["freq", "active", "processed", "loadavg", "pid", "sw_ident", "sw_ver", "sw_sys"];
 
-function upsertWorkers(patches: WorkerPatch[]) {
+function upsertWorkers(patches: WorkerPatch[]): Statement {
   const now = Date.now() / 1000;
   const payload = JSON.stringify(
     patches.map((w) => ({
@@ -199,16 +222,18 @@ function upsertWorkers(patches: WorkerPatch[]) {
     "offline_at = greatest(workers.offline_at, excluded.offline_at)",
     "first_seen_at = least(workers.first_seen_at, excluded.first_seen_at)",
   ].join(",\n      ");
-  return sql`
-    insert into workers as workers (hostname, last_heartbeat_at, stats_at, freq, active, processed, loadavg, pid,
+  return [
+    `insert into workers as workers (hostname, last_heartbeat_at, stats_at, freq, active, processed, loadavg, pid,
       sw_ident, sw_ver, sw_sys, online_at, offline_at, first_seen_at)
     select hostname, to_timestamp(last_heartbeat_at), to_timestamp(stats_at), freq, active, processed, loadavg, pid,
       sw_ident, sw_ver, sw_sys, to_timestamp(online_at), to_timestamp(offline_at), to_timestamp(first_seen_at)
-    from json_to_recordset(${payload}::json) as x(hostname text, last_heartbeat_at float8, stats_at float8, freq float8,
+    from json_to_recordset($1::text::json) as x(hostname text, last_heartbeat_at float8, stats_at float8, freq float8,
       active integer, processed integer, loadavg jsonb, pid integer, sw_ident text, sw_ver text, sw_sys text,
       online_at float8, offline_at float8, first_seen_at float8)
     on conflict (hostname) do update set
-      ${sql.raw(set)}`;
+      ${set}`,
+    [payload],
+  ];
 }
 
 export async function insertQueueSamples(database: Database, samples: QueueSample[]): Promise<void> {

@@ -1,0 +1,127 @@
+/**
+ * Celery-shaped event traffic for benchmarks, built like the real captures
+ * (../shared/fixtures): kombu JSON envelopes with base64 bodies; producers'
+ * task-sent one per message on `task.sent`; workers' task events batched as
+ * JSON lists on `task.multi`; heartbeats on `worker.heartbeat`.
+ */
+
+export interface PublishedMessage {
+  channel: string;
+  data: string;
+}
+
+let tag = 0;
+function envelope(body: unknown, routingKey: string, hostname: string): string {
+  return JSON.stringify({
+    body: Buffer.from(JSON.stringify(body)).toString("base64"),
+    "content-encoding": "utf-8",
+    "content-type": "application/json",
+    headers: { hostname },
+    properties: {
+      delivery_mode: 1,
+      delivery_info: { exchange: "celeryev", routing_key: routingKey },
+      priority: 0,
+      body_encoding: "base64",
+      delivery_tag: `bench-${++tag}`,
+    },
+  });
+}
+
+const NAMES = ["app.tasks.send_email", "app.tasks.charge_card", "app.reports.build", "app.ml.infer"];
+
+export class TrafficGenerator {
+  private clock = 0;
+  private seq = 0;
+  /** Task events waiting to be flushed as one task.multi per worker. */
+  private pending = new Map<string, Record<string, unknown>[]>();
+
+  constructor(
+    readonly db = 0,
+    readonly workers = Array.from({ length: 8 }, (_, i) => `bench${i}@host`),
+    /** Celery's worker flushes task events in groups (buffer_limit 24 by default). */
+    readonly multiSize = 16,
+  ) {}
+
+  private channel(routingKey: string) {
+    return `/${this.db}.celeryev/${routingKey}`;
+  }
+
+  /** One task's life: task-sent, then received/started/succeeded batched by its worker. Four events. */
+  task(id: string, now: number): PublishedMessage[] {
+    const n = this.seq++;
+    const name = NAMES[n % NAMES.length] as string;
+    const worker = this.workers[n % this.workers.length] as string;
+    const out: PublishedMessage[] = [];
+    const sent = {
+      hostname: "gen1234@producer",
+      utcoffset: 0,
+      pid: 1234,
+      clock: ++this.clock,
+      uuid: id,
+      root_id: id,
+      parent_id: null,
+      name,
+      args: `(${n}, 'user-${n % 997}@example.com')`,
+      kwargs: "{'retry': True}",
+      retries: 0,
+      eta: null,
+      expires: null,
+      queue: "celery",
+      exchange: "",
+      routing_key: "celery",
+      timestamp: now,
+      type: "task-sent",
+    };
+    out.push({ channel: this.channel("task.sent"), data: envelope(sent, "task.sent", sent.hostname) });
+    const base = { hostname: worker, utcoffset: 0, pid: 4242 };
+    const events = [
+      { ...base, clock: ++this.clock, uuid: id, name, args: sent.args, kwargs: sent.kwargs, root_id: id, parent_id: null, retries: 0, eta: null, expires: null, timestamp: now, type: "task-received" },
+      { ...base, clock: ++this.clock, uuid: id, timestamp: now, type: "task-started" },
+      { ...base, clock: ++this.clock, uuid: id, result: `{'ok': True, 'n': ${n}}`, runtime: 0.0042, timestamp: now, type: "task-succeeded" },
+    ];
+    const list = this.pending.get(worker) ?? [];
+    list.push(...events);
+    this.pending.set(worker, list);
+    if (list.length >= this.multiSize) out.push(...this.flushWorker(worker));
+    return out;
+  }
+
+  private flushWorker(worker: string): PublishedMessage[] {
+    const list = this.pending.get(worker);
+    if (!list || list.length === 0) return [];
+    this.pending.set(worker, []);
+    return [{ channel: this.channel("task.multi"), data: envelope(list, "task.multi", worker) }];
+  }
+
+  /** Flushes every worker's batched task events. */
+  flush(): PublishedMessage[] {
+    return this.workers.flatMap((w) => this.flushWorker(w));
+  }
+
+  heartbeats(now: number): PublishedMessage[] {
+    return this.workers.map((w) => ({
+      channel: this.channel("worker.heartbeat"),
+      data: envelope(
+        {
+          hostname: w,
+          utcoffset: 0,
+          pid: 4242,
+          clock: ++this.clock,
+          freq: 2.0,
+          active: 4,
+          processed: this.seq,
+          loadavg: [1.2, 1.1, 1.0],
+          sw_ident: "py-celery",
+          sw_ver: "5.2.6",
+          sw_sys: "Linux",
+          timestamp: now,
+          type: "worker-heartbeat",
+        },
+        "worker.heartbeat",
+        w,
+      ),
+    }));
+  }
+}
+
+export const EVENTS_PER_TASK = 4;

@@ -260,6 +260,7 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
     }
   });
   const { stored } = await drained(env, Number(before) + pub.events, 300);
+  log(`RSS every second (MB): ${samples.map((x) => Math.round(x.rss)).join(" ")}`);
   const at = (f: number) => samples.find((s) => s.at >= f)?.rss ?? Number.NaN;
   const { tasks: nTasks, bytes } = one(await env.pg<{ tasks: string; bytes: string }[]>`
     select (select count(*) from tasks) as tasks,

@@ -5,6 +5,7 @@
  * environment, so tests build parts with explicit settings.
  */
 import { z } from "zod";
+import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
 
 const redisUrl = (name: string) =>
   z.string().refine((v) => /^rediss?:\/\//.test(v), {
@@ -45,7 +46,43 @@ export const configSchema = z.object({
   /** Events held between the broker socket and the database; past this they are dropped, counted and logged. */
   COLLECTOR_BUFFER_MESSAGES: z.coerce.number().int().min(1000).default(200_000),
   COLLECTOR_BATCH_MESSAGES: z.coerce.number().int().min(1).default(5000),
+
+  // Detection (README lists each with what it means).
+  DETECT_INTERVAL_S: seconds(2),
+  INSPECT_INTERVAL_S: seconds(10),
+  WORKER_OFFLINE_GRACE_S: z.coerce.number().min(0).default(2),
+  WORKER_FORGET_AFTER_S: seconds(86_400),
+  TASK_STALL_DEFAULT_S: seconds(3600),
+  TASK_STALL_MIN_S: seconds(60),
+  TASK_STALL_FACTOR: z.coerce.number().min(1).default(3),
+  TASK_STALL_THRESHOLDS: z
+    .string()
+    .default("")
+    .refine((v) => parseThresholds(v) !== null, { message: "expected task.name=seconds entries separated by commas" })
+    .transform((v) => parseThresholds(v) as Record<string, number>),
+  VISIBILITY_RISK_RATIO: z.coerce.number().gt(0).lt(1).default(0.8),
+  BEAT_TOLERANCE: z.coerce.number().min(0).default(1),
+  BEAT_SCHEDULES: z
+    .string()
+    .default("")
+    .refine((v) => typeof parseDeclaredSchedules(v) !== "string", { message: "expected name=task@seconds entries separated by commas" })
+    .transform((v) => parseDeclaredSchedules(v) as Schedule[]),
+  QUEUE_BACKLOG_DEPTH: z.coerce.number().int().positive().optional(),
+  QUEUE_BACKLOG_WINDOW_S: seconds(300),
+  QUEUE_BACKLOG_MIN_GROWTH: z.coerce.number().int().min(1).default(100),
+  EVENTS_DISABLED_AFTER_S: seconds(60),
 });
+
+/** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */
+function parseThresholds(text: string): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=(\d+(?:\.\d+)?)$/.exec(part);
+    if (!m || !(Number(m[2]) > 0)) return null;
+    out[(m[1] as string).trim()] = Number(m[2]);
+  }
+  return out;
+}
 
 export type Config = z.infer<typeof configSchema>;
 

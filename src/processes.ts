@@ -10,13 +10,48 @@ import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
+import { type Detector, createDetector } from "./detect/engine.ts";
+import type { DetectConfig } from "./detect/rules.ts";
+import { sql } from "./store/database.ts";
 
 export interface Running {
   stop(): Promise<void>;
   /** The web server's URL, when this process serves one. */
   url?: string;
   collector?: Collector;
+  detector?: Detector;
   database: Database;
+}
+
+export function detectConfig(config: Config): DetectConfig {
+  return {
+    workerOfflineGraceS: config.WORKER_OFFLINE_GRACE_S,
+    workerForgetAfterS: config.WORKER_FORGET_AFTER_S,
+    taskStallDefaultS: config.TASK_STALL_DEFAULT_S,
+    taskStallMinS: config.TASK_STALL_MIN_S,
+    taskStallFactor: config.TASK_STALL_FACTOR,
+    taskStallThresholds: config.TASK_STALL_THRESHOLDS,
+    visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
+    visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
+    beatTolerance: config.BEAT_TOLERANCE,
+    queueBacklogDepth: config.QUEUE_BACKLOG_DEPTH ?? null,
+    queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
+    queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
+    eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
+  };
+}
+
+/**
+ * The last sign of life the store holds from before this process started:
+ * everything between it and now was not collected (a collector restart is a
+ * gap too). Only recent silences count; a database left idle for days is not
+ * a gap to reconcile.
+ */
+async function silenceBeforeStart(database: Database, now: number): Promise<number | null> {
+  const rows = await database.rows<{ t: number | null }>(sql`select extract(epoch from max(last_heartbeat_at))::float8 as t from workers`);
+  const t = rows[0]?.t === null || rows[0]?.t === undefined ? null : Number(rows[0].t);
+  if (t === null || now - t < 10 || now - t > 86_400) return null;
+  return t;
 }
 
 export async function openStore(config: Config, log: Logger): Promise<Database> {
@@ -46,8 +81,11 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   let collector: Collector | undefined;
   let url: string | undefined;
 
+  let detector: Detector | undefined;
   if (parts.collect) {
-    collector = createCollector({
+    const startedAt = Date.now() / 1000;
+    const silentSince = await silenceBeforeStart(database, startedAt);
+    const c = createCollector({
       config: {
         bufferMessages: config.COLLECTOR_BUFFER_MESSAGES,
         batchMessages: config.COLLECTOR_BATCH_MESSAGES,
@@ -58,11 +96,31 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
       database,
       broker,
       log: logger("collector"),
+      onCommitted: (events) => detector?.observe(events),
     });
-    await collector.start();
+    collector = c;
+    if (silentSince !== null) c.recordGap({ from: silentSince, to: startedAt, reason: "Crisper's collector was not running" });
+    await c.start();
     log.info(`collecting from ${redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
-    const c = collector;
     stops.push(() => c.stop());
+
+    const d = createDetector({
+      database,
+      broker,
+      config: {
+        ...detectConfig(config),
+        intervalS: config.DETECT_INTERVAL_S,
+        inspectIntervalS: config.INSPECT_INTERVAL_S,
+        declaredSchedules: config.BEAT_SCHEDULES,
+        resultBackend: Boolean(config.RESULT_BACKEND_URL),
+      },
+      log: logger("detect"),
+      gaps: () => c.gaps,
+      streamUpSince: () => c.streamUpSince,
+    });
+    detector = d;
+    d.start();
+    stops.push(() => d.stop());
   }
 
   if (parts.web) {
@@ -85,6 +143,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   return {
     url,
     collector,
+    detector,
     database,
     async stop() {
       if (stopped) return;

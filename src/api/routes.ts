@@ -8,8 +8,11 @@ import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
 import { listWorkers } from "../store/queries/workers.ts";
 import { HttpError } from "./http-error.ts";
-import { parseTaskFilters } from "./params.ts";
-import { eventJson, queueJson, taskJson, workerJson } from "./serialize.ts";
+import { parseLimit, parseTaskFilters } from "./params.ts";
+import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
+import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
+import { alertsForSubject, listAlerts } from "../alerts/store.ts";
+import { listSchedules } from "../store/queries/detect.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -31,8 +34,8 @@ export function createApiRoutes(deps: ApiDeps) {
     if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
     const task = await getTask(deps.database, id);
     if (!task) throw new HttpError(404, `task ${id} was never seen`, { hint: NEVER_SEEN_HINT });
-    const events = await getTaskEvents(deps.database, [id]);
-    return c.json({ task: taskJson(task, events), events: events.map(eventJson) });
+    const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
+    return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) });
   });
 
   api.get("/tasks", async (c) => {
@@ -55,6 +58,31 @@ export function createApiRoutes(deps: ApiDeps) {
   });
 
   api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) }));
+
+  api.get("/alerts", async (c) => {
+    const status = c.req.query("status") ?? "open";
+    if (!["open", "resolved", "all"].includes(status)) throw new HttpError(400, "status: expected open, resolved or all");
+    const kind = c.req.query("kind");
+    if (kind !== undefined && kind !== "" && !isAlertKind(kind)) throw new HttpError(400, `kind: expected one of ${Object.keys(ALERT_KINDS).join(", ")}`);
+    const limit = parseLimit(c.req.query("limit"));
+    const cursor = c.req.query("cursor");
+    const beforeId = cursor ? Number(Buffer.from(cursor, "base64url").toString("utf8")) : undefined;
+    if (beforeId !== undefined && !Number.isSafeInteger(beforeId)) throw new HttpError(400, "cursor: not a cursor from this API");
+    const rows = await listAlerts(deps.database, {
+      status: status as "open" | "resolved" | "all",
+      kind: kind ? (kind as AlertKind) : undefined,
+      limit: limit + 1,
+      beforeId,
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return c.json({
+      alerts: page.map(alertJson),
+      next_cursor: rows.length > limit && last ? Buffer.from(String(last.id)).toString("base64url") : null,
+    });
+  });
+
+  api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) }));
 
   return api;
 }

@@ -2,6 +2,8 @@
  * Store rows → the JSON shapes of CONTRACT.md (snake_case, ISO 8601 UTC).
  * One place, so the API, pages and Slack say the same thing.
  */
+import type { Alert } from "../alerts/kinds.ts";
+import type { ScheduleRow } from "../store/queries/detect.ts";
 import { type Execution, executionsFromEvents } from "../state/executions.ts";
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task } from "../store/queries/tasks.ts";
@@ -107,5 +109,33 @@ export function queueJson(q: QueueRow) {
     unacked: q.unacked,
     oldest_unacked_age_s: q.oldestUnackedAgeS,
     sampled_at: iso(q.sampledAt),
+  };
+}
+
+export function alertJson(a: Alert) {
+  return {
+    id: a.id,
+    kind: a.kind,
+    subject: a.subject,
+    severity: a.severity,
+    status: a.status,
+    opened_at: iso(a.openedAt),
+    updated_at: iso(a.updatedAt),
+    resolved_at: iso(a.resolvedAt),
+    summary: a.summary,
+    details: a.details,
+  };
+}
+
+export function scheduleJson(s: ScheduleRow) {
+  return {
+    name: s.name,
+    task: s.task,
+    expected_interval_s: s.expectedIntervalS,
+    cron: s.cron,
+    source: s.source,
+    last_seen_at: iso(s.lastSeenAt),
+    next_due_at: iso(s.nextDueAt),
+    status: s.status,
   };
 }

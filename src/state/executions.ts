@@ -26,8 +26,13 @@ export interface Execution {
 
 export function executionsFromEvents(events: readonly ExecutionEvent[]): Execution[] {
   const fromStream = events.filter((e) => e.source === "events" && e.type !== "task-sent" && e.hostname !== "");
-  // Where task events are off, the result backend still tells who ran it.
-  const usable = fromStream.length > 0 ? fromStream : events.filter((e) => e.type !== "task-sent" && e.hostname !== "");
+  const streamWorkers = new Set(fromStream.map((e) => e.hostname));
+  // Where task events are off, or a worker ran the task before its events
+  // were switched on, the result backend still tells who ran it.
+  const usable = [
+    ...fromStream,
+    ...events.filter((e) => e.source !== "events" && e.type !== "task-sent" && e.hostname !== "" && !streamWorkers.has(e.hostname)),
+  ];
   const byWorker = new Map<string, ExecutionEvent[]>();
   for (const e of usable) {
     if (!isTaskEventType(e.type)) continue;
@@ -48,6 +53,8 @@ export function executionsFromEvents(events: readonly ExecutionEvent[]): Executi
     const lastRun = (match: (x: Execution) => boolean) => runs.findLast(match);
     for (const e of list) {
       const state = TASK_EVENT_STATE[e.type as keyof typeof TASK_EVENT_STATE];
+      // The result backend's records carry the retry count (result_extended).
+      if (e.source !== "events" && typeof e.fields.retries === "number") retries = e.fields.retries;
       if (e.type === "task-received") {
         retries = typeof e.fields.retries === "number" ? e.fields.retries : retries;
         open(state).receivedAt = e.timestamp;
@@ -79,13 +86,21 @@ function at(x: Execution): number {
   return x.receivedAt ?? x.startedAt ?? x.finishedAt ?? 0;
 }
 
-/** The retry counts at which the task ran more than once. */
-export function duplicateRetryCounts(executions: readonly Execution[]): number[] {
-  const seen = new Map<string, number>();
-  for (const x of executions) {
-    if (x.startedAt === null) continue;
-    const k = String(x.retries);
-    seen.set(k, (seen.get(k) ?? 0) + 1);
-  }
-  return [...seen].filter(([, n]) => n > 1).map(([k]) => (k === "null" ? -1 : Number(k)));
+/**
+ * Executions that ran the task more than once at one retry count. A run
+ * counts if it started or finished (a worker whose task-started was missed
+ * still reports the end). A run whose retry count is unknown (its
+ * task-received was missed) is placed only when that is unambiguous: the
+ * task never retried, so every run was attempt 0. A task that retried is
+ * never guessed at, so retries are never taken for duplicates.
+ */
+export function duplicateRuns(executions: readonly Execution[]): { retries: number | null; runs: Execution[] } | null {
+  const ran = executions.filter((x) => x.startedAt !== null || x.finishedAt !== null);
+  const retried = ran.some((x) => x.state === "RETRY" || (x.retries ?? 0) > 0);
+  const known = new Set(ran.map((x) => x.retries).filter((r): r is number => r !== null));
+  const only = known.size === 1 ? ([...known][0] as number) : known.size === 0 ? 0 : null;
+  const placed = retried ? ran.filter((x) => x.retries !== null) : ran.filter((x) => x.retries !== null || only !== null);
+  const byRetries = Map.groupBy(placed, (x) => x.retries ?? only);
+  for (const [retries, runs] of byRetries) if (runs.length > 1) return { retries, runs };
+  return null;
 }

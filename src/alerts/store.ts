@@ -1,0 +1,121 @@
+/**
+ * The alert lifecycle in the store. Detectors say which conditions hold now
+ * (`AlertSpec`s); `syncAlerts` opens what is new (once: the partial unique
+ * index on open (kind, subject) holds even with several collectors), updates
+ * what changed, and resolves what no longer holds. Resolved alerts are kept.
+ */
+import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import type { Database } from "../store/database.ts";
+import { alerts } from "../store/schema/alerts.ts";
+import { ALERT_KINDS, type Alert, type AlertKind, type AlertSpec } from "./kinds.ts";
+
+export interface AlertChanges {
+  opened: Alert[];
+  updated: Alert[];
+  resolved: Alert[];
+}
+
+/**
+ * Makes the open alerts of `kind` match `holding`. With `resolveMissing`
+ * false, open alerts not in `holding` are left alone (for kinds whose
+ * condition is checked only for some subjects on a pass).
+ */
+export async function syncAlerts(
+  database: Database,
+  kind: AlertKind,
+  holding: readonly AlertSpec[],
+  now: Date,
+  opts: { resolveMissing?: boolean; onlySubjects?: readonly string[] } = {},
+): Promise<AlertChanges> {
+  const changes: AlertChanges = { opened: [], updated: [], resolved: [] };
+  const open = (await database.db
+    .select()
+    .from(alerts)
+    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open")))
+    .limit(10_000)) as Alert[];
+  const openBySubject = new Map(open.map((a) => [a.subject, a]));
+  const wanted = new Map(holding.map((h) => [h.subject, h]));
+
+  for (const spec of wanted.values()) {
+    const existing = openBySubject.get(spec.subject);
+    if (!existing) {
+      const rows = (await database.db
+        .insert(alerts)
+        .values({
+          kind,
+          subject: spec.subject,
+          severity: ALERT_KINDS[kind].severity,
+          status: "open",
+          summary: spec.summary,
+          details: spec.details,
+          openedAt: now,
+          updatedAt: now,
+        })
+        .onConflictDoNothing()
+        .returning()) as Alert[];
+      if (rows[0]) changes.opened.push(rows[0]);
+    } else if (existing.summary !== spec.summary || JSON.stringify(existing.details) !== JSON.stringify(spec.details)) {
+      const rows = (await database.db
+        .update(alerts)
+        .set({ summary: spec.summary, details: spec.details, updatedAt: now })
+        .where(and(eq(alerts.id, existing.id), eq(alerts.status, "open")))
+        .returning()) as Alert[];
+      if (rows[0]) changes.updated.push(rows[0]);
+    }
+  }
+  if (opts.resolveMissing !== false) {
+    const scope = opts.onlySubjects ? new Set(opts.onlySubjects) : null;
+    const gone = open.filter((a) => !wanted.has(a.subject) && (!scope || scope.has(a.subject)));
+    if (gone.length) {
+      const rows = (await database.db
+        .update(alerts)
+        .set({ status: "resolved", resolvedAt: now, updatedAt: now })
+        .where(and(inArray(alerts.id, gone.map((a) => a.id)), eq(alerts.status, "open")))
+        .returning()) as Alert[];
+      changes.resolved.push(...rows);
+    }
+  }
+  return changes;
+}
+
+/** Resolves one open alert (for kinds that clear on their own terms). */
+export async function resolveAlert(database: Database, id: number, now: Date, details?: Record<string, unknown>): Promise<Alert | null> {
+  const rows = (await database.db
+    .update(alerts)
+    .set({ status: "resolved", resolvedAt: now, updatedAt: now, ...(details ? { details } : {}) })
+    .where(and(eq(alerts.id, id), eq(alerts.status, "open")))
+    .returning()) as Alert[];
+  return rows[0] ?? null;
+}
+
+export async function openAlerts(database: Database, kind: AlertKind): Promise<Alert[]> {
+  return (await database.db
+    .select()
+    .from(alerts)
+    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open")))
+    .limit(10_000)) as Alert[];
+}
+
+export async function listAlerts(
+  database: Database,
+  f: { status?: "open" | "resolved" | "all"; kind?: AlertKind; subject?: string; limit?: number; beforeId?: number } = {},
+): Promise<Alert[]> {
+  const where = [];
+  if (f.beforeId !== undefined) where.push(lt(alerts.id, f.beforeId));
+  if (f.status && f.status !== "all") where.push(eq(alerts.status, f.status));
+  if (f.kind) where.push(eq(alerts.kind, f.kind));
+  if (f.subject) where.push(eq(alerts.subject, f.subject));
+  return (await database.db
+    .select()
+    .from(alerts)
+    .where(where.length ? and(...where) : undefined)
+    // Newest first; ids are handed out in opening order.
+    .orderBy(desc(alerts.id))
+    .limit(Math.min(f.limit ?? 50, 500))) as Alert[];
+}
+
+/** Alerts whose subject is this task (task_lost, task_stalled, duplicate_execution, …). */
+export async function alertsForSubject(database: Database, subject: string): Promise<Alert[]> {
+  return listAlerts(database, { status: "all", subject, limit: 100 });
+}
+

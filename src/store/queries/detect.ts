@@ -1,0 +1,123 @@
+/** The reads and writes the detectors need, each bounded and index-backed. */
+import { and, desc, eq, gte, inArray, isNotNull, sql } from "drizzle-orm";
+import type { Database } from "../database.ts";
+import { queueSamples, schedules, tasks, workers } from "../schema/index.ts";
+
+const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
+
+/** RECEIVED/STARTED tasks (tasks_unfinished_idx), oldest first, bounded. */
+export async function unfinishedTasks(database: Database, limit = 20_000) {
+  const rows = await database.db
+    .select({
+      id: tasks.id,
+      name: tasks.name,
+      state: tasks.state,
+      worker: tasks.worker,
+      receivedAt: tasks.receivedAt,
+      startedAt: tasks.startedAt,
+      lastEventAt: tasks.lastEventAt,
+    })
+    .from(tasks)
+    .where(sql`${tasks.state} in ('RECEIVED', 'STARTED')`)
+    .orderBy(tasks.startedAt)
+    .limit(limit);
+  return rows.map((r) => ({ ...r, receivedAt: s(r.receivedAt), startedAt: s(r.startedAt), lastEventAt: s(r.lastEventAt) as number }));
+}
+
+/** Tasks not finished (including PENDING/RETRY) last heard of in a window: what a stream gap may have hidden. */
+export async function unfinishedSince(database: Database, since: Date, limit = 5000): Promise<string[]> {
+  const rows = await database.db
+    .select({ id: tasks.id })
+    .from(tasks)
+    .where(and(sql`${tasks.state} in ('PENDING', 'RECEIVED', 'STARTED', 'RETRY')`, gte(tasks.lastEventAt, since)))
+    .limit(limit);
+  return rows.map((r) => r.id);
+}
+
+/** Runtimes of a task name's latest successes (tasks_name_recent_idx). */
+export async function recentRuntimes(database: Database, name: string, limit = 200): Promise<number[]> {
+  const rows = await database.db
+    .select({ runtime: tasks.runtime })
+    .from(tasks)
+    .where(and(eq(tasks.name, name), eq(tasks.state, "SUCCESS"), isNotNull(tasks.runtime)))
+    .orderBy(desc(tasks.firstSeenAt))
+    .limit(limit);
+  return rows.map((r) => r.runtime as number);
+}
+
+export async function taskNames(database: Database, ids: readonly string[]): Promise<Map<string, string | null>> {
+  if (ids.length === 0) return new Map();
+  const rows = await database.db.select({ id: tasks.id, name: tasks.name }).from(tasks).where(inArray(tasks.id, [...ids]));
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
+export async function taskStates(database: Database, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await database.db.select({ id: tasks.id, state: tasks.state }).from(tasks).where(inArray(tasks.id, [...ids]));
+  return new Map(rows.map((r) => [r.id, r.state]));
+}
+
+export async function queueDepthHistory(database: Database, since: Date) {
+  const rows = await database.db
+    .select({ queue: queueSamples.queue, at: queueSamples.sampledAt, depth: queueSamples.depth })
+    .from(queueSamples)
+    .where(gte(queueSamples.sampledAt, since))
+    .limit(200_000);
+  const out = new Map<string, { at: number; depth: number }[]>();
+  for (const r of rows) {
+    const list = out.get(r.queue) ?? [];
+    list.push({ at: r.at.getTime() / 1000, depth: r.depth });
+    out.set(r.queue, list);
+  }
+  return out;
+}
+
+/** What a live worker told us it holds (`reserved`, `active`). */
+export async function recordInspection(database: Database, hostname: string, reserved: unknown[], active: unknown[], at: Date) {
+  await database.db
+    .update(workers)
+    .set({ reserved: reserved.length, reservedTasks: reserved.slice(0, 200), activeTasks: active.slice(0, 200), inspectedAt: at })
+    .where(eq(workers.hostname, hostname));
+}
+
+export type ScheduleRow = typeof schedules.$inferSelect;
+
+export async function listSchedules(database: Database): Promise<ScheduleRow[]> {
+  return database.db.select().from(schedules).orderBy(schedules.name).limit(5000);
+}
+
+export async function upsertSchedule(database: Database, row: ScheduleRow) {
+  await database.db
+    .insert(schedules)
+    .values(row)
+    .onConflictDoUpdate({
+      target: schedules.name,
+      set: {
+        task: row.task,
+        expectedIntervalS: row.expectedIntervalS,
+        cron: row.cron,
+        source: row.source,
+        // Two collectors may both write: the latest arrival wins.
+        lastSeenAt: sql`greatest(${schedules.lastSeenAt}, excluded.last_seen_at)`,
+        nextDueAt: row.nextDueAt,
+        status: row.status,
+        updatedAt: row.updatedAt,
+      },
+    });
+}
+
+/**
+ * Of these task ids, those that may have run more than once: two task-started
+ * events, or signs of running from two different workers (either stream).
+ * The events primary key starts with task_id, so this is index lookups.
+ */
+export async function startedMoreThanOnce(database: Database, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await database.rows<{ task_id: string }>(sql`
+    select task_id from events
+    where task_id in (select json_array_elements_text(${JSON.stringify(ids)}::text::json))
+      and type in ('task-started', 'task-succeeded', 'task-failed', 'task-retried') and hostname <> ''
+    group by task_id
+    having count(*) filter (where type = 'task-started' and source = 'events') > 1 or count(distinct hostname) > 1`);
+  return rows.map((r) => r.task_id);
+}

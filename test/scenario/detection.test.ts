@@ -1,0 +1,180 @@
+/**
+ * Detection against the real thing: Debian's Celery 5.2 workers and Beat,
+ * redis-server, PostgreSQL, and Crisper as `crisper serve` runs it. Each
+ * scenario causes one silent failure and waits for its alert; the time to
+ * detect is printed (`[ttd]` lines). Time limits here are generous on
+ * purpose: the targets are measured, not asserted, so a busy machine passes.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type CeleryProcess, type LabSettings, sendTasks, startBeat, startWorker } from "../support/celery.ts";
+import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
+import { waitUntil } from "../support/processes.ts";
+import { type RedisServer, startRedis } from "../support/redis-server.ts";
+
+let redis: RedisServer;
+let pg: PostgresServer;
+let db = 0;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
+});
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  await Promise.all([redis?.stop(), pg?.stop()]);
+});
+
+/** A fresh Redis db, database and Crisper for one scenario. */
+async function scenario(env: Record<string, string> = {}, lab: Partial<LabSettings> = {}) {
+  db++;
+  const brokerUrl = `redis://127.0.0.1:${redis.port}/${db}`;
+  const resultBackend = `redis://127.0.0.1:${redis.port}/${db + 8}`;
+  const dataDir = mkdtempSync(join(tmpdir(), "crisper-scenario-"));
+  const crisper = await startCrisper({
+    BROKER_URL: brokerUrl,
+    RESULT_BACKEND_URL: resultBackend,
+    DATABASE_URL: await createDatabase(pg.url, `scenario${db}`),
+    DATA_DIR: dataDir,
+    ENABLE_EVENTS_INTERVAL_S: "1",
+    QUEUE_SAMPLE_INTERVAL_S: "1",
+    DETECT_INTERVAL_S: "0.5",
+    INSPECT_INTERVAL_S: "1",
+    ...env,
+  });
+  const workers: CeleryProcess[] = [];
+  cleanups.push(async () => {
+    for (const w of workers) await w.kill();
+    await crisper.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const settings: LabSettings = { brokerUrl, resultBackend, ...lab };
+  return {
+    crisper,
+    lab: settings,
+    async worker(hostname: string, opts: Partial<Parameters<typeof startWorker>[0]> = {}) {
+      const w = await startWorker({ ...settings, hostname, concurrency: 1, ...opts });
+      workers.push(w);
+      return w;
+    },
+    alerts: async (status = "all") => (await crisper.get(`/api/alerts?status=${status}&limit=500`)).body.alerts as any[],
+    task: async (id: string) => (await crisper.get(`/api/tasks/${id}`)).body,
+  };
+}
+
+/** Polls until an alert of `kind` for `subject` exists; returns seconds since `since`. */
+async function timeToAlert(s: Awaited<ReturnType<typeof scenario>>, kind: string, subject: string, since: number, timeoutMs = 60_000) {
+  let found: any;
+  await waitUntil(
+    async () => {
+      found = (await s.alerts()).find((a) => a.kind === kind && a.subject === subject);
+      return Boolean(found);
+    },
+    timeoutMs,
+    `${kind} alert for ${subject}`,
+    100,
+  );
+  const ttd = (performance.now() - since) / 1000;
+  console.log(`[ttd] ${kind}: ${ttd.toFixed(1)} s`);
+  return { alert: found, ttd };
+}
+
+const until = (what: string, check: () => Promise<boolean>, ms = 60_000) => waitUntil(check, ms, what, 200);
+
+describe("detection on real Celery", () => {
+  test("a worker SIGKILLed mid-task: worker_offline, task_lost, and its prefetched messages named", async () => {
+    const s = await scenario();
+    const w = await s.worker("victim@lab", { prefetchMultiplier: 4 });
+    const [running, ...prefetched] = await sendTasks(s.lab, [1, 2, 3].map(() => ({ task: "labapp.sleepy", args: [60] })));
+    await until("task started", async () => (await s.task(running as string))?.task?.state === "STARTED");
+    // The worker told us what it holds while all was well.
+    await until("reserved seen", async () => {
+      const v = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
+      return v?.reserved === 2;
+    });
+    expect((await s.alerts()).length).toBe(0);
+
+    const killedAt = performance.now();
+    await w.kill();
+    const lost = await timeToAlert(s, "task_lost", running as string, killedAt);
+    expect(lost.alert).toMatchObject({ status: "open", severity: "critical", details: { worker: "victim@lab", state: "STARTED" } });
+    const offline = (await s.alerts()).find((a) => a.kind === "worker_offline");
+    expect(offline).toMatchObject({ subject: "victim@lab", status: "open" });
+    const stranded = await timeToAlert(s, "prefetched_stranded", "victim@lab", killedAt);
+    expect([...stranded.alert.details.task_ids].sort()).toEqual([...prefetched].sort());
+    expect(stranded.alert.details.returns_at).not.toBeNull();
+    // The task carries its alert.
+    expect((await s.task(running as string)).task.alerts.map((a: any) => a.kind)).toEqual(["task_lost"]);
+
+    // The worker comes back: worker_offline resolves; the task stays lost.
+    const again = await s.worker("victim@lab", { prefetchMultiplier: 4 });
+    await until("worker_offline resolved", async () => (await s.alerts("open")).every((a) => a.kind !== "worker_offline"));
+    expect((await s.alerts("open")).some((a) => a.kind === "task_lost" && a.subject === running)).toBe(true);
+    await again.kill();
+  }, 180_000);
+
+  test("a task longer than the visibility timeout runs twice: risk first, then duplicate_execution naming both workers", async () => {
+    const s = await scenario({ BROKER_VISIBILITY_TIMEOUT: "4" }, { acksLate: true, visibilityTimeoutS: 4, prefetchMultiplier: 1 });
+    await s.worker("dup1@lab");
+    const [id] = await sendTasks(s.lab, [{ task: "labapp.sleepy", args: [14] }]);
+    await until("started on dup1", async () => (await s.task(id as string))?.task?.state === "STARTED");
+    const startedAt = performance.now();
+    const risk = await timeToAlert(s, "visibility_timeout_risk", id as string, startedAt);
+    expect(risk.alert.details).toMatchObject({ visibility_timeout_s: 4 });
+    // Past the timeout, a second worker starting up restores the message and runs it again.
+    await Bun.sleep(Math.max(0, 5000 - (performance.now() - startedAt)));
+    await s.worker("dup2@lab");
+    const secondStart = performance.now();
+    const dup = await timeToAlert(s, "duplicate_execution", id as string, secondStart);
+    expect([...dup.alert.details.workers].sort()).toEqual(["dup1@lab", "dup2@lab"]);
+    const t = (await s.task(id as string)).task;
+    expect(t.executions.map((x: any) => x.worker).sort()).toEqual(["dup1@lab", "dup2@lab"]);
+    expect(t.alerts.map((a: any) => a.kind)).toContain("duplicate_execution");
+    // Resolved once both runs have finished.
+    await until("duplicate resolved", async () => (await s.alerts()).find((a) => a.kind === "duplicate_execution")?.status === "resolved", 60_000);
+  }, 180_000);
+
+  test("Celery Beat killed: the learned schedule goes missing and beat_missed opens", async () => {
+    const s = await scenario();
+    await s.worker("beatw@lab");
+    const beat = await startBeat({ ...s.lab, beatIntervalS: 1 });
+    cleanups.push(() => beat.kill());
+    await until("schedule learned", async () => {
+      const sch = (await s.crisper.get("/api/schedules")).body.schedules.find((x: any) => x.task === "labapp.canary");
+      return sch?.source === "learned" && sch.status === "ok";
+    });
+    const sch = (await s.crisper.get("/api/schedules")).body.schedules.find((x: any) => x.task === "labapp.canary");
+    expect(sch.expected_interval_s).toBeGreaterThan(0.8);
+    expect(sch.expected_interval_s).toBeLessThan(1.2);
+    const killedAt = performance.now();
+    await beat.kill();
+    const missed = await timeToAlert(s, "beat_missed", "labapp.canary", killedAt);
+    console.log(`[ttd] beat_missed: ${(missed.ttd / sch.expected_interval_s).toFixed(1)} intervals`);
+    expect(missed.alert.details).toMatchObject({ task: "labapp.canary", source: "learned" });
+    // Beat back: the schedule is on time again and the alert resolves.
+    const back = await startBeat({ ...s.lab, beatIntervalS: 1 });
+    cleanups.push(() => back.kill());
+    await until("beat_missed resolved", async () => (await s.alerts("open")).every((a) => a.kind !== "beat_missed"));
+    await back.kill();
+  }, 180_000);
+
+  test("task events off and auto-enable off: events_disabled names the worker", async () => {
+    const s = await scenario({ ENABLE_EVENTS: "false", EVENTS_DISABLED_AFTER_S: "5" });
+    await s.worker("silent@lab");
+    const startedAt = performance.now();
+    // Keep it busy: its heartbeats' `processed` grows, but no task event comes.
+    const feeding = (async () => {
+      for (let i = 0; i < 12; i++) {
+        await sendTasks(s.lab, [{ task: "labapp.add", args: [i, i] }]);
+        await Bun.sleep(1000);
+      }
+    })();
+    const r = await timeToAlert(s, "events_disabled", "silent@lab", startedAt);
+    expect(r.alert.summary).toContain("enable_events");
+    await feeding;
+  }, 180_000);
+});

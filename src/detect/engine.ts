@@ -338,7 +338,7 @@ export function createDetector(o: EngineOptions) {
 
     const dead = new Set(workers.filter((w) => deathTime(w, now, config) !== null).map((w) => w.hostname));
     const longNames = new Set(
-      unfinished.filter((t) => t.state === "STARTED" && t.startedAt !== null && now - t.startedAt >= config.taskStallMinS && t.name).map((t) => t.name as string),
+      unfinished.filter((t) => t.state === "STARTED" && now - (t.startedAt ?? t.lastEventAt) >= config.taskStallMinS && t.name).map((t) => t.name as string),
     );
     const p99 = new Map<string, number>();
     for (const name of [...longNames].slice(0, 100)) {

@@ -191,17 +191,20 @@ export function detectStalled(
 ): AlertSpec[] {
   const out: AlertSpec[] = [];
   for (const t of unfinished) {
-    if (t.state !== "STARTED" || t.startedAt === null) continue;
+    if (t.state !== "STARTED") continue;
     // A task on a dead worker is lost, not stalled.
     if (t.worker && deadWorkers.has(t.worker)) continue;
+    // Started unseen (task events were off; the result backend said STARTED):
+    // time it from when Crisper heard of it, which can only be later.
+    const since = t.startedAt ?? t.lastEventAt;
     const th = stallThreshold(t.name, t.name ? (learnedP99.get(t.name) ?? null) : null, cfg);
-    const running = now - t.startedAt;
+    const running = now - since;
     if (running < th.seconds) continue;
     out.push({
       kind: "task_stalled",
       subject: t.id,
       summary: `${label(t)} has been STARTED on ${t.worker ?? "an unknown worker"} for ${Math.round(running)} s (threshold ${Math.round(th.seconds)} s, ${th.source}).`,
-      details: { task_id: t.id, name: t.name, worker: t.worker, started_at: iso(t.startedAt), running_s: Math.round(running), threshold_s: th.seconds, threshold_source: th.source },
+      details: { task_id: t.id, name: t.name, worker: t.worker, started_at: iso(since), running_s: Math.round(running), threshold_s: th.seconds, threshold_source: th.source },
     });
   }
   return out;

@@ -177,4 +177,26 @@ describe("detection on real Celery", () => {
     expect(r.alert.summary).toContain("enable_events");
     await feeding;
   }, 180_000);
+
+  test("a task STARTED past its configured threshold is stalled, and resolves when it finishes", async () => {
+    const s = await scenario({ TASK_STALL_THRESHOLDS: "labapp.sleepy=3" });
+    await s.worker("slow@lab");
+    const [id] = await sendTasks(s.lab, [{ task: "labapp.sleepy", args: [8] }]);
+    await until("started", async () => (await s.task(id as string))?.task?.state === "STARTED");
+    const startedAt = performance.now();
+    const r = await timeToAlert(s, "task_stalled", id as string, startedAt);
+    expect(r.alert.details).toMatchObject({ threshold_s: 3, threshold_source: "configured", worker: "slow@lab" });
+    await until("stall resolved", async () => (await s.alerts()).find((a) => a.kind === "task_stalled")?.status === "resolved");
+    expect((await s.task(id as string)).task.state).toBe("SUCCESS");
+  }, 120_000);
+
+  test("a queue past its configured depth opens queue_backlog, and resolves once drained", async () => {
+    const s = await scenario({ QUEUE_BACKLOG_DEPTH: "5" });
+    await sendTasks(s.lab, [1, 2, 3, 4, 5, 6].map((i) => ({ task: "labapp.add", args: [i, i], queue: "reports" })));
+    const sentAt = performance.now();
+    const r = await timeToAlert(s, "queue_backlog", "reports", sentAt);
+    expect(r.alert.details).toMatchObject({ queue: "reports", depth: 6, limit: 5, rule: "depth" });
+    await s.worker("drain@lab", { queues: ["reports"] });
+    await until("backlog resolved", async () => (await s.alerts()).find((a) => a.kind === "queue_backlog")?.status === "resolved");
+  }, 120_000);
 });

@@ -65,7 +65,10 @@ export const configSchema = z.object({
   BEAT_SCHEDULES: z
     .string()
     .default("")
-    .refine((v) => typeof parseDeclaredSchedules(v) !== "string", { message: "expected name=task@seconds entries separated by commas" })
+    .superRefine((v, ctx) => {
+      const r = parseDeclaredSchedules(v);
+      if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
+    })
     .transform((v) => parseDeclaredSchedules(v) as Schedule[]),
   QUEUE_BACKLOG_DEPTH: z.coerce.number().int().positive().optional(),
   QUEUE_BACKLOG_WINDOW_S: seconds(300),

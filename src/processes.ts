@@ -80,7 +80,6 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   const stops: (() => Promise<void>)[] = [];
   let collector: Collector | undefined;
   let url: string | undefined;
-
   let detector: Detector | undefined;
   if (parts.collect) {
     const startedAt = Date.now() / 1000;
@@ -100,10 +99,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
     });
     collector = c;
     if (silentSince !== null) c.recordGap({ from: silentSince, to: startedAt, reason: "Crisper's collector was not running" });
-    await c.start();
-    log.info(`collecting from ${redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
-    stops.push(() => c.stop());
-
+    // The detector exists before the first commit, so it sees every event.
     const d = createDetector({
       database,
       broker,
@@ -117,8 +113,12 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
       log: logger("detect"),
       gaps: () => c.gaps,
       streamUpSince: () => c.streamUpSince,
+      uncommittedSince: () => c.uncommittedSince,
     });
     detector = d;
+    await c.start();
+    log.info(`collecting from ${redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
+    stops.push(() => c.stop());
     d.start();
     stops.push(() => d.stop());
   }

@@ -98,7 +98,19 @@ export function workerJson(w: WorkerRow, now: number) {
     offline_at: live.status === "offline" ? (iso(w.offlineAt) ?? isoS(live.expiresAt)) : null,
     first_seen_at: iso(w.firstSeenAt),
     inspected_at: iso(w.inspectedAt),
+    // What the worker said it holds at inspected_at (`reserved`: prefetched, not started).
+    reserved_tasks: heldTasks(w.reservedTasks),
+    active_tasks: heldTasks(w.activeTasks),
   };
+}
+
+/** `{id, name}` of the tasks in a `reserved`/`active` reply (worker-supplied: bounded, strings only). */
+function heldTasks(list: unknown[] | null): { id: string; name: string | null }[] {
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, 200).flatMap((t) => {
+    const r = t as { id?: unknown; name?: unknown };
+    return typeof r?.id === "string" ? [{ id: r.id.slice(0, 255), name: typeof r.name === "string" ? r.name.slice(0, 255) : null }] : [];
+  });
 }
 
 export function queueJson(q: QueueRow) {

@@ -50,6 +50,11 @@ export class MessageBuffer<T> {
   }
 
   /** Takes up to `max` messages, oldest first. */
+  /** The oldest item still held, if any. */
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+
   take(max: number): T[] {
     const end = Math.min(this.items.length, this.head + max);
     const out = this.items.slice(this.head, end) as T[];

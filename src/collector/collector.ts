@@ -39,6 +39,11 @@ export interface Collector {
   readonly gaps: readonly StreamGap[];
   /** When the event stream last (re)connected; null while it is down. */
   readonly streamUpSince: number | null;
+  /**
+   * Arrival time of the oldest message not yet committed (buffered or being
+   * written), null when all caught up: the store is true up to this moment.
+   */
+  readonly uncommittedSince: number | null;
   /** Records a window in which nothing was collected (e.g. before this process started). */
   recordGap(g: StreamGap): void;
   readonly stats: { received: number; written: number; dropped: number; buffered: number };
@@ -47,8 +52,6 @@ export interface Collector {
 const MAX_KNOWN_QUEUES = 1000;
 const MAX_GAPS_KEPT = 100;
 const MAX_WRITES_IN_FLIGHT = 2;
-/** Only while batches flow: an idle collector allocates nothing to collect. */
-const FULL_GC_EVERY_MS = 10_000;
 
 export function createCollector(deps: {
   config: CollectorConfig;
@@ -153,7 +156,8 @@ export function createCollector(deps: {
    * matter.
    */
   const inFlight = new Set<Promise<void>>();
-  let lastFullGc = performance.now();
+  /** Oldest arrival in each batch being written. */
+  const inFlightSince = new Map<Promise<void>, number>();
   async function runWriter() {
     while (!stopping || buffer.size > 0) {
       if (buffer.size === 0) {
@@ -186,15 +190,10 @@ export function createCollector(deps: {
       ).then(() => {
         stats.written += messages.length;
         inFlight.delete(write);
+        inFlightSince.delete(write);
       });
       inFlight.add(write);
-      // JavaScriptCore lets the heap grow a long way between full
-      // collections; under a steady stream of short-lived batches, a full
-      // collection now and then keeps memory flat (see README, benchmarks).
-      if (performance.now() - lastFullGc > FULL_GC_EVERY_MS) {
-        lastFullGc = performance.now();
-        Bun.gc(true);
-      }
+      if (messages[0]) inFlightSince.set(write, messages[0].receivedAt);
       // Let the socket and the write make progress before taking more.
       await Bun.sleep(0);
     }
@@ -258,6 +257,11 @@ export function createCollector(deps: {
     gaps,
     get streamUpSince() {
       return streamUpSince;
+    },
+    get uncommittedSince() {
+      let oldest = buffer.peek()?.receivedAt ?? null;
+      for (const t of inFlightSince.values()) if (oldest === null || t < oldest) oldest = t;
+      return oldest;
     },
     recordGap,
     get stats() {

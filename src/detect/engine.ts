@@ -59,6 +59,8 @@ export interface EngineOptions {
   gaps: () => readonly StreamGap[];
   /** When the event stream last came up; null while it is down. */
   streamUpSince: () => number | null;
+  /** Arrival of the oldest event not yet in the store (the collector is behind); null when caught up. */
+  uncommittedSince?: () => number | null;
   onChanges?: (changes: AlertChanges) => void;
   now?: () => number;
 }
@@ -227,7 +229,7 @@ export function createDetector(o: EngineOptions) {
         name: s.name,
         task: s.task,
         expectedIntervalS: s.expectedIntervalS,
-        cron: null,
+        cron: s.cron ?? null,
         source: s.source,
         lastSeenAt: s.lastSeenAt ? new Date(s.lastSeenAt * 1000) : null,
         nextDueAt: nextDueAt ? new Date(nextDueAt * 1000) : null,
@@ -331,12 +333,16 @@ export function createDetector(o: EngineOptions) {
     let unacked: UnackedMessage[] | null = null;
     if (broker) unacked = await broker.unacked().catch(() => null);
 
-    const death = detectWorkerDeath(workers, unfinished, unacked, now, o.streamUpSince(), config);
+    // The store is true only up to the oldest event not yet written: judge
+    // heartbeats as of then, or a collector that falls behind under load
+    // would see every worker die.
+    const asOf = Math.min(now, o.uncommittedSince?.() ?? now);
+    const death = detectWorkerDeath(workers, unfinished, unacked, asOf, o.streamUpSince(), config);
     await sync("worker_offline", death.workerOffline, now);
     await sync("task_lost", death.taskLost, now);
     await sync("prefetched_stranded", death.prefetchedStranded, now);
 
-    const dead = new Set(workers.filter((w) => deathTime(w, now, config) !== null).map((w) => w.hostname));
+    const dead = new Set(workers.filter((w) => deathTime(w, asOf, config) !== null).map((w) => w.hostname));
     const longNames = new Set(
       unfinished.filter((t) => t.state === "STARTED" && now - (t.startedAt ?? t.lastEventAt) >= config.taskStallMinS && t.name).map((t) => t.name as string),
     );
@@ -345,7 +351,7 @@ export function createDetector(o: EngineOptions) {
       const r = (await recentRuntimes(database, name)).sort((a, b) => a - b);
       if (r.length >= 20) p99.set(name, r[Math.min(r.length - 1, Math.floor(r.length * 0.99))] as number);
     }
-    await sync("task_stalled", detectStalled(unfinished, p99, dead, now, config), now);
+    await sync("task_stalled", detectStalled(unfinished, p99, dead, asOf, config), now);
 
     if (unacked) {
       const risky = unacked.filter((u) => u.taskId && u.deliveredAt !== null && now - u.deliveredAt >= config.visibilityTimeoutS * config.visibilityRiskRatio);

@@ -4,6 +4,7 @@
  * arriving is overdue. Irregular traffic never qualifies. Pure functions.
  */
 import type { AlertSpec } from "../alerts/kinds.ts";
+import { type Cron, nextFire, parseCron } from "./cron.ts";
 
 /** Arrivals needed before an interval is trusted. */
 export const LEARN_MIN_ARRIVALS = 5;
@@ -15,7 +16,9 @@ export const LEARN_MIN_INTERVAL_S = 1;
 export interface Schedule {
   name: string;
   task: string;
-  expectedIntervalS: number;
+  /** Every so many seconds; or, for declared ones, a cron expression (UTC) instead. */
+  expectedIntervalS: number | null;
+  cron?: string | null;
   source: "configured" | "learned";
   lastSeenAt: number | null;
 }
@@ -38,12 +41,39 @@ export type ScheduleStatus = "ok" | "late" | "missed";
  * `late` once the next arrival is past due by the tolerance (a fraction of
  * the interval), `missed` once a whole interval beyond that has gone by too.
  */
+const parsed = new Map<string, Cron>();
+function cronOf(text: string): Cron {
+  let c = parsed.get(text);
+  if (!c) {
+    c = parseCron(text);
+    if (parsed.size < 1000) parsed.set(text, c);
+  }
+  return c;
+}
+
+/** When the run after `lastSeenAt` is due, and the length of one period there. */
+function due(s: Schedule, lastSeenAt: number): { nextDueAt: number; periodS: number } | null {
+  if (s.cron) {
+    const c = cronOf(s.cron);
+    const next = nextFire(c, lastSeenAt);
+    const after = next === null ? null : nextFire(c, next);
+    return next === null || after === null ? null : { nextDueAt: next, periodS: after - next };
+  }
+  if (!s.expectedIntervalS) return null;
+  return { nextDueAt: lastSeenAt + s.expectedIntervalS, periodS: s.expectedIntervalS };
+}
+
+/**
+ * `late` once the next arrival is past due by the tolerance (a fraction of
+ * the period), `missed` once a whole period beyond that has gone by too.
+ */
 export function scheduleStatus(s: Schedule, now: number, tolerance: number): { status: ScheduleStatus; nextDueAt: number | null } {
   if (s.lastSeenAt === null) return { status: "ok", nextDueAt: null };
-  const nextDueAt = s.lastSeenAt + s.expectedIntervalS;
-  const lateAt = nextDueAt + Math.max(1, s.expectedIntervalS * tolerance);
-  if (now < lateAt) return { status: "ok", nextDueAt };
-  return { status: now < lateAt + s.expectedIntervalS ? "late" : "missed", nextDueAt };
+  const d = due(s, s.lastSeenAt);
+  if (!d) return { status: "ok", nextDueAt: null };
+  const lateAt = d.nextDueAt + Math.max(1, d.periodS * tolerance);
+  if (now < lateAt) return { status: "ok", nextDueAt: d.nextDueAt };
+  return { status: now < lateAt + d.periodS ? "late" : "missed", nextDueAt: d.nextDueAt };
 }
 
 export function detectBeatMissed(schedules: readonly Schedule[], now: number, tolerance: number): AlertSpec[] {
@@ -52,19 +82,22 @@ export function detectBeatMissed(schedules: readonly Schedule[], now: number, to
     const { status, nextDueAt } = scheduleStatus(s, now, tolerance);
     if (status === "ok" || s.lastSeenAt === null) continue;
     const overdue = now - (nextDueAt as number);
+    const period = (due(s, s.lastSeenAt) as { periodS: number }).periodS;
+    const every = s.cron ? `cron ${s.cron} UTC` : `every ${fmtInterval(period)}`;
     out.push({
       kind: "beat_missed",
       subject: s.name,
-      summary: `Periodic task ${s.task} (every ${fmtInterval(s.expectedIntervalS)}, ${s.source}) last arrived ${Math.round(now - s.lastSeenAt)} s ago and is ${Math.round(overdue)} s overdue${status === "missed" ? ", a run missed" : ""}: is Celery Beat running?`,
+      summary: `Periodic task ${s.task} (${every}, ${s.source}) last arrived ${Math.round(now - s.lastSeenAt)} s ago and is ${Math.round(overdue)} s overdue${status === "missed" ? ", a run missed" : ""}: is Celery Beat running?`,
       details: {
         schedule: s.name,
         task: s.task,
         expected_interval_s: s.expectedIntervalS,
+        cron: s.cron ?? null,
         source: s.source,
         last_seen_at: new Date(s.lastSeenAt * 1000).toISOString(),
         next_due_at: new Date((nextDueAt as number) * 1000).toISOString(),
         status,
-        missed_runs: Math.floor(overdue / s.expectedIntervalS),
+        missed_runs: Math.floor(overdue / period) + 1,
       },
     });
   }
@@ -77,15 +110,29 @@ function fmtInterval(s: number): string {
   return `${Math.round(s / 3600)} h`;
 }
 
-/** `BEAT_SCHEDULES`: `name=task@seconds` entries separated by `;` or `,`. */
+/**
+ * `BEAT_SCHEDULES`: entries separated by `;`, each `name=task@seconds` or
+ * `name=task@cron(minute hour day month weekday)` (UTC).
+ */
 export function parseDeclaredSchedules(text: string): Schedule[] | string {
   const out: Schedule[] = [];
-  for (const part of text.split(/[;,]/).map((p) => p.trim()).filter(Boolean)) {
-    const m = /^([^=]+)=([^@]+)@(\d+(?:\.\d+)?)$/.exec(part);
-    if (!m) return `expected name=task@seconds, got ${JSON.stringify(part)}`;
+  for (const part of text.split(";").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=([^@]+)@(?:(\d+(?:\.\d+)?)|cron\(([^)]*)\))$/.exec(part);
+    if (!m) return `expected name=task@seconds or name=task@cron(expression), got ${JSON.stringify(part)}`;
+    const name = (m[1] as string).trim();
+    const task = (m[2] as string).trim();
+    if (m[4] !== undefined) {
+      try {
+        parseCron(m[4]);
+      } catch (e) {
+        return `${name}: ${(e as Error).message}`;
+      }
+      out.push({ name, task, expectedIntervalS: null, cron: m[4].trim(), source: "configured", lastSeenAt: null });
+      continue;
+    }
     const interval = Number(m[3]);
     if (!(interval > 0)) return `interval must be positive in ${JSON.stringify(part)}`;
-    out.push({ name: (m[1] as string).trim(), task: (m[2] as string).trim(), expectedIntervalS: interval, source: "configured", lastSeenAt: null });
+    out.push({ name, task, expectedIntervalS: interval, cron: null, source: "configured", lastSeenAt: null });
   }
   return out;
 }

@@ -96,6 +96,9 @@ describe("detection on real Celery", () => {
       const v = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
       return v?.reserved === 2;
     });
+    const held = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
+    expect(held.reserved_tasks.map((t: any) => t.id).sort()).toEqual([...prefetched].sort());
+    expect(held.active_tasks.map((t: any) => t.id)).toEqual([running]);
     expect((await s.alerts()).length).toBe(0);
 
     const killedAt = performance.now();

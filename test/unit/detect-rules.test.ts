@@ -14,6 +14,7 @@ import {
   type TaskView,
   type WorkerView,
 } from "../../src/detect/rules.ts";
+import { nextFire, parseCron } from "../../src/detect/cron.ts";
 import { detectBeatMissed, learnInterval, parseDeclaredSchedules, scheduleStatus } from "../../src/detect/schedules.ts";
 import { duplicateRuns } from "../../src/state/executions.ts";
 import { taskPatchesFromEvents } from "../../src/state/task-patch.ts";
@@ -160,16 +161,31 @@ describe("Beat schedules", () => {
     expect(scheduleStatus(s, T0 + 21, 1).status).toBe("late");
     expect(scheduleStatus(s, T0 + 31, 1).status).toBe("missed");
     expect(detectBeatMissed([s], T0 + 19, 1)).toEqual([]);
-    expect(detectBeatMissed([s], T0 + 21, 1)[0]?.details).toMatchObject({ status: "late", missed_runs: 1 });
-    expect(detectBeatMissed([s], T0 + 31, 1)[0]).toMatchObject({ kind: "beat_missed", subject: "canary", details: { missed_runs: 2 } });
+    expect(detectBeatMissed([s], T0 + 21, 1)[0]?.details).toMatchObject({ status: "late", missed_runs: 2 });
+    expect(detectBeatMissed([s], T0 + 31, 1)[0]).toMatchObject({ kind: "beat_missed", subject: "canary", details: { missed_runs: 3, status: "missed" } });
   });
 
   test("declared schedules parse, and bad ones say why", () => {
-    expect(parseDeclaredSchedules("nightly=app.report@86400, ping=app.ping@30")).toEqual([
-      { name: "nightly", task: "app.report", expectedIntervalS: 86400, source: "configured", lastSeenAt: null },
-      { name: "ping", task: "app.ping", expectedIntervalS: 30, source: "configured", lastSeenAt: null },
+    expect(parseDeclaredSchedules("nightly=app.report@cron(0 3 * * 1-5); ping=app.ping@30")).toEqual([
+      { name: "nightly", task: "app.report", expectedIntervalS: null, cron: "0 3 * * 1-5", source: "configured", lastSeenAt: null },
+      { name: "ping", task: "app.ping", expectedIntervalS: 30, cron: null, source: "configured", lastSeenAt: null },
     ]);
     expect(parseDeclaredSchedules("nightly=app.report")).toContain("expected name=task@seconds");
+    expect(parseDeclaredSchedules("bad=app.x@cron(61 * * * *)")).toContain("outside 0-59");
+  });
+
+  test("a cron schedule is due at its next firing, late a tolerance later", () => {
+    // Weekdays at 03:00 UTC. Friday 2026-11-27 03:00:20 the run arrived; next is Monday 03:00.
+    const friday = Date.UTC(2026, 10, 27, 3, 0, 20) / 1000;
+    const monday = Date.UTC(2026, 10, 30, 3, 0) / 1000;
+    expect(nextFire(parseCron("0 3 * * 1-5"), friday)).toBe(monday);
+    expect(nextFire(parseCron("*/15 * * * *"), Date.UTC(2026, 0, 1, 10, 7) / 1000)).toBe(Date.UTC(2026, 0, 1, 10, 15) / 1000);
+    expect(nextFire(parseCron("0 0 29 2 *"), Date.UTC(2026, 0, 1) / 1000)).toBe(Date.UTC(2028, 1, 29) / 1000);
+    const s = { name: "nightly", task: "app.report", expectedIntervalS: null, cron: "0 3 * * 1-5", source: "configured" as const, lastSeenAt: friday };
+    // Monday's period is one day (to Tuesday 03:00); tolerance 0.1 → late from 05:24.
+    expect(scheduleStatus(s, monday + 3600, 0.1).status).toBe("ok");
+    expect(scheduleStatus(s, monday + 3 * 3600, 0.1).status).toBe("late");
+    expect(detectBeatMissed([s], monday + 3 * 3600, 0.1)[0]?.summary).toContain("cron 0 3 * * 1-5 UTC");
   });
 });
 

@@ -115,7 +115,9 @@ export async function startedMoreThanOnce(database: Database, ids: readonly stri
   if (ids.length === 0) return [];
   const rows = await database.rows<{ task_id: string }>(sql`
     select task_id from events
-    where task_id in (select json_array_elements_text(${JSON.stringify(ids)}::text::json))
+    -- = any(array(...)), not in (select ...): the planner then walks the
+    -- primary key per id instead of joining against the whole table.
+    where task_id = any(array(select json_array_elements_text(${JSON.stringify(ids)}::text::json)))
       and type in ('task-started', 'task-succeeded', 'task-failed', 'task-retried') and hostname <> ''
     group by task_id
     having count(*) filter (where type = 'task-started' and source = 'events') > 1 or count(distinct hostname) > 1`);

@@ -56,7 +56,19 @@ async function silenceBeforeStart(database: Database, now: number): Promise<numb
 
 export async function openStore(config: Config, log: Logger): Promise<Database> {
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
-  const { applied } = await migrate(database);
+  // PostgreSQL may come up after Crisper (containers start in any order):
+  // wait for it rather than exit, saying so once.
+  let applied: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      applied = (await migrate(database)).applied;
+      break;
+    } catch (e) {
+      if (database.kind === "pglite") throw e;
+      if (attempt === 1) log.warn(`database not ready (${(e as Error).message}); retrying every 2 s`);
+      await Bun.sleep(2000);
+    }
+  }
   log.info(
     `${database.kind === "pglite" ? `embedded database in ${config.DATA_DIR}` : `PostgreSQL ${redact(config.DATABASE_URL ?? "")}`}` +
       (applied.length ? `; applied migrations ${applied.join(", ")}` : ""),

@@ -33,6 +33,8 @@ export interface RedisBrokerOptions {
 /** Past this many unacked messages, per-queue unacked counts come from a sample. */
 const MAX_UNACKED_SCANNED = 50_000;
 const MAX_QUEUES_SAMPLED = 1000;
+/** How long subscribe() waits for the broker before returning and retrying in the background. */
+const SUBSCRIBE_WAIT_MS = 3000;
 
 const now = () => Date.now() / 1000;
 /** Much faster than Buffer#toString for ASCII (measured); invalid UTF-8 becomes U+FFFD. */
@@ -45,12 +47,17 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
   const { log } = opts;
   const prefix = opts.globalKeyprefix ?? "";
   const broker = parseRedisUrl(opts.brokerUrl);
+  // lazyConnect: connections open on their first command, so an unused one
+  // (the result backend's, without RESULT_BACKEND_URL) never does.
   const base: RedisOptions = { retryStrategy, lazyConnect: true };
 
   // Commands fail after one reconnect attempt so /readyz and sampling report an
   // outage promptly instead of queueing behind it.
   const commands = new Redis(broker.url, { ...base, maxRetriesPerRequest: 1, connectionName: "crisper" });
-  commands.on("error", (e) => log.once(`redis-commands:${e.message}`, `broker connection: ${e.message}`));
+  commands.on("error", (e) => {
+    lastErrors.set(commands, e.message);
+    log.once(`redis-commands:${e.message}`, `broker connection: ${e.message}`);
+  });
   let resultCommands: Redis | null = null;
   const subscribers: Redis[] = [];
   /** Set by close(): the drops that follow are ours, not outages. */
@@ -62,7 +69,11 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
     if (!opts.resultBackendUrl) return null;
     if (!resultCommands) {
       resultCommands = new Redis(opts.resultBackendUrl, { ...base, maxRetriesPerRequest: 1, connectionName: "crisper-results" });
-      resultCommands.on("error", (e) => log.once(`redis-results:${e.message}`, `result backend connection: ${e.message}`));
+      const rc = resultCommands;
+      rc.on("error", (e) => {
+        lastErrors.set(rc, e.message);
+        log.once(`redis-results:${e.message}`, `result backend connection: ${e.message}`);
+      });
     }
     return resultCommands;
   }
@@ -87,6 +98,7 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
     });
     sub.on("error", (e: Error) => {
       lastError = e.message;
+      if (!connected) log.once(`unreachable:${stream}:${e.message}`, `${stream === "events" ? "broker" : "result backend"} unreachable (${e.message}); retrying`);
     });
     sub.on("ready", () => {
       if (!connected) {
@@ -160,10 +172,14 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
         };
         subs.push(psubscribe(opts.resultBackendUrl, "celery-task-meta-*", "result-backend", onMessage, resultLog));
       }
+      // A broker that is down at start is an outage like any other: ioredis
+      // keeps reconnecting and subscribes once it can (the command waits in
+      // its offline queue); meanwhile /readyz says the broker is unreachable.
       await Promise.all(
         subs.map(async (sub, i) => {
-          await sub.connect();
-          await sub.psubscribe(i === 0 ? `${escapeGlob(prefix)}/${broker.db}.celeryev/*` : "celery-task-meta-*");
+          const subscribed = sub.psubscribe(i === 0 ? `${escapeGlob(prefix)}/${broker.db}.celeryev/*` : "celery-task-meta-*");
+          subscribed.catch(() => {});
+          await Promise.race([subscribed, Bun.sleep(SUBSCRIBE_WAIT_MS)]);
         }),
       );
       return {
@@ -327,8 +343,23 @@ function parseUnacked(tag: string, raw: string, delivered: Map<string, number>, 
   return out;
 }
 
+/** Last connection error per client, for a plain "unreachable" message. */
+const lastErrors = new WeakMap<Redis, string>();
+
+/**
+ * Fails fast, with the reason, while a client is reconnecting: a command
+ * would otherwise wait out ioredis's retries and fail with a message about
+ * its settings.
+ */
 async function ensureConnected(r: Redis) {
-  if (r.status === "wait") await r.connect();
+  if (r.status === "wait") {
+    try {
+      await r.connect();
+    } catch (e) {
+      throw new Error(`unreachable (${lastErrors.get(r) ?? (e as Error).message})`);
+    }
+  }
+  if (r.status !== "ready" && r.status !== "connect") throw new Error(`unreachable (${lastErrors.get(r) ?? r.status})`);
 }
 
 async function quit(r: Redis) {

@@ -1,6 +1,6 @@
 /**
  * Celery-shaped event traffic for benchmarks, built like the real captures
- * (../shared/fixtures): kombu JSON envelopes with base64 bodies; producers'
+ * (test/fixtures/captures): kombu JSON envelopes with base64 bodies; producers'
  * task-sent one per message on `task.sent`; workers' task events batched as
  * JSON lists on `task.multi`; heartbeats on `worker.heartbeat`.
  */

@@ -119,3 +119,13 @@ export async function alertsForSubject(database: Database, subject: string): Pro
   return listAlerts(database, { status: "all", subject, limit: 100 });
 }
 
+
+/** Of these subjects, those that ever had an alert of this kind (open or resolved). */
+export async function subjectsWithAlert(database: Database, kind: AlertKind, subjects: readonly string[]): Promise<Set<string>> {
+  if (subjects.length === 0) return new Set();
+  const rows = await database.db
+    .selectDistinct({ subject: alerts.subject })
+    .from(alerts)
+    .where(and(eq(alerts.kind, kind), inArray(alerts.subject, [...subjects])));
+  return new Set(rows.map((r) => r.subject));
+}

@@ -9,7 +9,7 @@ import type { CeleryEvent } from "../celery/event.ts";
 import { decodeResultMeta } from "../celery/result-meta.ts";
 import { READY_STATES } from "../celery/states.ts";
 import type { AlertChanges } from "../alerts/store.ts";
-import { openAlerts, resolveAlert, syncAlerts } from "../alerts/store.ts";
+import { openAlerts, resolveAlert, subjectsWithAlert, syncAlerts } from "../alerts/store.ts";
 import type { AlertKind, AlertSpec } from "../alerts/kinds.ts";
 import type { StreamGap } from "../collector/collector.ts";
 import { buildBatch } from "../collector/batch.ts";
@@ -177,7 +177,12 @@ export function createDetector(o: EngineOptions) {
       }
     }
     // Opened when seen; resolved once the task has finished (every run ended).
-    await sync("duplicate_execution", found, now, { resolveMissing: false });
+    // A duplicate is a fact about a task that happened once: later events of
+    // the same task must not open it again.
+    const known = await subjectsWithAlert(database, "duplicate_execution", found.map((f) => f.subject));
+    const fresh = found.filter((f) => !known.has(f.subject));
+    const stillOpen = (await openAlerts(database, "duplicate_execution")).map((a) => a.subject);
+    await sync("duplicate_execution", [...fresh, ...found.filter((f) => stillOpen.includes(f.subject))], now, { resolveMissing: false });
     const open = await openAlerts(database, "duplicate_execution");
     const states = await taskStates(database, open.map((a) => a.subject));
     for (const a of open) {

@@ -359,7 +359,21 @@ async function ensureConnected(r: Redis) {
       throw new Error(`unreachable (${lastErrors.get(r) ?? (e as Error).message})`);
     }
   }
-  if (r.status !== "ready" && r.status !== "connect") throw new Error(`unreachable (${lastErrors.get(r) ?? r.status})`);
+  if (r.status === "connecting" || r.status === "connect") {
+    // Mid-handshake: worth a short wait, not an error.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        r.off("ready", done);
+        r.off("close", done);
+        resolve();
+      };
+      const timer = setTimeout(done, 2000);
+      r.once("ready", done);
+      r.once("close", done);
+    });
+  }
+  if (r.status !== "ready") throw new Error(`unreachable (${lastErrors.get(r) ?? r.status})`);
 }
 
 async function quit(r: Redis) {

@@ -10,6 +10,7 @@ import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
+import { createLiveHub } from "./web/live.ts";
 import { type Detector, createDetector } from "./detect/engine.ts";
 import type { DetectConfig } from "./detect/rules.ts";
 import { sql } from "./store/database.ts";
@@ -93,6 +94,10 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   let collector: Collector | undefined;
   let url: string | undefined;
   let detector: Detector | undefined;
+  // Live page updates come from this process's collector and detectors
+  // (a web-only process serves pages without them, for now).
+  const live = parts.web ? createLiveHub() : undefined;
+  if (live) stops.push(async () => live.close());
   if (parts.collect) {
     const startedAt = Date.now() / 1000;
     const silentSince = await silenceBeforeStart(database, startedAt);
@@ -107,7 +112,10 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
       database,
       broker,
       log: logger("collector"),
-      onCommitted: (events) => detector?.observe(events),
+      onCommitted: (events) => {
+        detector?.observe(events);
+        live?.notify("tasks");
+      },
     });
     collector = c;
     if (silentSince !== null) c.recordGap({ from: silentSince, to: startedAt, reason: "Crisper's collector was not running" });
@@ -126,6 +134,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
       gaps: () => c.gaps,
       streamUpSince: () => c.streamUpSince,
       uncommittedSince: () => c.uncommittedSince,
+      onChanges: () => live?.notify("alerts"),
     });
     detector = d;
     await c.start();
@@ -136,7 +145,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   }
 
   if (parts.web) {
-    const app = createApp({ database, broker, log: logger("web") });
+    const app = createApp({ database, broker, live, log: logger("web") });
     const server = Bun.serve({
       hostname: config.HOST,
       port: config.PORT,

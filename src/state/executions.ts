@@ -59,7 +59,12 @@ export function executionsFromEvents(events: readonly ExecutionEvent[]): Executi
         retries = typeof e.fields.retries === "number" ? e.fields.retries : retries;
         open(state).receivedAt = e.timestamp;
       } else if (e.type === "task-started") {
-        const x = lastRun((r) => r.startedAt === null && r.finishedAt === null) ?? open(state);
+        const open_ = lastRun((r) => r.startedAt === null && r.finishedAt === null);
+        // The result backend's STARTED is dated when Crisper received it, which
+        // can be after that run's end: it belongs to the run that ended.
+        const ended = e.source !== "events" ? lastRun((r) => r.startedAt === null && r.retries === retries) : undefined;
+        const x = open_ ?? ended ?? open(state);
+        if (x === ended) continue;
         x.startedAt = e.timestamp;
         x.state = state;
       } else {

@@ -1,5 +1,5 @@
 /**
- * The web server's Hono app: API, health, (pages and Slack mount here too).
+ * The web server's Hono app: API, health, metrics, pages (Slack mounts here too).
  */
 import { Hono } from "hono";
 import { HttpError } from "../api/http-error.ts";
@@ -7,10 +7,13 @@ import { createMetricsRoutes } from "../api/metrics.ts";
 import { type ApiDeps, createApiRoutes, createHealthRoutes } from "../api/routes.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
+import type { LiveHub } from "./live.ts";
+import { createPageRoutes } from "./pages.tsx";
 
 export interface AppDeps extends ApiDeps {
   broker?: BrokerPort;
   log: Logger;
+  live?: LiveHub;
 }
 
 export function createApp(deps: AppDeps) {
@@ -18,6 +21,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", createHealthRoutes(deps));
   app.route("/", createMetricsRoutes(deps));
   app.route("/api", createApiRoutes(deps));
+  app.route("/", createPageRoutes(deps));
   app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json({ error: err.message, ...err.extra }, err.status);

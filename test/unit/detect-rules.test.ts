@@ -16,7 +16,7 @@ import {
 } from "../../src/detect/rules.ts";
 import { nextFire, parseCron } from "../../src/detect/cron.ts";
 import { detectBeatMissed, learnInterval, parseDeclaredSchedules, scheduleStatus } from "../../src/detect/schedules.ts";
-import { duplicateRuns } from "../../src/state/executions.ts";
+import { duplicateRuns, executionsFromEvents } from "../../src/state/executions.ts";
 import { taskPatchesFromEvents } from "../../src/state/task-patch.ts";
 import { workerPatchesFromEvents } from "../../src/state/worker.ts";
 import { captureMessages, readCapture } from "../fixtures/captures.ts";
@@ -240,5 +240,14 @@ describe("duplicate runs", () => {
     // The calm run's flaky task: attempt 0 seen only in the result backend, attempt 1's
     // task-received missed, attempt 2 complete. Not a duplicate.
     expect(duplicateRuns([{ ...run("calm2", null, 5, 6), state: "RETRY" }, run("calm1", 2, 9, 10)])).toBeNull();
+  });
+});
+
+describe("executions from the result backend alone", () => {
+  test("a STARTED record received after the SUCCESS one is the same run, not a second", () => {
+    const ev = (type: string, timestamp: number) => ({ type, hostname: "w@lab", timestamp, source: "result-backend", fields: { retries: 0 } });
+    const runs = executionsFromEvents([ev("task-succeeded", 10.0), ev("task-started", 10.05)]);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ worker: "w@lab", state: "SUCCESS", finishedAt: 10.0 });
   });
 });

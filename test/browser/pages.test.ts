@@ -1,0 +1,129 @@
+/**
+ * The pages in a real headless Chromium (Debian's, through playwright-core),
+ * against Crisper watching real Celery workers: every page loads without
+ * script errors, hostile task data shows as text and runs nothing, the
+ * search form narrows the list and puts the query in the URL, and a task
+ * sent after the page opened appears without a reload. Screenshots land in
+ * test-results/screens/ for a person to look at.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
+import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import { waitUntil } from "../support/processes.ts";
+import { type RedisServer, startRedis } from "../support/redis-server.ts";
+
+const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screens");
+const XSS = `<img src=x onerror=alert(1)> <script>alert(2)</script> naïve`;
+let redis: RedisServer;
+let crisper: CrisperUnderTest;
+let worker: CeleryProcess;
+let browser: Browser;
+let dataDir: string;
+let lab: { brokerUrl: string; resultBackend: string };
+const ids: Record<string, string> = {};
+
+beforeAll(async () => {
+  mkdirSync(SCREENS, { recursive: true });
+  redis = await startRedis();
+  dataDir = mkdtempSync(join(tmpdir(), "crisper-pages-"));
+  lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
+  crisper = await startCrisper({ BROKER_URL: lab.brokerUrl, RESULT_BACKEND_URL: lab.resultBackend, DATA_DIR: dataDir, ENABLE_EVENTS_INTERVAL_S: "1" });
+  worker = await startWorker({ ...lab, hostname: "pages@lab", concurrency: 2 });
+  const [echo, add, boom] = await sendTasks(lab, [
+    { task: "labapp.echo", args: [XSS] },
+    { task: "labapp.add", args: [2, 3] },
+    { task: "labapp.boom", args: ["card declined"] },
+  ]);
+  Object.assign(ids, { echo, add, boom });
+  for (const id of [echo, add, boom]) {
+    await waitUntil(async () => ["SUCCESS", "FAILURE"].includes((await crisper.get(`/api/tasks/${id}`)).body?.task?.state), 60_000, `task ${id}`, 200);
+  }
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.kill();
+  await crisper?.stop();
+  await redis?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** A page that records script errors and dialogs (an XSS would open one). */
+async function open(path: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  const dialogs: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  await page.goto(crisper.url + path, { waitUntil: "load" });
+  return { page, errors, dialogs };
+}
+
+describe("pages in Chromium", () => {
+  test("every page loads without script errors", async () => {
+    for (const [path, name, heading] of [
+      ["/", "overview", "Overview"],
+      ["/tasks", "tasks", "Tasks"],
+      [`/tasks/${ids.boom}`, "task-failed", "labapp.boom"],
+      ["/alerts?status=all", "alerts", "Alerts"],
+      ["/tasks/never-seen-id", "task-never-seen", "Crisper has never seen this task"],
+    ] as const) {
+      const { page, errors } = await open(path);
+      expect(await page.locator("h1").first().innerText()).toContain(heading);
+      await page.screenshot({ path: join(SCREENS, `${name}.png`), fullPage: true });
+      // The never-seen page is a 404 on purpose; Chromium logs the document's status.
+      expect(errors.filter((e) => !(name === "task-never-seen" && e.includes("404")))).toEqual([]);
+      await page.close();
+    }
+  }, 120_000);
+
+  test("hostile arguments and results show as text and run nothing", async () => {
+    const { page, errors, dialogs } = await open(`/tasks/${ids.echo}`);
+    const text = await page.locator("main").innerText();
+    expect(text).toContain("<img src=x onerror=alert(1)>");
+    expect(text).toContain("<script>alert(2)</script>");
+    expect(await page.locator("main img").count()).toBe(0);
+    expect(await page.locator("main script").count()).toBe(0);
+    await page.screenshot({ path: join(SCREENS, "task-hostile.png"), fullPage: true });
+    await Bun.sleep(500);
+    expect(dialogs).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("the search form narrows the list and the URL carries the query", async () => {
+    const { page, errors } = await open("/tasks");
+    expect(await page.locator("#task-rows tr[data-task-id]").count()).toBeGreaterThanOrEqual(3);
+    await page.fill("input[name=name]", "labapp.echo");
+    await page.click("form.filters button");
+    await page.waitForURL(/name=labapp\.echo/);
+    await waitUntil(async () => (await page.locator("#task-rows tr[data-task-id]").count()) === 1, 10_000, "narrowed list");
+    expect(await page.locator("#task-rows tr[data-task-id]").first().getAttribute("data-task-id")).toBe(ids.echo as string);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("a task sent after the page opened appears without a reload", async () => {
+    const { page, errors } = await open("/tasks");
+    let navigations = 0;
+    page.on("framenavigated", () => navigations++);
+    await Bun.sleep(500);
+    const [fresh] = await sendTasks(lab, [{ task: "labapp.add", args: [40, 2] }]);
+    await page.locator(`#task-rows tr[data-task-id="${fresh}"]`).waitFor({ timeout: 30_000 });
+    expect(navigations).toBe(0);
+    await page.screenshot({ path: join(SCREENS, "tasks-live.png"), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+});

@@ -1,0 +1,38 @@
+/** Alerts, open and resolved, filtered by status and kind through the query string. */
+import type { alertJson } from "../src/api/serialize.ts";
+import { ALERT_KINDS } from "../src/alerts/kinds.ts";
+import { Alerts } from "./task.tsx";
+
+type AlertView = ReturnType<typeof alertJson>;
+
+export function AlertsPage(props: { alerts: AlertView[]; status: string; kind: string; now: number }) {
+  return (
+    <>
+      <h1>Alerts</h1>
+      <form class="filters" method="get" action="/alerts" hx-get="/alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML" hx-push-url="true">
+        <label>
+          Status
+          <select name="status">
+            {["open", "resolved", "all"].map((s) => (
+              <option value={s} selected={s === props.status}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Kind
+          <select name="kind">
+            {["", ...Object.keys(ALERT_KINDS)].map((k) => (
+              <option value={k} selected={k === props.kind}>{k || "any"}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Show</button>
+      </form>
+      <div hx-ext="sse" sse-connect="/live">
+        <div hx-get={`/alerts?status=${props.status}&kind=${props.kind}`} hx-trigger="sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+          {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : <p class="muted">No {props.status === "all" ? "" : props.status} alerts.</p>}
+        </div>
+      </div>
+    </>
+  );
+}

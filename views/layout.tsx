@@ -1,0 +1,74 @@
+/**
+ * The page shell: navigation, styles, htmx and its SSE extension. Every page
+ * renders whole without JavaScript; with it, hx-boost turns links and forms
+ * into fragment swaps that push the URL.
+ */
+import type { Child } from "hono/jsx";
+import { raw } from "hono/html";
+
+const NAV = [
+  ["/", "Overview"],
+  ["/tasks", "Tasks"],
+  ["/alerts", "Alerts"],
+] as const;
+
+const CSS = `
+:root { --fg:#1d2330; --muted:#667085; --line:#e4e7ec; --bg:#f8f9fb; --card:#fff; --accent:#2f5bd3;
+  --ok:#137a3f; --fail:#b42318; --warn:#b54708; --run:#175cd3; --idle:#667085; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
+header { display:flex; gap:24px; align-items:center; padding:10px 24px; background:#101828; color:#fff; }
+header .brand { font-weight:700; letter-spacing:.3px; }
+header a { color:#d0d5dd; text-decoration:none; } header a.here, header a:hover { color:#fff; }
+main { padding:20px 24px; max-width:1280px; }
+h1 { font-size:20px; margin:0 0 14px; } h2 { font-size:15px; margin:22px 0 8px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin-bottom:16px; }
+table { width:100%; border-collapse:collapse; background:var(--card); }
+th, td { text-align:left; padding:7px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-size:12px; text-transform:uppercase; letter-spacing:.4px; color:var(--muted); font-weight:600; }
+td.mono, .mono, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12.5px; }
+pre { white-space:pre-wrap; word-break:break-word; background:#0f1420; color:#e6e8ee; padding:12px; border-radius:6px; margin:0; }
+a { color:var(--accent); }
+.muted { color:var(--muted); }
+.state { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; }
+.state.SUCCESS { background:var(--ok); } .state.FAILURE, .state.REJECTED { background:var(--fail); }
+.state.STARTED, .state.RECEIVED { background:var(--run); } .state.RETRY { background:var(--warn); }
+.state.REVOKED { background:#475467; } .state.PENDING { background:var(--idle); }
+.sev.critical { color:var(--fail); font-weight:600; } .sev.warning { color:var(--warn); font-weight:600; }
+form.filters { display:flex; flex-wrap:wrap; gap:8px; align-items:end; margin-bottom:14px; }
+form.filters label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); gap:2px; }
+input, select, button { font:inherit; padding:5px 8px; border:1px solid #d0d5dd; border-radius:6px; background:#fff; }
+button { background:var(--accent); color:#fff; border-color:var(--accent); cursor:pointer; }
+dl.facts { display:grid; grid-template-columns: 150px 1fr; gap:6px 12px; margin:0; }
+dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-word; }
+.grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap:12px; }
+.stat .n { font-size:24px; font-weight:700; } .stat .l { color:var(--muted); font-size:12px; }
+.live { font-size:12px; color:var(--muted); }
+`;
+
+export function Layout(props: { title: string; path: string; children: Child }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{props.title} · Crisper</title>
+        <link rel="icon" href="data:," />
+        <style>{raw(CSS)}</style>
+        <script src="/assets/htmx.min.js" defer></script>
+        <script src="/assets/sse.min.js" defer></script>
+      </head>
+      <body hx-boost="true">
+        <header>
+          <span class="brand">Crisper</span>
+          {NAV.map(([href, label]) => (
+            <a href={href} class={props.path === href || (href !== "/" && props.path.startsWith(href)) ? "here" : ""}>
+              {label}
+            </a>
+          ))}
+        </header>
+        <main id="main">{props.children}</main>
+      </body>
+    </html>
+  );
+}

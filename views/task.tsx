@@ -1,0 +1,129 @@
+/** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
+import type { alertJson, eventJson, taskJson } from "../src/api/serialize.ts";
+import { duration, State, When } from "./format.tsx";
+
+type TaskView = ReturnType<typeof taskJson>;
+type EventView = ReturnType<typeof eventJson>;
+type AlertView = ReturnType<typeof alertJson>;
+
+export function TaskPage(props: { task: TaskView; events: EventView[]; now: number }) {
+  const t = props.task;
+  return (
+    <>
+      <h1>
+        <State state={t.state} /> {t.name ?? "(unnamed task)"}
+      </h1>
+      <p class="mono muted">{t.id}</p>
+      {t.alerts.length ? <Alerts alerts={t.alerts as AlertView[]} now={props.now} /> : null}
+      <div class="card">
+        <dl class="facts">
+          <dt>Worker</dt>
+          <dd>{t.worker ?? "—"}</dd>
+          <dt>Queue</dt>
+          <dd>{t.queue ?? "—"}</dd>
+          <dt>Retries</dt>
+          <dd>{t.retries ?? 0}</dd>
+          <dt>Sent</dt>
+          <dd><When iso={t.sent_at} now={props.now} /></dd>
+          <dt>Queued for</dt>
+          <dd>{duration(t.sent_at, t.started_at) ?? "—"}</dd>
+          <dt>Ran for</dt>
+          <dd>{t.runtime_s !== null ? `${t.runtime_s.toFixed(3)} s` : (duration(t.started_at, t.finished_at) ?? "—")}</dd>
+          <dt>Finished</dt>
+          <dd><When iso={t.finished_at} now={props.now} /></dd>
+          <dt>Parent / root</dt>
+          <dd class="mono">
+            {t.parent_id ? <a href={`/tasks/${encodeURIComponent(t.parent_id)}`}>{t.parent_id}</a> : "—"} /{" "}
+            {t.root_id && t.root_id !== t.id ? <a href={`/tasks/${encodeURIComponent(t.root_id)}`}>{t.root_id}</a> : "itself"}
+          </dd>
+        </dl>
+      </div>
+      <h2>Arguments</h2>
+      <pre>{`args:   ${t.args ?? "—"}\nkwargs: ${t.kwargs ?? "—"}`}</pre>
+      {t.result !== null ? (
+        <>
+          <h2>Result</h2>
+          <pre>{t.result}</pre>
+        </>
+      ) : null}
+      {t.exception !== null ? (
+        <>
+          <h2>Exception</h2>
+          <pre>{t.exception}</pre>
+        </>
+      ) : null}
+      {t.traceback ? (
+        <>
+          <h2>Traceback</h2>
+          <pre>{t.traceback}</pre>
+        </>
+      ) : null}
+      <h2>Executions {t.executions.length > 1 ? <span class="sev warning">({t.executions.length} runs)</span> : null}</h2>
+      <table>
+        <thead>
+          <tr><th>Worker</th><th>Retries</th><th>Received</th><th>Started</th><th>Finished</th><th>State</th></tr>
+        </thead>
+        <tbody>
+          {t.executions.map((x) => (
+            <tr>
+              <td>{x.worker}</td>
+              <td>{x.retries ?? "?"}</td>
+              <td><When iso={x.received_at} now={props.now} /></td>
+              <td><When iso={x.started_at} now={props.now} /></td>
+              <td><When iso={x.finished_at} now={props.now} /></td>
+              <td><State state={x.state} /></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Timeline</h2>
+      <table>
+        <thead>
+          <tr><th>Event</th><th>From</th><th>At</th><th>After previous</th><th>Source</th></tr>
+        </thead>
+        <tbody>
+          {props.events.map((e, i) => (
+            <tr>
+              <td class="mono">{e.type}</td>
+              <td>{e.hostname}</td>
+              <td><When iso={e.timestamp} now={props.now} /></td>
+              <td>{i > 0 ? (duration(props.events[i - 1]?.timestamp ?? null, e.timestamp) ?? "") : ""}</td>
+              <td class="muted">{e.source}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+export function NeverSeen(props: { id: string; hint: string }) {
+  return (
+    <>
+      <h1>Crisper has never seen this task</h1>
+      <p class="mono">{props.id}</p>
+      <div class="card">{props.hint}</div>
+    </>
+  );
+}
+
+export function Alerts(props: { alerts: AlertView[]; now: number }) {
+  return (
+    <table>
+      <thead>
+        <tr><th>Kind</th><th>Subject</th><th>Summary</th><th>Opened</th><th>Status</th></tr>
+      </thead>
+      <tbody>
+        {props.alerts.map((a) => (
+          <tr>
+            <td class={`sev ${a.severity}`}>{a.kind}</td>
+            <td class="mono">{a.subject}</td>
+            <td>{a.summary}</td>
+            <td><When iso={a.opened_at} now={props.now} /></td>
+            <td>{a.status === "open" ? <strong>open</strong> : <span class="muted">resolved <When iso={a.resolved_at} now={props.now} /></span>}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * Task search: the filter form (its values live in the query string), and
+ * the rows — one component for the full page, the htmx fragment and the
+ * live refresh (SSE `tasks` events re-fetch the rows with the same filters).
+ */
+import type { taskJson } from "../src/api/serialize.ts";
+import { State, When } from "./format.tsx";
+
+type TaskView = ReturnType<typeof taskJson>;
+export interface TaskQuery {
+  name?: string;
+  state?: string;
+  worker?: string;
+  queue?: string;
+  q?: string;
+}
+
+const STATES = ["", "PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED"];
+
+export function queryString(q: TaskQuery, extra: Record<string, string> = {}): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...q, ...extra })) if (v) p.set(k, v);
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCursor: string | null; now: number }) {
+  return (
+    <tbody
+      id="task-rows"
+      hx-get={`/tasks${queryString(props.query, { fragment: "rows" })}`}
+      hx-trigger="sse:tasks"
+      hx-swap="outerHTML"
+    >
+      {props.tasks.length === 0 ? (
+        <tr>
+          <td colspan={6} class="muted">
+            No task matches.
+          </td>
+        </tr>
+      ) : (
+        props.tasks.map((t) => (
+          <tr data-task-id={t.id}>
+            <td>
+              <State state={t.state} />
+            </td>
+            <td>
+              <a href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name ?? "(unnamed)"}</a>
+              <div class="mono muted">{t.id}</div>
+            </td>
+            <td class="mono">{clip(t.args, 80)}</td>
+            <td>{t.worker ?? <span class="muted">—</span>}</td>
+            <td>
+              <When iso={t.finished_at ?? t.started_at ?? t.received_at ?? t.sent_at} now={props.now} />
+            </td>
+            <td>{t.runtime_s !== null ? `${t.runtime_s.toFixed(2)} s` : ""}</td>
+          </tr>
+        ))
+      )}
+      {props.nextCursor ? (
+        <tr>
+          <td colspan={6}>
+            <a href={`/tasks${queryString(props.query, { cursor: props.nextCursor })}`}>Older tasks →</a>
+          </td>
+        </tr>
+      ) : null}
+    </tbody>
+  );
+}
+
+export function TasksPage(props: { tasks: TaskView[]; query: TaskQuery; nextCursor: string | null; now: number }) {
+  const q = props.query;
+  return (
+    <>
+      <h1>Tasks</h1>
+      <form class="filters" method="get" action="/tasks" hx-get="/tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML" hx-push-url="true">
+        <label>
+          Search
+          <input type="search" name="q" value={q.q ?? ""} placeholder="id, name, args, exception" size={28} />
+        </label>
+        <label>
+          Name
+          <input name="name" value={q.name ?? ""} placeholder="app.tasks.charge" />
+        </label>
+        <label>
+          State
+          <select name="state">
+            {STATES.map((s) => (
+              <option value={s} selected={s === (q.state ?? "")}>
+                {s || "any"}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Worker
+          <input name="worker" value={q.worker ?? ""} />
+        </label>
+        <label>
+          Queue
+          <input name="queue" value={q.queue ?? ""} />
+        </label>
+        <button type="submit">Search</button>
+      </form>
+      <div hx-ext="sse" sse-connect="/live">
+        <table>
+          <thead>
+            <tr>
+              <th>State</th>
+              <th>Task</th>
+              <th>Args</th>
+              <th>Worker</th>
+              <th>When</th>
+              <th>Runtime</th>
+            </tr>
+          </thead>
+          <TaskRows tasks={props.tasks} query={q} nextCursor={props.nextCursor} now={props.now} />
+        </table>
+        <p class="live">Live: new matching tasks appear as they happen.</p>
+      </div>
+    </>
+  );
+}
+
+function clip(s: string | null, n: number): string {
+  if (!s) return "";
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}

@@ -68,14 +68,14 @@ export interface EngineOptions {
 const MAX_ARRIVALS_PER_NAME = 20;
 const MAX_TRACKED_NAMES = 2000;
 const MAX_TRACKED_HOSTS = 2000;
-/** Started task ids awaiting the duplicate check; a pass drains them all. */
+/** Task ids awaiting the duplicate check; a pass drains them all. */
 const MAX_PENDING_STARTS = 200_000;
 const RAN_TYPES = new Set(["task-started", "task-succeeded", "task-failed", "task-retried"]);
 
 export function createDetector(o: EngineOptions) {
   const { database, broker, config, log } = o;
   const clock = o.now ?? (() => Date.now() / 1000);
-  /** Task ids whose task-started was just committed: check them for duplicate executions. */
+  /** Task ids a worker was just seen running: checked for duplicate executions on the next pass. */
   const startedIds = new Set<string>();
   /** Arrival times per task name (task-sent, or task-received where producers send none). */
   const arrivals = new Map<string, number[]>();
@@ -101,7 +101,7 @@ export function createDetector(o: EngineOptions) {
       // One arrival per sent task: task-sent if producers send it, else the
       // first delivery (retries are not new arrivals).
       const isSent = e.type === "task-sent";
-      if (isSent) namesWithSent.add(name);
+      if (isSent && namesWithSent.size < MAX_TRACKED_NAMES) namesWithSent.add(name);
       const firstDelivery = e.type === "task-received" && !namesWithSent.has(name) && (e.fields.retries ?? 0) === 0;
       if (!(isSent && (e.fields.retries ?? 0) === 0) && !firstDelivery) continue;
       if (e.fields.parent_id) continue; // a subtask, sent by another task, is not Beat's

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OutputTail, track } from "./processes.ts";
+import { type OutputTail, spawnTracked, track } from "./processes.ts";
 
 const PYTHON = "/usr/bin/python3";
 const LAB_DIR = join(import.meta.dir, "celery");
@@ -78,10 +78,7 @@ export async function startWorker(
     "--without-gossip", "--without-mingle",
   ];
   if (s.queues?.length) args.push("-Q", s.queues.join(","));
-  const output = new OutputTail();
-  const proc = track(Bun.spawn(args, { cwd: LAB_DIR, env: labEnv(s), stdout: "pipe", stderr: "pipe" }));
-  void output.pipe(proc.stdout as ReadableStream<Uint8Array>);
-  void output.pipe(proc.stderr as ReadableStream<Uint8Array>);
+  const { proc, output } = spawnTracked(args, { cwd: LAB_DIR, env: labEnv(s) });
   const worker = wrap(s.hostname, proc, output, () => {});
   try {
     await Promise.race([
@@ -99,17 +96,10 @@ export async function startWorker(
 
 export async function startBeat(s: LabSettings & { beatIntervalS: number }): Promise<CeleryProcess> {
   const dir = mkdtempSync(join(tmpdir(), "crisper-beat-"));
-  const output = new OutputTail();
-  const proc = track(
-    Bun.spawn([PYTHON, "-m", "celery", "-A", "labapp", "beat", "-l", "INFO", "-s", join(dir, "schedule"), "--pidfile="], {
-      cwd: LAB_DIR,
-      env: labEnv(s),
-      stdout: "pipe",
-      stderr: "pipe",
-    }),
-  );
-  void output.pipe(proc.stdout as ReadableStream<Uint8Array>);
-  void output.pipe(proc.stderr as ReadableStream<Uint8Array>);
+  const { proc, output } = spawnTracked([PYTHON, "-m", "celery", "-A", "labapp", "beat", "-l", "INFO", "-s", join(dir, "schedule"), "--pidfile="], {
+    cwd: LAB_DIR,
+    env: labEnv(s),
+  });
   await output.waitFor(/beat: Starting/, 60_000, "celery beat");
   return wrap("beat", proc, output, () => rmSync(dir, { recursive: true, force: true }));
 }

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { freePort } from "./ports.ts";
-import { OutputTail, track, waitUntil } from "./processes.ts";
+import { type OutputTail, spawnTracked, waitUntil } from "./processes.ts";
 import { setLogLevel } from "../../src/log.ts";
 import { type Running, run } from "../../src/processes.ts";
 
@@ -42,16 +42,9 @@ export interface CrisperProcess {
 /** `crisper serve` as its own process, for what only a process can show (freezing it). */
 export async function startCrisperProcess(env: Record<string, string>): Promise<CrisperProcess> {
   const port = await freePort();
-  const output = new OutputTail();
-  const proc = track(
-    Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "src", "cli.ts"), "serve"], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
-      stdout: "pipe",
-      stderr: "pipe",
-    }),
-  );
-  void output.pipe(proc.stdout as ReadableStream<Uint8Array>);
-  void output.pipe(proc.stderr as ReadableStream<Uint8Array>);
+  const { proc, output } = spawnTracked([process.execPath, join(import.meta.dir, "..", "..", "src", "cli.ts"), "serve"], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitUntil(
     async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { freePort } from "./ports.ts";
-import { OutputTail, track, waitUntil } from "./processes.ts";
+import { spawnTracked, waitUntil } from "./processes.ts";
 
 export interface PostgresServer {
   /** postgres://crisper@127.0.0.1:PORT/crisper */
@@ -54,15 +54,9 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   let proc: ReturnType<typeof Bun.spawn> | null = null;
 
   const launch = async () => {
-    const out = new OutputTail();
-    const p = track(
-      Bun.spawn(asPostgresUser([join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port), ...settings]), {
-        stdout: "pipe",
-        stderr: "pipe",
-      }),
+    const { proc: p, output: out } = spawnTracked(
+      asPostgresUser([join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port), ...settings]),
     );
-    void out.pipe(p.stdout as ReadableStream<Uint8Array>);
-    void out.pipe(p.stderr as ReadableStream<Uint8Array>);
     proc = p;
     await waitUntil(
       async () => {

@@ -83,3 +83,12 @@ export async function waitUntil(check: () => Promise<boolean> | boolean, timeout
     await Bun.sleep(stepMs);
   }
 }
+
+/** Starts a child that is killed with the test process, keeping the tail of its stdout and stderr. */
+export function spawnTracked(cmd: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  const output = new OutputTail();
+  const proc = track(Bun.spawn(cmd, { ...opts, stdout: "pipe", stderr: "pipe" }));
+  void output.pipe(proc.stdout as ReadableStream<Uint8Array>);
+  void output.pipe(proc.stderr as ReadableStream<Uint8Array>);
+  return { proc, output };
+}

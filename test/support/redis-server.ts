@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
-import { OutputTail, track, waitUntil } from "./processes.ts";
+import { spawnTracked, waitUntil } from "./processes.ts";
 
 export interface RedisServer {
   url: string;
@@ -23,15 +23,9 @@ export async function startRedis(opts: { args?: string[] } = {}): Promise<RedisS
   let proc: ReturnType<typeof Bun.spawn> | null = null;
 
   const launch = async () => {
-    const out = new OutputTail();
-    const p = track(
-      Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...(opts.args ?? [])], {
-        stdout: "pipe",
-        stderr: "pipe",
-      }),
-    );
-    void out.pipe(p.stdout as ReadableStream<Uint8Array>);
-    void out.pipe(p.stderr as ReadableStream<Uint8Array>);
+    const { proc: p, output: out } = spawnTracked([
+      "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...(opts.args ?? []),
+    ]);
     proc = p;
     await waitUntil(
       async () => {

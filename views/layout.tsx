@@ -9,6 +9,9 @@ import { raw } from "hono/html";
 const NAV = [
   ["/", "Overview"],
   ["/tasks", "Tasks"],
+  ["/workers", "Workers"],
+  ["/queues", "Queues"],
+  ["/schedules", "Schedules"],
   ["/alerts", "Alerts"],
 ] as const;
 

@@ -41,7 +41,7 @@ export function OverviewPage(props: {
           <tbody>
             {props.workers.map((w) => (
               <tr>
-                <td>{w.hostname}</td>
+                <td><a href={`/workers/${encodeURIComponent(w.hostname)}`}>{w.hostname}</a></td>
                 <td>{w.status === "online" ? "online" : <span class="sev critical">offline{w.offline_reason === "shutdown" ? " (shut down)" : ""}</span>}</td>
                 <td><When iso={w.last_heartbeat_at} now={props.now} /></td>
                 <td>{w.active ?? "—"}</td>
@@ -57,7 +57,7 @@ export function OverviewPage(props: {
           <tbody>
             {props.queues.map((q) => (
               <tr>
-                <td>{q.name}</td>
+                <td><a href="/queues">{q.name}</a></td>
                 <td>{q.depth}</td>
                 <td class="mono">{Object.entries(q.by_priority).map(([p, n]) => `${p}:${n}`).join(" ")}</td>
                 <td>{q.unacked}</td>

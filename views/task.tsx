@@ -18,7 +18,7 @@ export function TaskPage(props: { task: TaskView; events: EventView[]; now: numb
       <div class="card">
         <dl class="facts">
           <dt>Worker</dt>
-          <dd>{t.worker ?? "—"}</dd>
+          <dd>{t.worker ? <a href={`/workers/${encodeURIComponent(t.worker)}`}>{t.worker}</a> : "—"}</dd>
           <dt>Queue</dt>
           <dd>{t.queue ?? "—"}</dd>
           <dt>Retries</dt>

@@ -9,11 +9,16 @@ import { listAlerts } from "../alerts/store.ts";
 import { isAlertKind } from "../alerts/kinds.ts";
 import { HttpError } from "../api/http-error.ts";
 import { parseTaskFilters } from "../api/params.ts";
-import { alertJson, eventJson, queueJson, taskJson, workerJson } from "../api/serialize.ts";
+import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { countTasksByState, getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
-import { listWorkers } from "../store/queries/workers.ts";
+import { getWorker, listWorkers } from "../store/queries/workers.ts";
+import { queueHistory } from "../store/queries/queues.ts";
+import { listSchedules } from "../store/queries/detect.ts";
+import { QueuesPage } from "../../views/queues.tsx";
+import { SchedulesPage } from "../../views/schedules.tsx";
+import { WorkerPage, WorkersPage } from "../../views/workers.tsx";
 import { alertsForSubject } from "../alerts/store.ts";
 import { AlertsPage } from "../../views/alerts.tsx";
 import { Layout } from "../../views/layout.tsx";
@@ -103,6 +108,54 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
     return c.html(
       <Layout title={task.name ?? id} path="/tasks">
         <TaskPage task={taskJson(task, events, alerts.map(alertJson))} events={events.map(eventJson)} now={now()} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/workers", async (c) => {
+    const t = now();
+    const workers = (await listWorkers(deps.database)).map((w) => workerJson(w, t));
+    return c.html(
+      <Layout title="Workers" path="/workers">
+        <WorkersPage workers={workers} now={t} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/workers/:hostname", async (c) => {
+    const hostname = c.req.param("hostname").slice(0, 255);
+    const w = await getWorker(deps.database, hostname);
+    if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
+    const t = now();
+    const alerts = await alertsForSubject(deps.database, hostname);
+    return c.html(
+      <Layout title={hostname} path="/workers">
+        <WorkerPage w={workerJson(w, t)} alerts={alerts.map(alertJson)} now={t} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/queues", async (c) => {
+    const windowMin = 60;
+    const queues = await listQueues(deps.database);
+    const since = new Date((now() - windowMin * 60) * 1000);
+    const history = new Map<string, { at: number; depth: number }[]>();
+    for (const q of queues.slice(0, 50)) {
+      const rows = await queueHistory(deps.database, q.name, since, 720);
+      history.set(q.name, rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
+    }
+    return c.html(
+      <Layout title="Queues" path="/queues">
+        <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/schedules", async (c) => {
+    const schedules = (await listSchedules(deps.database)).map(scheduleJson);
+    return c.html(
+      <Layout title="Schedules" path="/schedules">
+        <SchedulesPage schedules={schedules} now={now()} />
       </Layout>,
     );
   });

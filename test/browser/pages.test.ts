@@ -77,6 +77,10 @@ describe("pages in Chromium", () => {
       ["/tasks", "tasks", "Tasks"],
       [`/tasks/${ids.boom}`, "task-failed", "labapp.boom"],
       ["/alerts?status=all", "alerts", "Alerts"],
+      ["/workers", "workers", "Workers"],
+      ["/workers/pages@lab", "worker", "pages@lab"],
+      ["/queues", "queues", "Queues"],
+      ["/schedules", "schedules", "Schedules"],
       ["/tasks/never-seen-id", "task-never-seen", "Crisper has never seen this task"],
     ] as const) {
       const { page, errors } = await open(path);

@@ -1,0 +1,90 @@
+/** Workers by Celery's heartbeat rule, and one worker with what it holds. */
+import type { alertJson, workerJson } from "../src/api/serialize.ts";
+import { When } from "./format.tsx";
+import { Alerts } from "./task.tsx";
+
+type WorkerView = ReturnType<typeof workerJson>;
+
+export function WorkerStatus(props: { w: WorkerView }) {
+  if (props.w.status === "online") return <span class="state SUCCESS">online</span>;
+  return <span class="state FAILURE">{props.w.offline_reason === "shutdown" ? "shut down" : "offline"}</span>;
+}
+
+export function WorkersTable(props: { workers: WorkerView[]; now: number }) {
+  return (
+    <table>
+      <thead>
+        <tr><th>Worker</th><th>Status</th><th>Last heartbeat</th><th>Active</th><th>Reserved</th><th>Processed</th><th>Load</th><th>Celery</th></tr>
+      </thead>
+      <tbody>
+        {props.workers.map((w) => (
+          <tr>
+            <td><a href={`/workers/${encodeURIComponent(w.hostname)}`}>{w.hostname}</a></td>
+            <td><WorkerStatus w={w} /></td>
+            <td><When iso={w.last_heartbeat_at} now={props.now} /></td>
+            <td>{w.active ?? "—"}</td>
+            <td>{w.reserved ?? "—"}</td>
+            <td>{w.processed ?? "—"}</td>
+            <td class="mono">{Array.isArray(w.loadavg) ? w.loadavg.map((x) => Number(x).toFixed(2)).join(" ") : "—"}</td>
+            <td>{w.sw_ver ?? "—"}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function WorkersPage(props: { workers: WorkerView[]; now: number }) {
+  return (
+    <div hx-ext="sse" sse-connect="/live">
+      <div hx-get="/workers" hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+        <h1>Workers</h1>
+        {props.workers.length ? <WorkersTable workers={props.workers} now={props.now} /> : <p class="muted">No worker seen yet.</p>}
+      </div>
+    </div>
+  );
+}
+
+export function WorkerPage(props: { w: WorkerView; alerts: ReturnType<typeof alertJson>[]; now: number }) {
+  const w = props.w;
+  const held = (title: string, list: { id: string; name: string | null }[]) => (
+    <>
+      <h2>{title} ({list.length})</h2>
+      {list.length ? (
+        <table>
+          <tbody>
+            {list.map((t) => (
+              <tr>
+                <td><a href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name ?? t.id}</a></td>
+                <td class="mono muted">{t.id}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p class="muted">None.</p>
+      )}
+    </>
+  );
+  return (
+    <>
+      <h1>
+        <WorkerStatus w={w} /> {w.hostname}
+      </h1>
+      {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : null}
+      <div class="card">
+        <dl class="facts">
+          <dt>Last heartbeat</dt><dd><When iso={w.last_heartbeat_at} now={props.now} /> (every {w.freq_s ?? 2} s)</dd>
+          <dt>Online since</dt><dd><When iso={w.online_since} now={props.now} /></dd>
+          {w.offline_at ? (<><dt>Offline since</dt><dd><When iso={w.offline_at} now={props.now} /></dd></>) : null}
+          <dt>Active / processed</dt><dd>{w.active ?? "—"} / {w.processed ?? "—"}</dd>
+          <dt>Pid, version</dt><dd>{w.pid ?? "—"}, {w.sw_ident ?? ""} {w.sw_ver ?? ""} {w.sw_sys ?? ""}</dd>
+          <dt>Asked what it holds</dt><dd><When iso={w.inspected_at} now={props.now} /></dd>
+        </dl>
+      </div>
+      {held("Running", w.active_tasks)}
+      {held("Prefetched (reserved, not started)", w.reserved_tasks)}
+      <p><a href={`/tasks?worker=${encodeURIComponent(w.hostname)}`}>Tasks on this worker →</a></p>
+    </>
+  );
+}

@@ -4,10 +4,10 @@
  */
 import type { Alert } from "../alerts/kinds.ts";
 import type { ScheduleRow } from "../store/queries/detect.ts";
-import { type Execution, executionsFromEvents } from "../state/executions.ts";
+import { type Execution, executionsFromStored } from "../state/executions.ts";
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task } from "../store/queries/tasks.ts";
-import { type WorkerRow, livenessOf } from "../store/queries/workers.ts";
+import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
@@ -32,18 +32,6 @@ export function executionJson(x: Execution) {
     finished_at: isoS(x.finishedAt),
     state: x.state,
   };
-}
-
-export function executionsOf(events: readonly EventRecord[]): Execution[] {
-  return executionsFromEvents(
-    events.map((e) => ({
-      type: e.type,
-      hostname: e.hostname,
-      timestamp: e.timestamp.getTime() / 1000,
-      source: e.source,
-      fields: e.fields,
-    })),
-  );
 }
 
 export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknown[] = []) {
@@ -73,7 +61,7 @@ export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknow
     runtime_s: runtime,
     first_seen_at: iso(t.firstSeenAt),
     last_event_at: iso(t.lastEventAt),
-    executions: executionsOf(events).map(executionJson),
+    executions: executionsFromStored(events).map(executionJson),
     alerts,
   };
 }
@@ -104,14 +92,6 @@ export function workerJson(w: WorkerRow, now: number) {
   };
 }
 
-/** `{id, name}` of the tasks in a `reserved`/`active` reply (worker-supplied: bounded, strings only). */
-function heldTasks(list: unknown[] | null): { id: string; name: string | null }[] {
-  if (!Array.isArray(list)) return [];
-  return list.slice(0, 200).flatMap((t) => {
-    const r = t as { id?: unknown; name?: unknown };
-    return typeof r?.id === "string" ? [{ id: r.id.slice(0, 255), name: typeof r.name === "string" ? r.name.slice(0, 255) : null }] : [];
-  });
-}
 
 export function queueJson(q: QueueRow) {
   return {

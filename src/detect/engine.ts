@@ -14,7 +14,7 @@ import type { AlertKind, AlertSpec } from "../alerts/kinds.ts";
 import type { StreamGap } from "../collector/collector.ts";
 import { buildBatch } from "../collector/batch.ts";
 import type { Logger } from "../log.ts";
-import { duplicateRuns, executionsFromEvents } from "../state/executions.ts";
+import { duplicateRuns, executionsFromStored } from "../state/executions.ts";
 import type { Database } from "../store/database.ts";
 import {
   listSchedules,
@@ -29,7 +29,7 @@ import {
   upsertSchedule,
 } from "../store/queries/detect.ts";
 import { getTaskEvents } from "../store/queries/tasks.ts";
-import { listWorkers } from "../store/queries/workers.ts";
+import { heldTasks, listWorkers } from "../store/queries/workers.ts";
 import { writeBatch } from "../store/writes.ts";
 import {
   type ActivityView,
@@ -154,11 +154,7 @@ export function createDetector(o: EngineOptions) {
       const events = await getTaskEvents(database, ids.slice(0, 500));
       const byTask = Map.groupBy(events, (e) => e.taskId);
       for (const [id, list] of byTask) {
-        const dup = duplicateRuns(
-          executionsFromEvents(
-            list.map((e) => ({ type: e.type, hostname: e.hostname, timestamp: e.timestamp.getTime() / 1000, source: e.source, fields: e.fields })),
-          ),
-        );
+        const dup = duplicateRuns(executionsFromStored(list));
         if (!dup) continue;
         const name = list.find((e) => typeof e.fields.name === "string")?.fields.name as string | undefined;
         const iso = (t: number | null) => (t ? new Date(t * 1000).toISOString() : null);
@@ -332,7 +328,7 @@ export function createDetector(o: EngineOptions) {
       onlineAt: toS(w.onlineAt),
       offlineAt: toS(w.offlineAt),
       processed: w.processed,
-      reservedTaskIds: (w.reservedTasks ?? []).map((t) => (t as { id?: unknown })?.id).filter((id): id is string => typeof id === "string"),
+      reservedTaskIds: heldTasks(w.reservedTasks).map((t) => t.id),
     }));
     const unfinished = await unfinishedTasks(database);
     let unacked: UnackedMessage[] | null = null;

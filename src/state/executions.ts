@@ -109,3 +109,8 @@ export function duplicateRuns(executions: readonly Execution[]): { retries: numb
   for (const [retries, runs] of byRetries) if (runs.length > 1) return { retries, runs };
   return null;
 }
+
+/** Executions from events as the store returns them (timestamps as Dates). */
+export function executionsFromStored(events: readonly (Omit<ExecutionEvent, "timestamp"> & { timestamp: Date })[]): Execution[] {
+  return executionsFromEvents(events.map((e) => ({ ...e, timestamp: e.timestamp.getTime() / 1000 })));
+}

@@ -19,3 +19,12 @@ export function livenessOf(w: WorkerRow, now: number) {
   const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
   return workerLiveness({ lastHeartbeatAt: s(w.lastHeartbeatAt), offlineAt: s(w.offlineAt), freq: w.freq }, now);
 }
+
+/** `{id, name}` of the tasks in a `reserved`/`active` reply (worker-supplied: bounded, strings only). */
+export function heldTasks(list: unknown[] | null): { id: string; name: string | null }[] {
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, 200).flatMap((t) => {
+    const r = t as { id?: unknown; name?: unknown };
+    return typeof r?.id === "string" ? [{ id: r.id.slice(0, 255), name: typeof r.name === "string" ? r.name.slice(0, 255) : null }] : [];
+  });
+}

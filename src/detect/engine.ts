@@ -224,8 +224,22 @@ export function createDetector(o: EngineOptions) {
         lastSeenAt: row.lastSeenAt ? row.lastSeenAt.getTime() / 1000 : null,
       });
     }
+    const ms = (d: Date | null) => (d ? d.getTime() : null);
     for (const s of schedules) {
       const { status, nextDueAt } = scheduleStatus(s, now, config.beatTolerance);
+      const prev = stored.get(s.name);
+      // Written only when something a reader sees changed, not every pass.
+      if (
+        prev &&
+        prev.status === status &&
+        prev.expectedIntervalS === s.expectedIntervalS &&
+        prev.cron === (s.cron ?? null) &&
+        prev.source === s.source &&
+        ms(prev.lastSeenAt) === ms(s.lastSeenAt ? new Date(s.lastSeenAt * 1000) : null) &&
+        ms(prev.nextDueAt) === ms(nextDueAt ? new Date(nextDueAt * 1000) : null)
+      ) {
+        continue;
+      }
       await upsertSchedule(database, {
         name: s.name,
         task: s.task,

@@ -36,12 +36,14 @@ export async function syncAlerts(
   const openBySubject = new Map(open.map((a) => [a.subject, a]));
   const wanted = new Map(holding.map((h) => [h.subject, h]));
 
-  for (const spec of wanted.values()) {
-    const existing = openBySubject.get(spec.subject);
-    if (!existing) {
-      const rows = (await database.db
-        .insert(alerts)
-        .values({
+  // New alerts go in with one statement, so a reader (the Slack bot) sees
+  // the alerts a pass opened together all at once, never half of them.
+  const fresh = [...wanted.values()].filter((spec) => !openBySubject.has(spec.subject));
+  if (fresh.length) {
+    const rows = (await database.db
+      .insert(alerts)
+      .values(
+        fresh.map((spec) => ({
           kind,
           subject: spec.subject,
           severity: ALERT_KINDS[kind].severity,
@@ -50,11 +52,15 @@ export async function syncAlerts(
           details: spec.details,
           openedAt: now,
           updatedAt: now,
-        })
-        .onConflictDoNothing()
-        .returning()) as Alert[];
-      if (rows[0]) changes.opened.push(rows[0]);
-    } else if (existing.summary !== spec.summary || JSON.stringify(existing.details) !== JSON.stringify(spec.details)) {
+        })),
+      )
+      .onConflictDoNothing()
+      .returning()) as Alert[];
+    changes.opened.push(...rows);
+  }
+  for (const spec of wanted.values()) {
+    const existing = openBySubject.get(spec.subject);
+    if (existing && (existing.summary !== spec.summary || JSON.stringify(existing.details) !== JSON.stringify(spec.details))) {
       const rows = (await database.db
         .update(alerts)
         .set({ summary: spec.summary, details: spec.details, updatedAt: now })

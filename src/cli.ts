@@ -52,12 +52,20 @@ async function main(argv: string[]): Promise<number> {
     await database.close();
     return 0;
   }
-  if (command === "bot" || command === "demo") {
+  if (command === "bot" && !(config.SLACK_BOT_TOKEN && config.SLACK_SIGNING_SECRET)) {
+    console.error("crisper bot: the Slack bot is not configured; set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_ALERT_CHANNEL (README, Slack)");
+    return 2;
+  }
+  if (command === "demo") {
     console.error(`crisper ${command}: not available in this version yet (see README's roadmap)`);
     return 2;
   }
 
-  const running = await run(config, { collect: command !== "web", web: command !== "collect" });
+  const running = await run(config, {
+    collect: command === "serve" || command === "collect",
+    web: command === "serve" || command === "web",
+    bot: command === "serve" || command === "bot",
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info(`${signal}: stopping`);

@@ -35,7 +35,22 @@ export const configSchema = z.object({
   SLACK_BOT_TOKEN: z.string().optional(),
   SLACK_SIGNING_SECRET: z.string().optional(),
   SLACK_ALERT_CHANNEL: z.string().optional(),
-  SLACK_API_URL: z.string().url().optional(),
+  SLACK_API_URL: z
+    .string()
+    .url()
+    .transform((v) => (v.endsWith("/") ? v : `${v}/`))
+    .optional(),
+  /** Alerts of one kind opening together at least this many times are posted as one grouped message. */
+  SLACK_GROUP_THRESHOLD: z.coerce.number().int().min(2).default(3),
+  /** How often the bot looks for alerts to post or resolve. */
+  SLACK_POLL_INTERVAL_S: seconds(2),
+  /** Where people reach Crisper's pages, for links in Slack (default: http://HOST:PORT). */
+  PUBLIC_URL: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\//.test(v), { message: "expected an http:// or https:// address" })
+    .transform((v) => v.replace(/\/+$/, ""))
+    .optional(),
   CRISPER_AUTH: z.string().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 
@@ -95,13 +110,37 @@ export function parseConfig(env: Record<string, string | undefined>): { config: 
   if (!input.BROKER_URL && input.CELERY_BROKER_URL) input.BROKER_URL = input.CELERY_BROKER_URL;
   for (const k of Object.keys(input)) if (input[k] === "") delete input[k];
   const r = configSchema.safeParse(input);
-  if (r.success) return { config: r.data };
+  if (r.success) {
+    const half = slackHalfConfigured(r.data);
+    return half ? { error: half } : { config: r.data };
+  }
   const issue = r.error.issues[0];
   const name = String(issue?.path[0] ?? "configuration");
   const value = input[name];
   let message = issue?.message ?? "invalid";
   message = message.replace("{value}", value === undefined ? "nothing" : JSON.stringify(redact(value)));
   return { error: message.startsWith(`${name}:`) ? message : `${name}: ${message}${value !== undefined ? ` (got ${JSON.stringify(redact(value))})` : ""}` };
+}
+
+/**
+ * The bot needs its token and its signing secret together: one without the
+ * other is a mistake worth stopping for. The alert channel is optional
+ * (without it the bot answers commands but posts no alerts).
+ */
+function slackHalfConfigured(c: Config): string | null {
+  if (c.SLACK_BOT_TOKEN && !c.SLACK_SIGNING_SECRET)
+    return "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN (the app's Signing Secret, under Basic Information)";
+  if (c.SLACK_SIGNING_SECRET && !c.SLACK_BOT_TOKEN)
+    return "SLACK_BOT_TOKEN: required with SLACK_SIGNING_SECRET (the xoxb- token, under OAuth & Permissions)";
+  if (c.SLACK_ALERT_CHANNEL && !c.SLACK_BOT_TOKEN) return "SLACK_BOT_TOKEN: required with SLACK_ALERT_CHANNEL";
+  return null;
+}
+
+/** Where links in messages point: PUBLIC_URL, or the web server's own address. */
+export function publicUrl(c: Config): string {
+  if (c.PUBLIC_URL) return c.PUBLIC_URL;
+  const host = c.HOST === "0.0.0.0" || c.HOST === "::" ? "localhost" : c.HOST;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${c.PORT}`;
 }
 
 /** Hides a password in a URL before it is printed. */

@@ -112,3 +112,19 @@ export function taskLabels(name: string | null, hostname: string, queue: string 
   labelSets.add(key);
   return labels;
 }
+
+export const slackMetrics = {
+  posts: new Counter({ name: "crisper_slack_posts_total", help: "Messages posted to Slack (alerts, groups, resolutions).", registers: [registry] }),
+  postFailures: new Counter({
+    name: "crisper_slack_post_failures_total",
+    help: "Slack posts that failed and were kept to be tried again.",
+    registers: [registry],
+  }),
+  pending: new Gauge({ name: "crisper_slack_alerts_pending", help: "Alerts waiting to be posted to Slack.", registers: [registry] }),
+  commands: new Counter({
+    name: "crisper_slack_commands_total",
+    help: "/celery commands answered, by command.",
+    labelNames: ["command"] as const,
+    registers: [registry],
+  }),
+};

@@ -14,6 +14,9 @@ import { createLiveHub } from "./web/live.ts";
 import { type Detector, createDetector } from "./detect/engine.ts";
 import type { DetectConfig } from "./detect/rules.ts";
 import { sql } from "./store/database.ts";
+import { Links } from "../bot/messages.ts";
+import { createSlackBot, type SlackBot } from "../bot/slack-app.ts";
+import { publicUrl } from "./config.ts";
 
 export interface Running {
   stop(): Promise<void>;
@@ -21,7 +24,41 @@ export interface Running {
   url?: string;
   collector?: Collector;
   detector?: Detector;
+  slack?: SlackBot;
   database: Database;
+}
+
+/** Which parts a command runs: `serve` all three, the others one each. */
+export interface Parts {
+  collect: boolean;
+  web: boolean;
+  /** Post alerts to Slack (and, without `web`, serve Slack's requests on PORT). */
+  bot: boolean;
+}
+
+/**
+ * The Slack bot when it is configured; otherwise null, said once. Commands
+ * are answered wherever Slack's requests arrive (any web process); alerts are
+ * posted by `serve` and `bot` only.
+ */
+function slackBot(config: Config, database: Database, parts: Parts, log: Logger): SlackBot | null {
+  if (!config.SLACK_BOT_TOKEN || !config.SLACK_SIGNING_SECRET) {
+    log.info("Slack bot off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to turn it on (README, Slack)");
+    return null;
+  }
+  if (parts.bot && !config.SLACK_ALERT_CHANNEL) log.info("Slack: no SLACK_ALERT_CHANNEL, so /celery is answered but alerts are not posted");
+  return createSlackBot({
+    token: config.SLACK_BOT_TOKEN,
+    signingSecret: config.SLACK_SIGNING_SECRET,
+    apiUrl: config.SLACK_API_URL,
+    alertChannel: config.SLACK_ALERT_CHANNEL,
+    groupThreshold: config.SLACK_GROUP_THRESHOLD,
+    pollIntervalS: config.SLACK_POLL_INTERVAL_S,
+    database,
+    links: new Links(publicUrl(config)),
+    log: logger("slack"),
+    postAlerts: parts.bot,
+  });
 }
 
 export function detectConfig(config: Config): DetectConfig {
@@ -86,7 +123,7 @@ export function openBroker(config: Config, log: Logger): BrokerPort {
   });
 }
 
-export async function run(config: Config, parts: { collect: boolean; web: boolean }): Promise<Running> {
+export async function run(config: Config, parts: Parts): Promise<Running> {
   const log = logger("crisper");
   const database = await openStore(config, log);
   const broker = openBroker(config, logger("broker"));
@@ -98,6 +135,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
   // (a web-only process serves pages without them, for now).
   const live = parts.web ? createLiveHub() : undefined;
   if (live) stops.push(async () => live.close());
+  const slack = parts.web || parts.bot ? slackBot(config, database, parts, log) : null;
   if (parts.collect) {
     const startedAt = Date.now() / 1000;
     const silentSince = await silenceBeforeStart(database, startedAt);
@@ -134,7 +172,10 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
       gaps: () => c.gaps,
       streamUpSince: () => c.streamUpSince,
       uncommittedSince: () => c.uncommittedSince,
-      onChanges: () => live?.notify("alerts"),
+      onChanges: () => {
+        live?.notify("alerts");
+        slack?.poster?.nudge();
+      },
     });
     detector = d;
     await c.start();
@@ -144,8 +185,14 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
     stops.push(() => d.stop());
   }
 
-  if (parts.web) {
-    const app = createApp({ database, broker, live, log: logger("web") });
+  if (slack) {
+    await slack.start();
+    stops.push(() => slack.stop());
+  }
+
+  if (parts.web || parts.bot) {
+    // `crisper bot` alone still listens on PORT: Slack's requests and health checks.
+    const app = createApp({ database, broker, live, slack: slack ?? undefined, log: logger("web"), only: parts.web ? undefined : "slack" });
     const server = Bun.serve({
       hostname: config.HOST,
       port: config.PORT,
@@ -165,6 +212,7 @@ export async function run(config: Config, parts: { collect: boolean; web: boolea
     url,
     collector,
     detector,
+    slack: slack ?? undefined,
     database,
     async stop() {
       if (stopped) return;

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Alerts, open and resolved, filtered by status and kind through the query string. */
 import type { alertJson } from "../src/api/serialize.ts";
 import { ALERT_KINDS } from "../src/alerts/kinds.ts";

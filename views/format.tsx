@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Small pieces every page shares: states in one set of colours, times relative with the absolute on hover. */
 export function State(props: { state: string }) {
   return <span class={`state ${props.state.replace(/[^A-Z]/g, "")}`}>{props.state}</span>;

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The page shell: navigation, styles, htmx and its SSE extension. Every page
  * renders whole without JavaScript; with it, hx-boost turns links and forms

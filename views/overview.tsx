@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Where the trouble is, at a glance: the last hour's outcomes, workers, queues and open alerts. */
 import type { alertJson, queueJson, workerJson } from "../src/api/serialize.ts";
 import { When } from "./format.tsx";

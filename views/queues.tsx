@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Queue depths with their history as server-rendered SVG charts (no chart library, light pages). */
 import type { queueJson } from "../src/api/serialize.ts";
 

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Periodic tasks (Celery Beat): learned from steady arrivals or declared, and whether they are on time. */
 import type { scheduleJson } from "../src/api/serialize.ts";
 import { When } from "./format.tsx";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
 import type { alertJson, eventJson, taskJson } from "../src/api/serialize.ts";
 import { duration, State, When } from "./format.tsx";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * Task search: the filter form (its values live in the query string), and
  * the rows — one component for the full page, the htmx fragment and the

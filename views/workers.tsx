@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Workers by Celery's heartbeat rule, and one worker with what it holds. */
 import type { alertJson, workerJson } from "../src/api/serialize.ts";
 import { When } from "./format.tsx";

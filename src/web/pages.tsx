@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /**
  * The web pages (CONTRACT.md), rendered on the server from the same data the
  * JSON API serves. A request from htmx for a fragment (`fragment=rows`) gets

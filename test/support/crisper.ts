@@ -18,7 +18,7 @@ export async function startCrisper(env: Record<string, string>): Promise<Crisper
   const parsed = parseConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env });
   if ("error" in parsed) throw new Error(parsed.error);
   setLogLevel(parsed.config.LOG_LEVEL);
-  const running = await run(parsed.config, { collect: true, web: true });
+  const running = await run(parsed.config, { collect: true, web: true, bot: true });
   const url = running.url as string;
   return Object.assign(running, {
     url,

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 /** Views render as plain functions: the queue chart, and hostile text escaped. */
 import { describe, expect, test } from "bun:test";
 import { DepthChart } from "../../views/queues.tsx";

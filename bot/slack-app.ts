@@ -1,0 +1,189 @@
+/**
+ * The Slack bot: @slack/bolt with its HTTPReceiver answering `/celery`, and
+ * the alert poster. Slack's requests arrive on the web server's port at
+ * `POST /slack/events`; the web server is Bun.serve with Hono, not a node
+ * http.Server, so `handleSlackRequest` hands each request to the receiver's
+ * own `requestListener` (its signature check with the 5-minute replay
+ * window, its parsing, its 3-second ack timer) through a small node-style
+ * request/response pair.
+ */
+import { Readable } from "node:stream";
+import { App, HTTPReceiver, LogLevel } from "@slack/bolt";
+import type { Logger as SlackLogger } from "@slack/logger";
+import type { Logger } from "../src/log.ts";
+import { slackMetrics } from "../src/metrics.ts";
+import type { Database } from "../src/store/database.ts";
+import { type AlertPoster, createAlertPoster } from "./alert-poster.ts";
+import { answer, parseCommand } from "./commands.ts";
+import type { Links, SlackMessage } from "./messages.ts";
+
+export const SLACK_EVENTS_PATH = "/slack/events";
+/** Slack's requests are small; anything bigger is not from Slack. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface SlackBotOptions {
+  token: string;
+  signingSecret: string;
+  /** Slack's Web API base, ending in `/api/` (SLACK_API_URL; tests point it at a stand-in). */
+  apiUrl?: string;
+  /** Where alerts go; without it the bot answers commands only. */
+  alertChannel?: string;
+  groupThreshold: number;
+  pollIntervalS: number;
+  database: Database;
+  links: Links;
+  log: Logger;
+  /** Post alerts from this process (serve, bot) or only answer commands (web). */
+  postAlerts: boolean;
+  /** An answer ready within this is sent with the acknowledgement; a slower one goes through response_url. */
+  quickAnswerMs?: number;
+}
+
+/** Bolt's logger interface over Crisper's one-line logs. */
+function boltLogger(log: Logger): SlackLogger {
+  let level = LogLevel.INFO;
+  return {
+    debug: (...m: unknown[]) => log.debug(m.map(String).join(" ")),
+    info: (...m: unknown[]) => log.info(m.map(String).join(" ")),
+    warn: (...m: unknown[]) => log.warn(m.map(String).join(" ")),
+    error: (...m: unknown[]) => log.error(m.map(String).join(" ")),
+    setLevel: (l: LogLevel) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
+export function createSlackBot(o: SlackBotOptions) {
+  const logger = boltLogger(o.log);
+  const receiver = new HTTPReceiver({
+    signingSecret: o.signingSecret,
+    endpoints: SLACK_EVENTS_PATH,
+    logger,
+    // Acknowledge first: Slack gives a request 3 seconds.
+    processBeforeResponse: false,
+  });
+  const app = new App({
+    token: o.token,
+    receiver,
+    logger,
+    // auth.test is called below, off the request path, so a Slack outage at
+    // start does not stop the bot from answering.
+    tokenVerificationEnabled: false,
+    clientOptions: {
+      slackApiUrl: o.apiUrl,
+      // Retries are the alert poster's job (durable, with backoff): the
+      // client gives up at once and says why.
+      retryConfig: { retries: 0 },
+      rejectRateLimitedCalls: true,
+      timeout: 10_000,
+    },
+  });
+
+  const quickAnswerMs = o.quickAnswerMs ?? 2000;
+  app.command("/celery", async ({ command, ack, respond }) => {
+    const parsed = parseCommand(command.text ?? "");
+    slackMetrics.commands.inc({ command: parsed.kind });
+    const failed = (e: unknown): SlackMessage => {
+      o.log.warn(`/celery ${parsed.kind}: ${(e as Error).message}`);
+      return { text: "Crisper could not answer: its database did not respond. Try again in a moment.", blocks: [] };
+    };
+    const work = answer(parsed, o.database, o.links).catch(failed);
+    const quick = await Promise.race([work, Bun.sleep(quickAnswerMs).then(() => null)]);
+    if (quick) {
+      await ack({ response_type: "ephemeral", ...withBlocks(quick) });
+      return;
+    }
+    await ack({ response_type: "ephemeral", text: "Looking that up…" });
+    await respond({ response_type: "ephemeral", replace_original: true, ...withBlocks(await work) });
+  });
+
+  let poster: AlertPoster | null = null;
+  if (o.postAlerts && o.alertChannel) {
+    poster = createAlertPoster({
+      database: o.database,
+      channel: o.alertChannel,
+      links: o.links,
+      groupThreshold: o.groupThreshold,
+      pollIntervalS: o.pollIntervalS,
+      log: o.log,
+      async post(m) {
+        const r = await app.client.chat.postMessage({
+          channel: m.channel,
+          text: m.text,
+          blocks: m.blocks,
+          ...(m.threadTs ? { thread_ts: m.threadTs } : {}),
+          unfurl_links: false,
+          unfurl_media: false,
+        });
+        return { ts: String(r.ts), channel: String(r.channel ?? m.channel) };
+      },
+    });
+  }
+
+  return {
+    poster,
+    /** Hands a request from Hono to Bolt's HTTPReceiver and returns its answer. */
+    async handle(req: Request): Promise<Response> {
+      const declared = Number(req.headers.get("content-length") ?? 0);
+      if (declared > MAX_BODY_BYTES) return new Response(null, { status: 413 });
+      const body = Buffer.from(await req.arrayBuffer());
+      if (body.length > MAX_BODY_BYTES) return new Response(null, { status: 413 });
+      const headers: Record<string, string> = {};
+      req.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
+      // The body is already read: `rawBody` tells Bolt not to read the stream.
+      const nodeReq = Object.assign(Readable.from([]), { rawBody: body, headers, url: new URL(req.url).pathname, method: req.method });
+      return new Promise<Response>((resolve) => {
+        const res = new ResponseCollector(resolve);
+        try {
+          receiver.requestListener(nodeReq as never, res as never);
+        } catch {
+          res.writeHead(404).end();
+        }
+      });
+    },
+    async start() {
+      poster?.start();
+      try {
+        const who = await app.client.auth.test();
+        o.log.info(`Slack bot on as ${who.user ?? "?"} in ${who.team ?? "?"}; /celery requests at ${SLACK_EVENTS_PATH}`);
+      } catch (e) {
+        o.log.warn(`Slack token check (auth.test) failed: ${(e as Error).message}; commands are still answered, alerts kept until Slack takes them`);
+      }
+    },
+    async stop() {
+      await poster?.stop();
+    },
+  };
+}
+
+export type SlackBot = ReturnType<typeof createSlackBot>;
+
+const withBlocks = (m: SlackMessage) => (m.blocks.length ? { text: m.text, blocks: m.blocks } : { text: m.text });
+
+/** The parts of node's ServerResponse that Bolt's receiver uses, collected into a fetch Response. */
+class ResponseCollector {
+  headersSent = false;
+  private status = 200;
+  private headers = new Headers();
+  constructor(private readonly done: (r: Response) => void) {}
+  setHeader(name: string, value: string) {
+    this.headers.set(name, value);
+    return this;
+  }
+  writeHead(status: number, headers?: Record<string, string>) {
+    this.status = status;
+    for (const [k, v] of Object.entries(headers ?? {})) this.headers.set(k, v);
+    this.headersSent = true;
+    return this;
+  }
+  end(body?: string | Buffer) {
+    this.headersSent = true;
+    const content = body === undefined || body === "" ? null : typeof body === "string" ? body : new Uint8Array(body);
+    this.done(new Response(content, { status: this.status, headers: this.headers }));
+    return this;
+  }
+}

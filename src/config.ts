@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
+import { parseAuth } from "./web/auth.ts";
 
 const redisUrl = (name: string) =>
   z.string().refine((v) => /^rediss?:\/\//.test(v), {
@@ -51,7 +52,14 @@ export const configSchema = z.object({
     .refine((v) => /^https?:\/\//.test(v), { message: "expected an http:// or https:// address" })
     .transform((v) => v.replace(/\/+$/, ""))
     .optional(),
-  CRISPER_AUTH: z.string().optional(),
+  /** `role:user:password` entries (README, Security); unset: open and read-only. */
+  CRISPER_AUTH: z
+    .string()
+    .superRefine((v, ctx) => {
+      const r = parseAuth(v);
+      if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
+    })
+    .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 
   /** Broadcast `enable_events` so workers running Celery's defaults send task events. */
@@ -104,6 +112,8 @@ function parseThresholds(text: string): Record<string, number> | null {
 
 export type Config = z.infer<typeof configSchema>;
 
+const SECRETS = new Set(["CRISPER_AUTH", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]);
+
 /** Parses the environment; on error, returns the one-line message to print. */
 export function parseConfig(env: Record<string, string | undefined>): { config: Config } | { error: string } {
   const input: Record<string, string | undefined> = { ...env };
@@ -119,7 +129,9 @@ export function parseConfig(env: Record<string, string | undefined>): { config: 
   const value = input[name];
   let message = issue?.message ?? "invalid";
   message = message.replace("{value}", value === undefined ? "nothing" : JSON.stringify(redact(value)));
-  return { error: message.startsWith(`${name}:`) ? message : `${name}: ${message}${value !== undefined ? ` (got ${JSON.stringify(redact(value))})` : ""}` };
+  // Never echo a secret back into a log.
+  const shown = value !== undefined && !SECRETS.has(name) ? ` (got ${JSON.stringify(redact(value))})` : "";
+  return { error: message.startsWith(`${name}:`) ? message : `${name}: ${message}${shown}` };
 }
 
 /**

@@ -11,6 +11,7 @@ import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
 import { createLiveHub } from "./web/live.ts";
+import { createAuth } from "./web/auth.ts";
 import { type Detector, createDetector } from "./detect/engine.ts";
 import type { DetectConfig } from "./detect/rules.ts";
 import { sql } from "./store/database.ts";
@@ -192,7 +193,17 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
 
   if (parts.web || parts.bot) {
     // `crisper bot` alone still listens on PORT: Slack's requests and health checks.
-    const app = createApp({ database, broker, live, slack: slack ?? undefined, log: logger("web"), only: parts.web ? undefined : "slack" });
+    const auth = createAuth(config.CRISPER_AUTH, publicUrl(config));
+    log.info(auth.enabled ? "CRISPER_AUTH on: pages and API need a user; admins can revoke" : "no CRISPER_AUTH: pages and API are open and read-only");
+    const app = createApp({
+      database,
+      broker,
+      live,
+      auth,
+      slack: slack ?? undefined,
+      log: logger("web"),
+      only: parts.web ? undefined : "slack",
+    });
     const server = Bun.serve({
       hostname: config.HOST,
       port: config.PORT,

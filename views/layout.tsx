@@ -43,6 +43,10 @@ form.filters { display:flex; flex-wrap:wrap; gap:8px; align-items:end; margin-bo
 form.filters label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); gap:2px; }
 input, select, button { font:inherit; padding:5px 8px; border:1px solid #d0d5dd; border-radius:6px; background:#fff; }
 button { background:var(--accent); color:#fff; border-color:var(--accent); cursor:pointer; }
+button.danger { background:#b42318; border-color:#b42318; }
+header .who { margin-left:auto; color:#d0d5dd; font-size:13px; }
+.flash { background:#ecfdf3; border:1px solid #abefc6; color:#05603a; padding:8px 12px; border-radius:8px; margin:0 0 12px; }
+form.revoke { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
 dl.facts { display:grid; grid-template-columns: 150px 1fr; gap:6px 12px; margin:0; }
 dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-word; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap:12px; }
@@ -50,7 +54,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .live { font-size:12px; color:var(--muted); }
 `;
 
-export function Layout(props: { title: string; path: string; children: Child }) {
+export function Layout(props: { title: string; path: string; user?: { name: string; role: string } | null; children: Child }) {
   return (
     <html lang="en">
       <head>
@@ -70,6 +74,11 @@ export function Layout(props: { title: string; path: string; children: Child }) 
               {label}
             </a>
           ))}
+          {props.user ? (
+            <span class="who">
+              {props.user.name} · {props.user.role}
+            </span>
+          ) : null}
         </header>
         <main id="main">{props.children}</main>
       </body>

@@ -1,20 +1,51 @@
 /** @jsxImportSource hono/jsx */
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
 import type { alertJson, eventJson, taskJson } from "../src/api/serialize.ts";
-import { duration, State, When } from "./format.tsx";
+import { ago, duration, State, When } from "./format.tsx";
 
 type TaskView = ReturnType<typeof taskJson>;
 type EventView = ReturnType<typeof eventJson>;
 type AlertView = ReturnType<typeof alertJson>;
 
-export function TaskPage(props: { task: TaskView; events: EventView[]; now: number }) {
+/** Celery can still stop these; a finished task has nothing left to revoke. */
+const REVOCABLE = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY"]);
+
+export function TaskPage(props: {
+  task: TaskView;
+  events: EventView[];
+  now: number;
+  /** Present for an admin: the form's token. */
+  revoke?: { token: string };
+  flash?: string;
+}) {
   const t = props.task;
   return (
     <>
+      {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <State state={t.state} /> {t.name ?? "(unnamed task)"}
       </h1>
       <p class="mono muted">{t.id}</p>
+      {props.revoke && REVOCABLE.has(t.state) ? (
+        <form
+          method="post"
+          action={`/tasks/${encodeURIComponent(t.id)}/revoke`}
+          class="card revoke"
+          hx-confirm="Revoke this task? Workers will discard it, and with terminate the one running it kills it."
+        >
+          <input type="hidden" name="csrf" value={props.revoke.token} />
+          <label>
+            <input type="checkbox" name="terminate" value="1" checked={t.state === "STARTED"} /> terminate it if it is running, with{" "}
+            <select name="signal" aria-label="signal">
+              <option>SIGTERM</option>
+              <option>SIGKILL</option>
+            </select>
+          </label>
+          <button type="submit" class="danger">
+            Revoke
+          </button>
+        </form>
+      ) : null}
       {t.alerts.length ? <Alerts alerts={t.alerts as AlertView[]} now={props.now} /> : null}
       <div class="card">
         <dl class="facts">
@@ -29,7 +60,12 @@ export function TaskPage(props: { task: TaskView; events: EventView[]; now: numb
           <dt>Queued for</dt>
           <dd>{duration(t.sent_at, t.started_at) ?? "—"}</dd>
           <dt>Ran for</dt>
-          <dd>{t.runtime_s !== null ? `${t.runtime_s.toFixed(3)} s` : (duration(t.started_at, t.finished_at) ?? "—")}</dd>
+          <dd>
+            {t.runtime_s !== null
+              ? `${t.runtime_s.toFixed(3)} s`
+              : (duration(t.started_at, t.finished_at) ??
+                (t.started_at && t.state === "STARTED" ? `running for ${ago(props.now - Date.parse(t.started_at) / 1000).replace(" ago", "")}` : "—"))}
+          </dd>
           <dt>Finished</dt>
           <dd><When iso={t.finished_at} now={props.now} /></dd>
           <dt>Parent / root</dt>

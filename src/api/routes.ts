@@ -13,9 +13,17 @@ import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } f
 import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
 import { listSchedules } from "../store/queries/detect.ts";
+import type { Auth } from "../web/auth.ts";
+import type { Logger } from "../log.ts";
+import { parseRevokeRequest, revokeTask } from "./revoke.ts";
 
 export interface ApiDeps {
   database: Database;
+  /** Sends control commands (revoke); a process without one refuses them. */
+  broker?: BrokerPort;
+  /** CRISPER_AUTH; without it Crisper is read-only. */
+  auth?: Auth;
+  log?: Logger;
   /** Clock, unix seconds (tests inject one). */
   now?: () => number;
 }
@@ -36,6 +44,22 @@ export function createApiRoutes(deps: ApiDeps) {
     if (!task) throw new HttpError(404, `task ${id} was never seen`, { hint: NEVER_SEEN_HINT });
     const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
     return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) });
+  });
+
+  api.post("/tasks/:id/revoke", async (c) => {
+    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to revoke tasks");
+    const user = deps.auth.admin(c);
+    deps.auth.checkJson(c);
+    const id = c.req.param("id");
+    if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
+    const body = await c.req.json().catch(() => {
+      throw new HttpError(400, "expected a JSON body: {\"terminate\": bool, \"signal\": \"SIGTERM\"}");
+    });
+    const request = parseRevokeRequest(body && typeof body === "object" ? body : {});
+    const known = (await getTask(deps.database, id)) !== null;
+    const acknowledged = await revokeTask(deps.broker, id, request);
+    deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""}; acknowledged by ${acknowledged.length} worker(s)`);
+    return c.json({ task_id: id, known, terminate: request.terminate, signal: request.signal, acknowledged_by: acknowledged });
   });
 
   api.get("/tasks", async (c) => {

@@ -5,14 +5,12 @@ import { Hono } from "hono";
 import { HttpError } from "../api/http-error.ts";
 import { createMetricsRoutes } from "../api/metrics.ts";
 import { type ApiDeps, createApiRoutes, createHealthRoutes } from "../api/routes.ts";
-import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
 import type { LiveHub } from "./live.ts";
 import { createPageRoutes } from "./pages.tsx";
 import { SLACK_EVENTS_PATH, type SlackBot } from "../../bot/slack-app.ts";
 
 export interface AppDeps extends ApiDeps {
-  broker?: BrokerPort;
   log: Logger;
   live?: LiveHub;
   /** Answers Slack's requests at POST /slack/events when the bot is configured. */
@@ -23,6 +21,8 @@ export interface AppDeps extends ApiDeps {
 
 export function createApp(deps: AppDeps) {
   const app = new Hono();
+  // Before every route: with CRISPER_AUTH, nothing but health, metrics and Slack is open.
+  if (deps.auth) app.use("*", deps.auth.middleware);
   app.route("/", createHealthRoutes(deps));
   app.route("/", createMetricsRoutes(deps));
   const slack = deps.slack;
@@ -33,7 +33,7 @@ export function createApp(deps: AppDeps) {
   );
   if (deps.only !== "slack") {
     app.route("/api", createApiRoutes(deps));
-    app.route("/", createPageRoutes(deps));
+    app.route("/", createPageRoutes({ ...deps, log: deps.log }));
   }
   app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((err, c) => {

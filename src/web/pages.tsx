@@ -27,6 +27,10 @@ import { OverviewPage } from "../../views/overview.tsx";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
+import { type Auth, currentUser } from "./auth.ts";
+import type { BrokerPort } from "../broker/port.ts";
+import type { Logger } from "../log.ts";
+import { parseRevokeRequest, revokeTask } from "../api/revoke.ts";
 
 const NEVER_SEEN =
   "No event and no result for this id has reached Crisper. Either it was never sent, it ran before Crisper was watching, or its workers send no task events and no result backend is configured. (Celery's AsyncResult would call it PENDING: it says that for any id, even one that never existed.)";
@@ -36,7 +40,17 @@ const ASSETS: Record<string, string> = {
   "sse.min.js": "htmx-ext-sse/dist/sse.min.js",
 };
 
-export function createPageRoutes(deps: { database: Database; live?: LiveHub; now?: () => number }) {
+export interface PageDeps {
+  database: Database;
+  live?: LiveHub;
+  now?: () => number;
+  /** For revoke: who may, and the mailbox to send it through. */
+  auth?: Auth;
+  broker?: BrokerPort;
+  log?: Logger;
+}
+
+export function createPageRoutes(deps: PageDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
   const pages = new Hono();
 
@@ -61,7 +75,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
       listAlerts(deps.database, { status: "open", limit: 100 }),
     ]);
     return c.html(
-      <Layout title="Overview" path="/">
+      <Layout user={currentUser(c)} title="Overview" path="/">
         <OverviewPage
           counts={counts}
           workers={workers.map((w) => workerJson(w, t))}
@@ -88,7 +102,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
     };
     if (c.req.query("fragment") === "rows") return c.html(<TaskRows tasks={tasks} query={query} nextCursor={page.nextCursor} now={now()} />);
     return c.html(
-      <Layout title="Tasks" path="/tasks">
+      <Layout user={currentUser(c)} title="Tasks" path="/tasks">
         <TasksPage tasks={tasks} query={query} nextCursor={page.nextCursor} now={now()} />
       </Layout>,
     );
@@ -100,24 +114,44 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
     if (!task) {
       c.status(404);
       return c.html(
-        <Layout title="Never seen" path="/tasks">
+        <Layout user={currentUser(c)} title="Never seen" path="/tasks">
           <NeverSeen id={id} hint={NEVER_SEEN} />
         </Layout>,
       );
     }
     const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
+    const user = currentUser(c);
+    // Only an admin sees the revoke form; it carries the token that proves it came from this page.
+    const revoke = deps.auth && user?.role === "admin" ? { token: deps.auth.formToken(user) } : undefined;
+    const revoked = c.req.query("revoked");
+    const flash =
+      revoked !== undefined
+        ? `Revoke sent${c.req.query("terminated") ? ", with terminate" : ""}: ${Number(revoked) || 0} worker(s) acknowledged it. The state below changes when the worker reports it.`
+        : undefined;
     return c.html(
-      <Layout title={task.name ?? id} path="/tasks">
-        <TaskPage task={taskJson(task, events, alerts.map(alertJson))} events={events.map(eventJson)} now={now()} />
+      <Layout user={user} title={task.name ?? id} path="/tasks">
+        <TaskPage task={taskJson(task, events, alerts.map(alertJson))} events={events.map(eventJson)} now={now()} revoke={revoke} flash={flash} />
       </Layout>,
     );
+  });
+
+  pages.post("/tasks/:id/revoke", async (c) => {
+    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to revoke tasks");
+    const user = deps.auth.admin(c);
+    const id = c.req.param("id").slice(0, 255);
+    const form = await c.req.parseBody();
+    deps.auth.checkForm(c, user, typeof form.csrf === "string" ? form.csrf : undefined);
+    const request = parseRevokeRequest({ terminate: form.terminate === "1", signal: typeof form.signal === "string" ? form.signal : undefined });
+    const acknowledged = await revokeTask(deps.broker, id, request);
+    deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""} from its page; acknowledged by ${acknowledged.length} worker(s)`);
+    return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
   });
 
   pages.get("/workers", async (c) => {
     const t = now();
     const workers = (await listWorkers(deps.database)).map((w) => workerJson(w, t));
     return c.html(
-      <Layout title="Workers" path="/workers">
+      <Layout user={currentUser(c)} title="Workers" path="/workers">
         <WorkersPage workers={workers} now={t} />
       </Layout>,
     );
@@ -130,7 +164,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
     const t = now();
     const alerts = await alertsForSubject(deps.database, hostname);
     return c.html(
-      <Layout title={hostname} path="/workers">
+      <Layout user={currentUser(c)} title={hostname} path="/workers">
         <WorkerPage w={workerJson(w, t)} alerts={alerts.map(alertJson)} now={t} />
       </Layout>,
     );
@@ -146,7 +180,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
       history.set(q.name, rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
     }
     return c.html(
-      <Layout title="Queues" path="/queues">
+      <Layout user={currentUser(c)} title="Queues" path="/queues">
         <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} />
       </Layout>,
     );
@@ -155,7 +189,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
   pages.get("/schedules", async (c) => {
     const schedules = (await listSchedules(deps.database)).map(scheduleJson);
     return c.html(
-      <Layout title="Schedules" path="/schedules">
+      <Layout user={currentUser(c)} title="Schedules" path="/schedules">
         <SchedulesPage schedules={schedules} now={now()} />
       </Layout>,
     );
@@ -172,7 +206,7 @@ export function createPageRoutes(deps: { database: Database; live?: LiveHub; now
       limit: 200,
     });
     return c.html(
-      <Layout title="Alerts" path="/alerts">
+      <Layout user={currentUser(c)} title="Alerts" path="/alerts">
         <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind} now={now()} />
       </Layout>,
     );

@@ -6,6 +6,8 @@
  *   lag         event-to-queryable lag p50/p99 at --lag-rate (default 10,000 events/s)
  *   throughput  loss at --rate (default 40,000 events/s) for --seconds (default 60)
  *   memory      collector RSS across --tasks (default 1,000,000) tasks, and bytes per task on disk
+ *   pages       with --page-tasks (default 1,000,000) tasks stored, how long the web server
+ *               takes to answer the task list, a search, a task page, the overview
  *
  * `bun run bench [lag|throughput|memory]…` runs some; no argument runs all.
  * Loss is counted exactly: every published task event has a unique key, and
@@ -30,9 +32,10 @@ const { values: opts, positionals } = parseArgs({
     "lag-seconds": { type: "string", default: "30" },
     tasks: { type: "string", default: "1000000" },
     "memory-rate": { type: "string", default: "40000" },
+    "page-tasks": { type: "string", default: "1000000" },
   },
 });
-const phases = positionals.length ? positionals : ["lag", "throughput", "memory"];
+const phases = positionals.length ? positionals : ["lag", "throughput", "memory", "pages"];
 
 const log = (s: string) => console.error(`[bench] ${s}`);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -276,6 +279,84 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
   };
 }
 
+/**
+ * Tops the store up to `target` tasks (four events each) straight in SQL, spread
+ * over the last 24 hours like steady traffic: 5 % failures with tracebacks, 50
+ * task names, 8 workers, two queues. Returns how many were added.
+ */
+async function fillTasks(env: Env, target: number): Promise<number> {
+  const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
+  const have = Number(n);
+  const missing = target - have;
+  const chunk = 100_000;
+  for (let from = 0; from < missing; from += chunk) {
+    const to = Math.min(missing, from + chunk);
+    const range = `generate_series(${have + from + 1}, ${have + to}) g`;
+    await env.pg.unsafe(`
+      insert into tasks (id, name, args, kwargs, queue, routing_key, state, state_key, worker, result, runtime,
+                         exception, traceback, retries, sent_at, received_at, started_at, finished_at, first_seen_at, last_event_at)
+      select 'bench-' || g, 'app.tasks.job' || (g % 50), '(' || g || ', ''customer-' || (g % 9973) || ''')', '{"region": "eu"}',
+             case when g % 10 = 0 then 'reports' else 'celery' end, 'celery',
+             case when g % 20 = 0 then 'FAILURE' else 'SUCCESS' end, 0, 'w' || (g % 8) || '@bench',
+             case when g % 20 = 0 then null else '"ok"' end, 0.2,
+             case when g % 20 = 0 then 'ValueError(''card declined for customer-' || (g % 9973) || ''')' end,
+             case when g % 20 = 0 then repeat('  File "app/tasks.py", line 12, in job' || chr(10), 20) end, 0,
+             t, t + interval '5 ms', t + interval '10 ms', t + interval '210 ms', t, t + interval '210 ms'
+      from (select g, now() - (${target} - g) * (interval '86400 s' / ${target}) as t from ${range}) s
+      on conflict do nothing`);
+    await env.pg.unsafe(`
+      insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
+      select 'bench-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
+      on conflict do nothing`);
+    log(`pages: ${fmt(have + to)} tasks stored`);
+  }
+  await env.pg.unsafe("analyze tasks; analyze events");
+  return Math.max(0, missing);
+}
+
+/** First byte to last byte of a page, ms: the server's render plus loopback. */
+async function timed(url: string, times: number): Promise<{ p50: number; p95: number; status: number }> {
+  const ms: number[] = [];
+  let status = 0;
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now();
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    ms.push(performance.now() - t0);
+    status = res.status;
+  }
+  ms.sort((a, b) => a - b);
+  return { p50: ms[Math.floor(ms.length / 2)] as number, p95: ms[Math.floor(ms.length * 0.95)] as number, status };
+}
+
+async function pagesPhase(env: Env, target: number) {
+  const added = await fillTasks(env, target);
+  const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
+  log(`pages: ${fmt(Number(n))} tasks (${fmt(added)} added in SQL)`);
+  const failed = one(await env.pg<{ id: string }[]>`select id from tasks where state = 'FAILURE' order by first_seen_at desc limit 1 offset 5000`);
+  // The second page: the first page's cursor, as a person clicking "older" follows it.
+  const first = (await (await fetch(`${env.webUrl}/api/tasks`)).json()) as { next_cursor: string };
+  const pages: [string, string][] = [
+    ["task list, newest first", "/tasks"],
+    ["task list, second page", `/tasks?cursor=${encodeURIComponent(first.next_cursor)}`],
+    ["task list, failures", "/tasks?state=FAILURE"],
+    ["task list, one name", "/tasks?name=app.tasks.job7"],
+    ["search, common text (customer-42)", "/tasks?q=customer-42"],
+    ["search, an exact id", `/tasks?q=${failed.id}`],
+    ["one task (failed, with traceback)", `/tasks/${failed.id}`],
+    ["overview", "/"],
+  ];
+  const results: string[] = [];
+  for (const [label, path] of pages) {
+    await timed(env.webUrl + path, 3); // warm
+    const r = await timed(env.webUrl + path, 30);
+    results.push(`${label}: p50 ${r.p50.toFixed(0)} ms, p95 ${r.p95.toFixed(0)} ms${r.status === 200 ? "" : ` (HTTP ${r.status})`}`);
+    log(`pages: ${results.at(-1)}`);
+  }
+  return { tasks: Number(n), results };
+}
+
 const env = await startEnvironment();
 const rows: string[] = [];
 try {
@@ -295,6 +376,10 @@ try {
       `| collector RSS across ${fmt(r.tasks)} tasks | ${r.rss25.toFixed(0)} MB at 25%, ${r.rss50.toFixed(0)} MB at 50%, ${r.rss100.toFixed(0)} MB at 100%; peak ${r.peak.toFixed(0)} MB; ${fmt(r.lost)} lost |`,
       `| PostgreSQL bytes per task (tasks + events, with indexes) | ${fmt(r.bytesPerTask)} |`,
     );
+  }
+  if (phases.includes("pages")) {
+    const r = await pagesPhase(env, Number(opts["page-tasks"]));
+    rows.push(`| pages with ${fmt(r.tasks)} tasks stored (30 requests each, p50 / p95) | ${r.results.join("; ")} |`);
   }
 } finally {
   await env.stop();

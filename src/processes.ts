@@ -10,7 +10,7 @@ import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
-import { createLiveHub } from "./web/live.ts";
+import { createLiveHub, createLivePublisher, isLiveKind, LIVE_CHANNEL, type LiveKind } from "./web/live.ts";
 import { createAuth } from "./web/auth.ts";
 import { type Detector, createDetector } from "./detect/engine.ts";
 import type { DetectConfig } from "./detect/rules.ts";
@@ -132,10 +132,29 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
   let collector: Collector | undefined;
   let url: string | undefined;
   let detector: Detector | undefined;
-  // Live page updates come from this process's collector and detectors
-  // (a web-only process serves pages without them, for now).
+  // Live page updates come from this process's collector and detectors;
+  // on PostgreSQL they also travel through NOTIFY to web processes elsewhere.
   const live = parts.web ? createLiveHub() : undefined;
   if (live) stops.push(async () => live.close());
+  const notify = database.notify?.bind(database);
+  const publisher =
+    parts.collect && notify
+      ? createLivePublisher(
+          (kind) => notify(LIVE_CHANNEL, kind),
+          (e) => log.once(`live-notify:${e.message}`, `live updates for other processes: ${e.message}`),
+        )
+      : undefined;
+  if (publisher) stops.push(async () => publisher.close());
+  if (live && !parts.collect && database.listen) {
+    const listening = await database.listen(LIVE_CHANNEL, (kind) => {
+      if (isLiveKind(kind)) live.notify(kind);
+    });
+    stops.push(() => listening.unlisten());
+  }
+  const changed = (kind: LiveKind) => {
+    live?.notify(kind);
+    publisher?.notify(kind);
+  };
   const slack = parts.web || parts.bot ? slackBot(config, database, parts, log) : null;
   if (parts.collect) {
     const startedAt = Date.now() / 1000;
@@ -153,7 +172,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       log: logger("collector"),
       onCommitted: (events) => {
         detector?.observe(events);
-        live?.notify("tasks");
+        changed("tasks");
       },
     });
     collector = c;
@@ -174,7 +193,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       streamUpSince: () => c.streamUpSince,
       uncommittedSince: () => c.uncommittedSince,
       onChanges: () => {
-        live?.notify("alerts");
+        changed("alerts");
         slack?.poster?.nudge();
       },
     });

@@ -46,6 +46,12 @@ button { background:var(--accent); color:#fff; border-color:var(--accent); curso
 button.danger { background:#b42318; border-color:#b42318; }
 header .who { margin-left:auto; color:#d0d5dd; font-size:13px; }
 .flash { background:#ecfdf3; border:1px solid #abefc6; color:#05603a; padding:8px 12px; border-radius:8px; margin:0 0 12px; }
+.health { display:flex; flex-direction:column; gap:2px; border-left:4px solid #12b76a; margin-bottom:14px; }
+.health.warn { border-left-color:#f79009; } .health.bad { border-left-color:#d92d20; }
+.health span { color:#475467; font-size:13px; }
+figure.chart { margin:0 0 8px; } figure.chart svg { max-width:100%; height:auto; }
+figcaption .key { margin-right:14px; font-size:12px; color:#475467; }
+figcaption .key i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:4px; vertical-align:-1px; }
 form.revoke { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
 dl.facts { display:grid; grid-template-columns: 150px 1fr; gap:6px 12px; margin:0; }
 dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-word; }

@@ -1,11 +1,97 @@
 /** @jsxImportSource hono/jsx */
 /** Where the trouble is, at a glance: the last hour's outcomes, workers, queues and open alerts. */
 import type { alertJson, queueJson, workerJson } from "../src/api/serialize.ts";
-import { When } from "./format.tsx";
+import type { MinuteCounts } from "../src/store/queries/tasks.ts";
+import { ago, When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
+
+type AlertView = ReturnType<typeof alertJson>;
+
+/** Bars per minute, stacked by outcome, in the states' colours. */
+export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; windowMin: number; width?: number; height?: number }) {
+  const w = props.width ?? 720;
+  const h = props.height ?? 120;
+  const end = Math.floor(props.now / 60) * 60;
+  const start = end - (props.windowMin - 1) * 60;
+  const byMinute = new Map(props.minutes.map((m) => [m.minute, m.byState]));
+  const layers: [string, string, (c: Record<string, number>) => number][] = [
+    ["succeeded", "#12b76a", (c) => c.SUCCESS ?? 0],
+    ["failed", "#d92d20", (c) => c.FAILURE ?? 0],
+    ["retried, revoked or rejected", "#f79009", (c) => (c.RETRY ?? 0) + (c.REVOKED ?? 0) + (c.REJECTED ?? 0)],
+    ["not finished", "#98a2b3", (c) => (c.PENDING ?? 0) + (c.RECEIVED ?? 0) + (c.STARTED ?? 0)],
+  ];
+  const totals: number[] = [];
+  for (let m = start; m <= end; m += 60) totals.push(layers.reduce((n, [, , f]) => n + f(byMinute.get(m) ?? {}), 0));
+  const max = Math.max(1, ...totals);
+  const plotW = w - 44;
+  const barW = plotW / props.windowMin;
+  const y = (n: number) => ((h - 26) * n) / max;
+  const bars = [];
+  for (let i = 0; i < props.windowMin; i++) {
+    const counts = byMinute.get(start + i * 60) ?? {};
+    let base = h - 16;
+    for (const [label, colour, f] of layers) {
+      const n = f(counts);
+      if (!n) continue;
+      const hh = Math.max(1, y(n));
+      base -= hh;
+      bars.push(
+        <rect x={(40 + i * barW).toFixed(1)} y={base.toFixed(1)} width={Math.max(1, barW - 1).toFixed(1)} height={hh.toFixed(1)} fill={colour}>
+          <title>{`${new Date((start + i * 60) * 1000).toISOString().slice(11, 16)} UTC: ${n} ${label}`}</title>
+        </rect>,
+      );
+    }
+  }
+  return (
+    <figure class="chart">
+      <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label="tasks per minute by outcome">
+        <line x1="40" y1={h - 16} x2={w - 4} y2={h - 16} stroke="#d0d5dd" />
+        <text x="34" y="12" font-size="10" text-anchor="end" fill="#667085">{max}/min</text>
+        <text x="34" y={h - 16} font-size="10" text-anchor="end" fill="#667085">0</text>
+        <text x="40" y={h - 3} font-size="10" fill="#667085">{props.windowMin} min ago</text>
+        <text x={w - 4} y={h - 3} font-size="10" text-anchor="end" fill="#667085">now</text>
+        {bars}
+      </svg>
+      <figcaption>
+        {layers.map(([label, colour]) => (
+          <span class="key">
+            <i style={`background:${colour}`} /> {label}
+          </span>
+        ))}
+      </figcaption>
+    </figure>
+  );
+}
+
+/** Is the event stream alive, and was it ever cut? */
+export function StreamHealth(props: { lastTaskAt: number | null; lastHeartbeatAt: number | null; gaps: AlertView[]; now: number }) {
+  const open = props.gaps.find((g) => g.status === "open");
+  const quiet = props.lastHeartbeatAt === null || props.now - props.lastHeartbeatAt > 30;
+  const last = props.gaps.find((g) => g.status === "resolved");
+  const d = (last?.details ?? {}) as Record<string, unknown>;
+  return (
+    <div class={`card health ${open ? "bad" : quiet ? "warn" : "good"}`}>
+      <strong>{open ? "Event stream interrupted" : quiet ? "No heartbeat from any worker for a while" : "Event stream healthy"}</strong>
+      <span>
+        last worker heartbeat {props.lastHeartbeatAt === null ? "never" : ago(props.now - props.lastHeartbeatAt)} · last new task{" "}
+        {props.lastTaskAt === null ? "never" : ago(props.now - props.lastTaskAt)}
+      </span>
+      <span>
+        gaps in the last 24 h: {props.gaps.length}
+        {last
+          ? ` · the last lasted ${d.duration_s ?? "?"} s (${String(d.reason ?? "").slice(0, 120)}), ${d.recovered ?? 0} of ${d.checked ?? 0} unfinished tasks recovered`
+          : ""}
+      </span>
+    </div>
+  );
+}
 
 export function OverviewPage(props: {
   counts: Record<string, number>;
+  minutes: MinuteCounts[];
+  windowMin: number;
+  lastTaskAt: number | null;
+  gaps: AlertView[];
   workers: ReturnType<typeof workerJson>[];
   queues: ReturnType<typeof queueJson>[];
   alerts: ReturnType<typeof alertJson>[];
@@ -19,6 +105,12 @@ export function OverviewPage(props: {
     <div hx-ext="sse" sse-connect="/live">
       <div hx-get="/" hx-trigger="sse:tasks, sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
         <h1>Overview</h1>
+        <StreamHealth
+          lastTaskAt={props.lastTaskAt}
+          lastHeartbeatAt={Math.max(...props.workers.map((w) => (w.last_heartbeat_at ? Date.parse(w.last_heartbeat_at) / 1000 : 0)), 0) || null}
+          gaps={props.gaps}
+          now={props.now}
+        />
         <div class="grid">
           {[
             [String(c.SUCCESS ?? 0), "succeeded, last hour"],
@@ -34,6 +126,8 @@ export function OverviewPage(props: {
             </div>
           ))}
         </div>
+        <h2>Tasks per minute, by outcome</h2>
+        <ThroughputChart minutes={props.minutes} now={props.now} windowMin={props.windowMin} />
         <h2>Open alerts</h2>
         {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : <p class="muted">None.</p>}
         <h2>Workers</h2>

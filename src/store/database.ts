@@ -30,6 +30,13 @@ export interface Database {
   transaction(fn: (query: RawQuery) => Promise<void>): Promise<void>;
   /** Throws if the database cannot answer. */
   ping(): Promise<void>;
+  /**
+   * PostgreSQL's NOTIFY / LISTEN, for telling other Crisper processes that
+   * something changed (live pages in a `crisper web` fed by a `crisper
+   * collect`). Absent on the embedded database, which one process owns.
+   */
+  notify?(channel: string, payload: string): Promise<void>;
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<{ unlisten(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -64,6 +71,14 @@ function openPostgres(url: string, max: number): Database {
     },
     ping: async () => {
       await client`select 1`;
+    },
+    notify: async (channel, payload) => {
+      await client.notify(channel, payload);
+    },
+    // postgres.js keeps a dedicated connection for LISTEN and re-listens after a reconnect.
+    listen: async (channel, onPayload) => {
+      const l = await client.listen(channel, onPayload);
+      return { unlisten: () => l.unlisten() };
     },
     close: () => client.end({ timeout: 5 }),
   };

@@ -58,3 +58,32 @@ export function createLiveHub() {
 }
 
 export type LiveHub = ReturnType<typeof createLiveHub>;
+
+/** The NOTIFY channel that carries live kinds between Crisper processes. */
+export const LIVE_CHANNEL = "crisper_live";
+
+export function isLiveKind(s: string): s is LiveKind {
+  return s === "tasks" || s === "alerts" || s === "workers";
+}
+
+/**
+ * Passes changes on to other processes through the database, at most once a
+ * second per kind (the pages need no more), for a collector whose pages are
+ * served elsewhere.
+ */
+export function createLivePublisher(publish: (kind: LiveKind) => Promise<void>, onError: (e: Error) => void) {
+  const pending = new Set<LiveKind>();
+  const timer = setInterval(() => {
+    const kinds = [...pending];
+    pending.clear();
+    for (const k of kinds) publish(k).catch(onError);
+  }, FLUSH_MS);
+  return {
+    notify(kind: LiveKind) {
+      pending.add(kind);
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -13,7 +13,7 @@ import { parseTaskFilters } from "../api/params.ts";
 import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
-import { countTasksByState, getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
+import { getTask, getTaskEvents, listTasks, tasksPerMinute } from "../store/queries/tasks.ts";
 import { getWorker, listWorkers } from "../store/queries/workers.ts";
 import { queueHistory } from "../store/queries/queues.ts";
 import { listSchedules } from "../store/queries/detect.ts";
@@ -68,16 +68,24 @@ export function createPageRoutes(deps: PageDeps) {
 
   pages.get("/", async (c) => {
     const t = now();
-    const [counts, workers, queues, alerts] = await Promise.all([
-      countTasksByState(deps.database, new Date((t - 3600) * 1000)),
+    const windowMin = 60;
+    const [throughput, workers, queues, alerts, gaps] = await Promise.all([
+      tasksPerMinute(deps.database, new Date((t - windowMin * 60) * 1000)),
       listWorkers(deps.database),
       listQueues(deps.database),
       listAlerts(deps.database, { status: "open", limit: 100 }),
+      listAlerts(deps.database, { status: "all", kind: "event_gap", limit: 50 }),
     ]);
+    const counts: Record<string, number> = {};
+    for (const m of throughput.minutes) for (const [state, n] of Object.entries(m.byState)) counts[state] = (counts[state] ?? 0) + n;
     return c.html(
       <Layout user={currentUser(c)} title="Overview" path="/">
         <OverviewPage
           counts={counts}
+          minutes={throughput.minutes}
+          windowMin={windowMin}
+          lastTaskAt={throughput.lastTaskAt}
+          gaps={gaps.map(alertJson).filter((g) => g.opened_at !== null && Date.parse(g.opened_at) / 1000 > t - 86_400)}
           workers={workers.map((w) => workerJson(w, t))}
           queues={queues.map(queueJson)}
           alerts={alerts.map(alertJson)}

@@ -102,13 +102,35 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<{ t
   };
 }
 
-/** Counts by state since a time: for the overview and metrics. */
-export async function countTasksByState(database: Database, since: Date): Promise<Record<string, number>> {
-  const rows = await database.db
-    .select({ state: tasks.state, n: sql<number>`count(*)::int` })
-    .from(tasks)
-    .where(gte(tasks.firstSeenAt, since))
-    .groupBy(tasks.state);
-  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+/** Tasks first seen in one minute, by state now: the overview's chart. */
+export interface MinuteCounts {
+  /** Start of the minute, unix seconds. */
+  minute: number;
+  byState: Record<string, number>;
 }
 
+/**
+ * Per-minute counts by state of the tasks first seen since `since` (a range
+ * on tasks_recent_idx), and the newest task's arrival: the overview's
+ * throughput and the event stream's pulse.
+ */
+export async function tasksPerMinute(database: Database, since: Date): Promise<{ minutes: MinuteCounts[]; lastTaskAt: number | null }> {
+  const rows = await database.rows<{ minute: number; state: string; n: number }>(sql`
+    select extract(epoch from date_trunc('minute', first_seen_at))::float8 as minute, state, count(*)::int as n
+    from tasks where first_seen_at >= ${since.toISOString()}::timestamptz
+    group by 1, 2 order by 1`);
+  const [last] = await database.rows<{ t: number | null }>(
+    sql`select extract(epoch from first_seen_at)::float8 as t from tasks order by first_seen_at desc, id desc limit 1`,
+  );
+  const byMinute = new Map<number, Record<string, number>>();
+  for (const r of rows) {
+    const m = Number(r.minute);
+    const counts = byMinute.get(m) ?? {};
+    counts[r.state] = Number(r.n);
+    byMinute.set(m, counts);
+  }
+  return {
+    minutes: [...byMinute].map(([minute, byState]) => ({ minute, byState })),
+    lastTaskAt: last?.t === null || last?.t === undefined ? null : Number(last.t),
+  };
+}

@@ -20,6 +20,7 @@ import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
 import { startPostgres } from "../test/support/postgres-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
+import { fillTasks } from "./fill-tasks.ts";
 import { EVENTS_PER_TASK, type PublishedMessage, TrafficGenerator } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
@@ -279,42 +280,6 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
   };
 }
 
-/**
- * Tops the store up to `target` tasks (four events each) straight in SQL, spread
- * over the last 24 hours like steady traffic: 5 % failures with tracebacks, 50
- * task names, 8 workers, two queues. Returns how many were added.
- */
-async function fillTasks(env: Env, target: number): Promise<number> {
-  const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
-  const have = Number(n);
-  const missing = target - have;
-  const chunk = 100_000;
-  for (let from = 0; from < missing; from += chunk) {
-    const to = Math.min(missing, from + chunk);
-    const range = `generate_series(${have + from + 1}, ${have + to}) g`;
-    await env.pg.unsafe(`
-      insert into tasks (id, name, args, kwargs, queue, routing_key, state, state_key, worker, result, runtime,
-                         exception, traceback, retries, sent_at, received_at, started_at, finished_at, first_seen_at, last_event_at)
-      select 'bench-' || g, 'app.tasks.job' || (g % 50), '(' || g || ', ''customer-' || (g % 9973) || ''')', '{"region": "eu"}',
-             case when g % 10 = 0 then 'reports' else 'celery' end, 'celery',
-             case when g % 20 = 0 then 'FAILURE' else 'SUCCESS' end, 0, 'w' || (g % 8) || '@bench',
-             case when g % 20 = 0 then null else '"ok"' end, 0.2,
-             case when g % 20 = 0 then 'ValueError(''card declined for customer-' || (g % 9973) || ''')' end,
-             case when g % 20 = 0 then repeat('  File "app/tasks.py", line 12, in job' || chr(10), 20) end, 0,
-             t, t + interval '5 ms', t + interval '10 ms', t + interval '210 ms', t, t + interval '210 ms'
-      from (select g, now() - (${target} - g) * (interval '86400 s' / ${target}) as t from ${range}) s
-      on conflict do nothing`);
-    await env.pg.unsafe(`
-      insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'bench-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
-      from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
-      on conflict do nothing`);
-    log(`pages: ${fmt(have + to)} tasks stored`);
-  }
-  await env.pg.unsafe("analyze tasks; analyze events");
-  return Math.max(0, missing);
-}
-
 /** First byte to last byte of a page, ms: the server's render plus loopback. */
 async function timed(url: string, times: number): Promise<{ p50: number; p95: number; status: number }> {
   const ms: number[] = [];
@@ -331,7 +296,7 @@ async function timed(url: string, times: number): Promise<{ p50: number; p95: nu
 }
 
 async function pagesPhase(env: Env, target: number) {
-  const added = await fillTasks(env, target);
+  const added = await fillTasks(env.pg, target, log);
   const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
   log(`pages: ${fmt(Number(n))} tasks (${fmt(added)} added in SQL)`);
   const failed = one(await env.pg<{ id: string }[]>`select id from tasks where state = 'FAILURE' order by first_seen_at desc limit 1 offset 5000`);

@@ -219,6 +219,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       broker,
       live,
       auth,
+      configuredSchedules: config.BEAT_SCHEDULES.map((s) => s.name),
       slack: slack ?? undefined,
       log: logger("web"),
       only: parts.web ? undefined : "slack",

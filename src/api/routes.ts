@@ -1,7 +1,7 @@
 /**
  * The JSON API (CONTRACT.md): thin handlers over the store's queries.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -12,7 +12,8 @@ import { parseLimit, parseTaskFilters } from "./params.ts";
 import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
 import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
-import { listSchedules } from "../store/queries/detect.ts";
+import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
+import { parseScheduleRequest } from "../detect/schedules.ts";
 import type { Auth } from "../web/auth.ts";
 import type { Logger } from "../log.ts";
 import { parseRevokeRequest, revokeTask } from "./revoke.ts";
@@ -24,6 +25,8 @@ export interface ApiDeps {
   /** CRISPER_AUTH; without it Crisper is read-only. */
   auth?: Auth;
   log?: Logger;
+  /** Schedule names declared in BEAT_SCHEDULES: the API may not change them. */
+  configuredSchedules?: readonly string[];
   /** Clock, unix seconds (tests inject one). */
   now?: () => number;
 }
@@ -46,16 +49,23 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) });
   });
 
+  /** The admin making this request, or a refusal: actions need CRISPER_AUTH and an admin. */
+  const admin = (c: Context) => {
+    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
+    return deps.auth.admin(c);
+  };
+  const jsonBody = async (c: Context, example: string): Promise<Record<string, unknown>> => {
+    deps.auth?.checkJson(c);
+    const body = await c.req.json().catch(() => null);
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, `expected a JSON object: ${example}`);
+    return body as Record<string, unknown>;
+  };
+
   api.post("/tasks/:id/revoke", async (c) => {
-    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to revoke tasks");
-    const user = deps.auth.admin(c);
-    deps.auth.checkJson(c);
+    const user = admin(c);
     const id = c.req.param("id");
     if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
-    const body = await c.req.json().catch(() => {
-      throw new HttpError(400, "expected a JSON body: {\"terminate\": bool, \"signal\": \"SIGTERM\"}");
-    });
-    const request = parseRevokeRequest(body && typeof body === "object" ? body : {});
+    const request = parseRevokeRequest(await jsonBody(c, '{"terminate": bool, "signal": "SIGTERM"}'));
     const known = (await getTask(deps.database, id)) !== null;
     const acknowledged = await revokeTask(deps.broker, id, request);
     deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""}; acknowledged by ${acknowledged.length} worker(s)`);
@@ -107,6 +117,29 @@ export function createApiRoutes(deps: ApiDeps) {
   });
 
   api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) }));
+
+  const configured = new Set(deps.configuredSchedules ?? []);
+  api.post("/schedules", async (c) => {
+    const user = admin(c);
+    const s = parseScheduleRequest(await jsonBody(c, '{"name": "nightly", "task": "app.tasks.report", "every_s": 86400} or "cron": "0 3 * * *"'));
+    if (typeof s === "string") throw new HttpError(400, s);
+    if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
+    const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.expectedIntervalS, cron: s.cron ?? null }, new Date());
+    deps.log?.info(`${user.name} declared schedule ${s.name}: ${s.task} ${s.cron ? `cron(${s.cron})` : `every ${s.expectedIntervalS} s`}`);
+    return c.json({ schedule: scheduleJson(row) }, 201);
+  });
+
+  api.delete("/schedules/:name", async (c) => {
+    const user = admin(c);
+    const name = c.req.param("name");
+    if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);
+    const row = (await listSchedules(deps.database)).find((s) => s.name === name);
+    if (!row) throw new HttpError(404, `no schedule named ${name.slice(0, 255)}`);
+    if (row.source !== "api") throw new HttpError(409, `${name} was learned from its arrivals, not declared: it is forgotten once the task stops arriving`);
+    await deleteSchedule(deps.database, name);
+    deps.log?.info(`${user.name} deleted schedule ${name}`);
+    return c.json({ deleted: name });
+  });
 
   return api;
 }

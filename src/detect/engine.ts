@@ -193,12 +193,20 @@ export function createDetector(o: EngineOptions) {
   async function checkSchedules(now: number) {
     const stored = new Map((await listSchedules(database)).map((s) => [s.name, s]));
     const schedules: Schedule[] = [];
-    for (const d of config.declaredSchedules) {
+    // Declared: in configuration, and through the API (stored; configuration wins a name).
+    const configured = new Set(config.declaredSchedules.map((d) => d.name));
+    const declared: Schedule[] = [
+      ...config.declaredSchedules,
+      ...[...stored.values()]
+        .filter((r) => r.source === "api" && !configured.has(r.name))
+        .map((r) => ({ name: r.name, task: r.task, expectedIntervalS: r.expectedIntervalS, cron: r.cron, source: "api" as const, lastSeenAt: null })),
+    ];
+    for (const d of declared) {
       const prev = stored.get(d.name);
       const seen = arrivals.get(d.task)?.at(-1) ?? null;
       schedules.push({ ...d, lastSeenAt: Math.max(seen ?? 0, prev?.lastSeenAt ? prev.lastSeenAt.getTime() / 1000 : 0) || null });
     }
-    const declaredTasks = new Set(config.declaredSchedules.map((d) => d.task));
+    const declaredTasks = new Set(declared.map((d) => d.task));
     for (const [name, times] of arrivals) {
       if (declaredTasks.has(name)) continue;
       const interval = learnInterval(times);
@@ -215,7 +223,7 @@ export function createDetector(o: EngineOptions) {
     // Learned schedules from before a restart keep being watched.
     for (const [name, row] of stored) {
       if (schedules.some((s) => s.name === name) || row.expectedIntervalS === null) continue;
-      if (row.source === "configured") continue; // no longer configured
+      if (row.source !== "learned") continue; // no longer configured, or deleted
       schedules.push({
         name,
         task: row.task,

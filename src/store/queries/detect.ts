@@ -123,3 +123,21 @@ export async function startedMoreThanOnce(database: Database, ids: readonly stri
     having count(*) filter (where type = 'task-started' and source = 'events') > 1 or count(distinct hostname) > 1`);
   return rows.map((r) => r.task_id);
 }
+
+/** Stores a schedule declared through the API; the detector takes it from there. */
+export async function declareSchedule(database: Database, s: { name: string; task: string; expectedIntervalS: number | null; cron: string | null }, now: Date) {
+  const rows = await database.db
+    .insert(schedules)
+    .values({ ...s, source: "api", lastSeenAt: null, nextDueAt: null, status: "ok", updatedAt: now })
+    .onConflictDoUpdate({
+      target: schedules.name,
+      set: { task: s.task, expectedIntervalS: s.expectedIntervalS, cron: s.cron, source: "api", updatedAt: now },
+    })
+    .returning();
+  return rows[0] as ScheduleRow;
+}
+
+export async function deleteSchedule(database: Database, name: string): Promise<boolean> {
+  const rows = await database.db.delete(schedules).where(eq(schedules.name, name)).returning({ name: schedules.name });
+  return rows.length > 0;
+}

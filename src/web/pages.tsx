@@ -66,11 +66,24 @@ export function createPageRoutes(deps: PageDeps) {
     return deps.live.handle(c);
   });
 
+  // The last hour's counts cost a range scan over that hour's tasks; every
+  // open overview re-renders on each live update, so they share one reading
+  // for a few seconds.
+  let throughputCache: { at: number; value: Promise<Awaited<ReturnType<typeof tasksPerMinute>>> } | null = null;
+  const throughputOf = (t: number, windowMin: number) => {
+    if (!throughputCache || t - throughputCache.at > 5) {
+      const value = tasksPerMinute(deps.database, new Date((t - windowMin * 60) * 1000));
+      throughputCache = { at: t, value };
+      value.catch(() => (throughputCache = null));
+    }
+    return throughputCache.value;
+  };
+
   pages.get("/", async (c) => {
     const t = now();
     const windowMin = 60;
     const [throughput, workers, queues, alerts, gaps] = await Promise.all([
-      tasksPerMinute(deps.database, new Date((t - windowMin * 60) * 1000)),
+      throughputOf(t, windowMin),
       listWorkers(deps.database),
       listQueues(deps.database),
       listAlerts(deps.database, { status: "open", limit: 100 }),
@@ -97,6 +110,14 @@ export function createPageRoutes(deps: PageDeps) {
 
   pages.get("/tasks", async (c) => {
     const filters = parseTaskFilters((n) => c.req.query(n));
+    // A task id pasted into the search box means "show me that task": go
+    // straight there (a primary-key lookup) rather than search every text
+    // column of every task for it.
+    if (filters.q && !filters.cursor && c.req.query("fragment") === undefined && (await getTask(deps.database, filters.q))) {
+      const to = `/tasks/${encodeURIComponent(filters.q)}`;
+      if (c.req.header("hx-request")) return c.body(null, 200, { "HX-Redirect": to });
+      return c.redirect(to, 303);
+    }
     const page = await listTasks(deps.database, filters);
     const events = await getTaskEvents(deps.database, page.tasks.map((x) => x.id));
     const byTask = Map.groupBy(events, (e) => e.taskId);

@@ -114,6 +114,12 @@ describe("pages in Chromium", () => {
     await page.waitForURL(/name=labapp\.echo/);
     await waitUntil(async () => (await page.locator("#task-rows tr[data-task-id]").count()) === 1, 10_000, "narrowed list");
     expect(await page.locator("#task-rows tr[data-task-id]").first().getAttribute("data-task-id")).toBe(ids.echo as string);
+    // A whole task id in the search box goes straight to that task.
+    await page.fill("input[name=name]", "");
+    await page.fill("input[name=q]", ids.boom as string);
+    await page.click("form.filters button");
+    await page.waitForURL(new RegExp(`/tasks/${ids.boom}$`));
+    expect(await page.locator("h1").textContent()).toContain("labapp.boom");
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);

@@ -1,6 +1,7 @@
 /** The reads and writes the detectors need, each bounded and index-backed. */
 import { and, desc, eq, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Database } from "../database.ts";
+import { NEWEST_FIRST } from "./tasks.ts";
 import { queueSamples, schedules, tasks, workers } from "../schema/index.ts";
 
 const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
@@ -40,7 +41,7 @@ export async function recentRuntimes(database: Database, name: string, limit = 2
     .select({ runtime: tasks.runtime })
     .from(tasks)
     .where(and(eq(tasks.name, name), eq(tasks.state, "SUCCESS"), isNotNull(tasks.runtime)))
-    .orderBy(desc(tasks.firstSeenAt))
+    .orderBy(...NEWEST_FIRST)
     .limit(limit);
   return rows.map((r) => r.runtime as number);
 }

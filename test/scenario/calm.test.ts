@@ -13,7 +13,7 @@ import { type PostgresServer, startPostgres } from "../support/postgres-server.t
 import { waitUntil } from "../support/processes.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
 
-const CALM_SECONDS = Number(process.env.CRISPER_CALM_SECONDS ?? 120);
+const CALM_SECONDS = Number(process.env.CRISPER_CALM_SECONDS ?? 180);
 let redis: RedisServer;
 let pg: PostgresServer;
 let crisper: CrisperUnderTest;

@@ -25,8 +25,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  await Promise.all([redis?.stop(), pg?.stop()]);
+  // A cleanup that hangs is reported, not waited on for the rest of the run.
+  const bounded = async (what: string, p: Promise<unknown>) => {
+    const t0 = performance.now();
+    const done = await Promise.race([p.then(() => true, () => true), Bun.sleep(30_000).then(() => false)]);
+    if (!done) console.error(`[cleanup] ${what} still running after ${((performance.now() - t0) / 1000).toFixed(0)} s; moving on`);
+  };
+  for (const [i, c] of cleanups.reverse().entries()) await bounded(`scenario cleanup #${i}`, c());
+  await bounded("redis and postgres", Promise.all([redis?.stop(), pg?.stop()]));
 });
 
 /** A fresh Redis db, database and Crisper for one scenario. */
@@ -205,4 +211,29 @@ describe("detection on real Celery", () => {
     await s.worker("drain@lab", { queues: ["reports"] });
     await until("backlog resolved", async () => (await s.alerts()).find((a) => a.kind === "queue_backlog")?.status === "resolved");
   }, 120_000);
+
+  test("a queue that grows faster than its worker drains it opens queue_backlog (growth), and resolves once it drains", async () => {
+    const s = await scenario({ QUEUE_BACKLOG_WINDOW_S: "10", QUEUE_BACKLOG_MIN_GROWTH: "20" });
+    // One slow worker drains about three tasks a second; eight a second arrive.
+    await s.worker("slow@lab", { queues: ["ingest"], concurrency: 1 });
+    const startedAt = performance.now();
+    let sending = true;
+    const sender = (async () => {
+      while (sending) {
+        const t0 = performance.now();
+        await sendTasks(s.lab, Array.from({ length: 8 }, () => ({ task: "labapp.sleepy", args: [0.3], queue: "ingest" })));
+        await Bun.sleep(Math.max(0, 1000 - (performance.now() - t0)));
+      }
+    })();
+    try {
+      const r = await timeToAlert(s, "queue_backlog", "ingest", startedAt, 90_000);
+      expect(r.alert.details).toMatchObject({ queue: "ingest", rule: "growth" });
+      expect(r.alert.details.depth - r.alert.details.from_depth).toBeGreaterThanOrEqual(20);
+    } finally {
+      sending = false;
+      await sender;
+    }
+    // Arrivals stop; the worker catches up and the alert resolves.
+    await until("growth backlog resolved", async () => (await s.alerts()).find((a) => a.kind === "queue_backlog")?.status === "resolved", 120_000);
+  }, 240_000);
 });

@@ -56,7 +56,9 @@ async function startEnvironment(): Promise<Env> {
   const port = await freePort();
   // CRISPER_BENCH_CPU_PROF=<dir> writes the collector's CPU profile there on exit.
   const profDir = process.env.CRISPER_BENCH_CPU_PROF;
-  const proc = Bun.spawn(["bun", ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), "src/cli.ts", "serve"], {
+  // CRISPER_BENCH_BUN_FLAGS: extra flags for the collector's bun (e.g. --smol), to compare.
+  const flags = (process.env.CRISPER_BENCH_BUN_FLAGS ?? "").split(" ").filter(Boolean);
+  const proc = Bun.spawn(["bun", ...flags, ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), "src/cli.ts", "serve"], {
     cwd: `${import.meta.dir}/..`,
     env: {
       ...process.env,

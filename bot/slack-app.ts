@@ -45,7 +45,12 @@ function boltLogger(log: Logger): SlackLogger {
   return {
     debug: (...m: unknown[]) => log.debug(m.map(String).join(" ")),
     info: (...m: unknown[]) => log.info(m.map(String).join(" ")),
-    warn: (...m: unknown[]) => log.warn(m.map(String).join(" ")),
+    // Bolt warns on every refused request (a bad signature, say): once per
+    // distinct message, so a flood of forged requests is one line, not a million.
+    warn: (...m: unknown[]) => {
+      const text = m.map(String).join(" ").slice(0, 300);
+      log.once(`bolt:${text}`, text);
+    },
     error: (...m: unknown[]) => log.error(m.map(String).join(" ")),
     setLevel: (l: LogLevel) => {
       level = l;

@@ -5,7 +5,7 @@
 import { createRedisBroker } from "./broker/redis/adapter.ts";
 import type { BrokerPort } from "./broker/port.ts";
 import { type Collector, createCollector } from "./collector/collector.ts";
-import { type Config, redact } from "./config.ts";
+import { type Config, publicUrl, redact } from "./config.ts";
 import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
@@ -17,7 +17,6 @@ import type { DetectConfig } from "./detect/rules.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
 import { createSlackBot, type SlackBot } from "../bot/slack-app.ts";
-import { publicUrl } from "./config.ts";
 
 export interface Running {
   stop(): Promise<void>;

@@ -14,7 +14,7 @@ import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
 import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
 import { parseScheduleRequest } from "../detect/schedules.ts";
-import type { Auth } from "../web/auth.ts";
+import { type Auth, requireAdmin } from "../web/auth.ts";
 import type { Logger } from "../log.ts";
 import { parseRevokeRequest, revokeTask } from "./revoke.ts";
 
@@ -49,11 +49,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) });
   });
 
-  /** The admin making this request, or a refusal: actions need CRISPER_AUTH and an admin. */
-  const admin = (c: Context) => {
-    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
-    return deps.auth.admin(c);
-  };
+  const admin = (c: Context) => requireAdmin(deps.auth, c);
   const jsonBody = async (c: Context, example: string): Promise<Record<string, unknown>> => {
     deps.auth?.checkJson(c);
     const body = await c.req.json().catch(() => null);

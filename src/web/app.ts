@@ -33,7 +33,7 @@ export function createApp(deps: AppDeps) {
   );
   if (deps.only !== "slack") {
     app.route("/api", createApiRoutes(deps));
-    app.route("/", createPageRoutes({ ...deps, log: deps.log }));
+    app.route("/", createPageRoutes(deps));
   }
   app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((err, c) => {

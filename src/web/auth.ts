@@ -76,6 +76,15 @@ export interface Auth {
   checkJson(c: Context): void;
 }
 
+/**
+ * The admin allowed to act in this request, or a refusal (HttpError 403):
+ * without CRISPER_AUTH Crisper is read-only.
+ */
+export function requireAdmin(auth: Auth | undefined, c: Context): User {
+  if (!auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
+  return auth.admin(c);
+}
+
 /** The signed-in user of this request (null with auth off or on an open path). */
 export function currentUser(c: Context): User | null {
   return (c.get("user" as never) as User | undefined) ?? null;
@@ -144,7 +153,7 @@ export function createAuth(text: string | undefined, publicUrl?: string): Auth {
     },
     formToken: (user) => createHmac("sha256", key).update(user.name).digest("hex"),
     admin(c) {
-      if (accounts.size === 0) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to revoke tasks");
+      if (accounts.size === 0) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
       const user = currentUser(c);
       if (!user || user.role !== "admin") throw new HttpError(403, `${user?.name ?? "this user"} is a viewer: revoking needs an admin`);
       if (!sameOrigin(c)) throw new HttpError(403, "refused: this request came from another site");

@@ -27,7 +27,7 @@ import { OverviewPage } from "../../views/overview.tsx";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
-import { type Auth, currentUser } from "./auth.ts";
+import { type Auth, currentUser, requireAdmin } from "./auth.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
 import { parseRevokeRequest, revokeTask } from "../api/revoke.ts";
@@ -165,11 +165,10 @@ export function createPageRoutes(deps: PageDeps) {
   });
 
   pages.post("/tasks/:id/revoke", async (c) => {
-    if (!deps.auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to revoke tasks");
-    const user = deps.auth.admin(c);
+    const user = requireAdmin(deps.auth, c);
     const id = c.req.param("id").slice(0, 255);
     const form = await c.req.parseBody();
-    deps.auth.checkForm(c, user, typeof form.csrf === "string" ? form.csrf : undefined);
+    deps.auth?.checkForm(c, user, typeof form.csrf === "string" ? form.csrf : undefined);
     const request = parseRevokeRequest({ terminate: form.terminate === "1", signal: typeof form.signal === "string" ? form.signal : undefined });
     const acknowledged = await revokeTask(deps.broker, id, request);
     deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""} from its page; acknowledged by ${acknowledged.length} worker(s)`);

@@ -176,3 +176,19 @@ describe("GET /metrics", () => {
     expect(text).toContain("crisper_buffer_dropped_total");
   });
 });
+
+describe("without CRISPER_AUTH, Crisper is read-only", () => {
+  test("revoke and schedule changes are refused with 403, saying how to allow them", async () => {
+    const post = (path: string, body: unknown) =>
+      app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    for (const res of [
+      await post(`/api/tasks/${FLAKY}/revoke`, { terminate: true }),
+      await post("/api/schedules", { name: "n", task: "t", every_s: 60 }),
+      await app.request("/api/schedules/n", { method: "DELETE" }),
+      await app.request(`/tasks/${FLAKY}/revoke`, { method: "POST", body: new URLSearchParams({ terminate: "1" }) }),
+    ]) {
+      expect(res.status).toBe(403);
+      expect((await res.json()).error).toContain("read-only: set CRISPER_AUTH");
+    }
+  });
+});

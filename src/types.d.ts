@@ -3,3 +3,17 @@ declare module "*.sql" {
   const text: string;
   export default text;
 }
+
+// …and other files `with { type: "file" }` as their path (embedded in a compiled binary).
+declare module "*.wasm" {
+  const path: string;
+  export default path;
+}
+declare module "*.data" {
+  const path: string;
+  export default path;
+}
+declare module "*.min.js" {
+  const path: string;
+  export default path;
+}

@@ -12,6 +12,12 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema/index.ts";
+// PGlite's Postgres (wasm) and its file system image, as files Bun embeds in
+// a compiled binary (`bun build --compile`): PGlite cannot find them next to
+// its own module there, so they are read here and handed to it.
+import pgliteData from "@electric-sql/pglite/pglite.data" with { type: "file" };
+import initdbWasm from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
+import pgliteWasm from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -86,7 +92,10 @@ function openPostgres(url: string, max: number): Database {
 
 async function openPglite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create({ dataDir });
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all(
+    [pgliteWasm, initdbWasm].map(async (path) => WebAssembly.compile(await Bun.file(path).arrayBuffer())),
+  );
+  const client = await PGlite.create({ dataDir, pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteData) });
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   let closed = false;
   return {

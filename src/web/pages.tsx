@@ -35,9 +35,13 @@ import { parseRevokeRequest, revokeTask } from "../api/revoke.ts";
 const NEVER_SEEN =
   "No event and no result for this id has reached Crisper. Either it was never sent, it ran before Crisper was watching, or its workers send no task events and no result backend is configured. (Celery's AsyncResult would call it PENDING: it says that for any id, even one that never existed.)";
 
+// Imported as files so a compiled binary carries them (no node_modules there).
+import htmxJs from "htmx.org/dist/htmx.min.js" with { type: "file" };
+import sseJs from "htmx-ext-sse/dist/sse.min.js" with { type: "file" };
+
 const ASSETS: Record<string, string> = {
-  "htmx.min.js": "htmx.org/dist/htmx.min.js",
-  "sse.min.js": "htmx-ext-sse/dist/sse.min.js",
+  "htmx.min.js": htmxJs,
+  "sse.min.js": sseJs,
 };
 
 export interface PageDeps {
@@ -57,7 +61,7 @@ export function createPageRoutes(deps: PageDeps) {
   pages.get("/assets/:file", async (c) => {
     const path = ASSETS[c.req.param("file")];
     if (!path) throw new HttpError(404, "no such asset");
-    const file = Bun.file(Bun.resolveSync(path, import.meta.dir));
+    const file = Bun.file(path);
     return new Response(file, { headers: { "content-type": "text/javascript", "cache-control": "public, max-age=86400" } });
   });
 

@@ -68,12 +68,14 @@ export const configSchema = z.object({
   QUEUE_SAMPLE_INTERVAL_S: seconds(5),
   /** Events held between the broker socket and the database; past this they are dropped, counted and logged. */
   COLLECTOR_BUFFER_MESSAGES: z.coerce.number().int().min(1000).default(200_000),
+  /** The same buffer's bound in megabytes of raw messages: what keeps a long overload from taking the machine's memory. */
+  COLLECTOR_BUFFER_MB: z.coerce.number().min(1).default(128),
   COLLECTOR_BATCH_MESSAGES: z.coerce.number().int().min(1).default(5000),
   /**
    * A full garbage collection this often (0: never). JavaScriptCore otherwise
-   * lets the collector's garbage (mostly raw message strings) pile up to
-   * ~450 MB between its own collections; collected every second it stays
-   * under ~290 MB at 10,000 events/s, with no worse lag (README, Benchmarks).
+   * lets the collector's garbage (mostly raw message strings) pile up to a
+   * ~470 MB sawtooth between its own collections; collected every second the
+   * collector stays under 200 MB at 10,000 events/s (README, Benchmarks).
    */
   COLLECTOR_GC_INTERVAL_S: z.coerce.number().min(0).default(1),
 

@@ -37,6 +37,11 @@ export const collectorMetrics = {
     help: "Messages waiting between the broker socket and the database.",
     registers: [registry],
   }),
+  bufferBytes: new Gauge({
+    name: "crisper_buffer_bytes",
+    help: "Bytes of raw messages waiting between the broker socket and the database (bounded by COLLECTOR_BUFFER_MB).",
+    registers: [registry],
+  }),
   storeBatches: new Counter({ name: "crisper_store_batches_total", help: "Batches written.", registers: [registry] }),
   storeErrors: new Counter({
     name: "crisper_store_errors_total",

@@ -19,6 +19,7 @@ import { writeEvents } from "./writer.ts";
 
 export interface CollectorConfig {
   bufferMessages: number;
+  bufferBytes: number;
   batchMessages: number;
   enableEvents: boolean;
   enableEventsIntervalS: number;
@@ -66,13 +67,19 @@ export function createCollector(deps: {
     gaps.push(g);
     if (gaps.length > MAX_GAPS_KEPT) gaps.shift();
   };
-  const buffer = new MessageBuffer<RawMessage>(config.bufferMessages, (w: DropWindow) => {
-    log.error(
-      `dropped ${w.count} messages between ${new Date(w.from * 1000).toISOString()} and ${new Date(w.to * 1000).toISOString()}: ` +
-        `the buffer of ${config.bufferMessages} was full (database too slow or down)`,
-    );
-    recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
-  });
+  const limits = `${config.bufferMessages} messages / ${Math.round(config.bufferBytes / 2 ** 20)} MB`;
+  const buffer = new MessageBuffer<RawMessage>(
+    { messages: config.bufferMessages, bytes: config.bufferBytes },
+    (w: DropWindow) => {
+      log.error(
+        `dropped ${w.count} messages between ${new Date(w.from * 1000).toISOString()} and ${new Date(w.to * 1000).toISOString()}: ` +
+          `the buffer (${limits}) was full (database too slow or down)`,
+      );
+      recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
+    },
+    // Strings of ASCII take a byte per character; the rest is the object around them.
+    (msg) => msg.data.length + msg.channel.length + 64,
+  );
   const knownQueues = new Set<string>();
   const taskMetrics = new TaskMetrics();
   const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
@@ -91,7 +98,7 @@ export function createCollector(deps: {
       m.bufferDropped.inc();
       if (firstDrop) {
         firstDrop = false;
-        log.error(`buffer full (${config.bufferMessages} messages): dropping new messages until the database catches up`);
+        log.error(`buffer full (${limits}): dropping new messages until the database catches up`);
       }
     }
   }
@@ -174,6 +181,7 @@ export function createCollector(deps: {
       }
       const messages = buffer.take(config.batchMessages);
       m.bufferMessages.set(buffer.size);
+      m.bufferBytes.set(buffer.bytes);
       const events = decode(messages);
       const write = (
         events.length > 0

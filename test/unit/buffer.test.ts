@@ -18,10 +18,40 @@ describe("the bounded buffer", () => {
     expect(b.push(4, 102)).toBe(false);
     expect(b.dropped).toBe(2);
     expect(windows).toEqual([]);
-    expect(b.take(1)).toEqual([0]);
+    expect(b.take(2)).toEqual([0, 1]);
     expect(windows).toEqual([{ from: 101, to: 102, count: 2 }]);
     expect(b.push(5, 103)).toBe(true);
-    expect(b.take(10)).toEqual([1, 2, 5]);
+    expect(b.take(10)).toEqual([2, 5]);
+  });
+
+  test("an overload that keeps touching the limit is one window until the buffer drains to half", () => {
+    const windows: DropWindow[] = [];
+    const b = new MessageBuffer<number>(10, (w) => windows.push(w));
+    let t = 100;
+    for (let i = 0; i < 10; i++) b.push(i, t);
+    // The database takes a little, the broker fills it again: many drops, one episode.
+    for (let round = 0; round < 5; round++) {
+      expect(b.push(99, ++t)).toBe(false);
+      b.take(2);
+      expect(b.push(1, t)).toBe(true);
+      expect(b.push(2, t)).toBe(true);
+    }
+    expect(windows).toEqual([]);
+    b.take(5);
+    expect(windows).toEqual([{ from: 101, to: 105, count: 5 }]);
+  });
+
+  test("is bounded in bytes as well as in messages", () => {
+    const windows: DropWindow[] = [];
+    const b = new MessageBuffer<string>({ messages: 1000, bytes: 10 }, (w) => windows.push(w), (s) => s.length);
+    expect(b.push("aaaa", 1)).toBe(true);
+    expect(b.push("bbbb", 1)).toBe(true);
+    expect(b.push("cccc", 2)).toBe(false);
+    expect(b.push("dd", 2)).toBe(true);
+    expect(b.bytes).toBe(10);
+    expect(b.take(2)).toEqual(["aaaa", "bbbb"]);
+    expect(b.bytes).toBe(2);
+    expect(windows).toEqual([{ from: 2, to: 2, count: 1 }]);
   });
 
   test("waitForData resolves on the next push", async () => {

@@ -1,15 +1,20 @@
 /** Synthetic history for the page benchmarks, written straight in SQL. */
 import type postgres from "postgres";
 
+/** Added even when the store already holds `target` (earlier phases' tasks never fail): the pages need failures. */
+const AT_LEAST = 20_000;
+
 /**
- * Tops the store up to `target` tasks (four events each) straight in SQL, spread
- * over the last 24 hours like steady traffic: 5 % failures with tracebacks, 50
- * task names, 8 workers, two queues. Returns how many were added.
+ * Tops the store up to `target` tasks (four events each; at least AT_LEAST
+ * more) straight in SQL, spread over the last 24 hours like steady traffic:
+ * 5 % failures with tracebacks, 50 task names, 8 workers, two queues. Returns
+ * how many were added.
  */
 export async function fillTasks(pg: postgres.Sql, target: number, log: (s: string) => void): Promise<number> {
   const { n } = (await pg<{ n: string }[]>`select count(*) as n from tasks`)[0] as { n: string };
   const have = Number(n);
-  const missing = target - have;
+  const missing = Math.max(AT_LEAST, target - have);
+  const total = have + missing;
   const chunk = 100_000;
   for (let from = 0; from < missing; from += chunk) {
     const to = Math.min(missing, from + chunk);
@@ -24,14 +29,14 @@ export async function fillTasks(pg: postgres.Sql, target: number, log: (s: strin
              case when g % 20 = 0 then 'ValueError(''card declined for customer-' || (g % 9973) || ''')' end,
              case when g % 20 = 0 then repeat('  File "app/tasks.py", line 12, in job' || chr(10), 20) end, 0,
              t, t + interval '5 ms', t + interval '10 ms', t + interval '210 ms', t, t + interval '210 ms'
-      from (select g, now() - (${target} - g) * (interval '86400 s' / ${target}) as t from ${range}) s
+      from (select g, now() - (${total} - g) * (interval '86400 s' / ${total}) as t from ${range}) s
       on conflict do nothing`);
     await pg.unsafe(`
       insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
       select 'bench-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
       on conflict do nothing`);
-    log(`pages: ${(have + to).toLocaleString("en-US")} tasks stored`);
+    log(`history: ${(have + to).toLocaleString("en-US")} tasks stored`);
   }
   await pg.unsafe("analyze tasks; analyze events");
   return Math.max(0, missing);

@@ -119,12 +119,12 @@ export function TaskPage(props: {
           <tr><th>Event</th><th>From</th><th>At</th><th>After previous</th><th>Source</th></tr>
         </thead>
         <tbody>
-          {props.events.map((e, i) => (
+          {timeline(props.events).map((e, i, all) => (
             <tr>
               <td class="mono">{e.type}</td>
               <td>{e.hostname}</td>
               <td><When iso={e.timestamp} now={props.now} /></td>
-              <td>{i > 0 ? (duration(props.events[i - 1]?.timestamp ?? null, e.timestamp) ?? "") : ""}</td>
+              <td>{i > 0 ? after(all[i - 1]?.timestamp ?? null, e.timestamp) : ""}</td>
               <td class="muted">{e.source}</td>
             </tr>
           ))}
@@ -132,6 +132,33 @@ export function TaskPage(props: {
       </table>
     </>
   );
+}
+
+const FINISHED = new Set(["task-succeeded", "task-failed", "task-revoked"]);
+
+/**
+ * Events in the order they happened. Celery's result backend stores no time
+ * for STARTED, so that event carries the moment Crisper received it: for a
+ * task of a few milliseconds this can fall after the finish the backend
+ * stamped itself. Such a STARTED is shown before that finish.
+ */
+export function timeline(events: EventView[]): EventView[] {
+  const out = [...events];
+  for (let i = 1; i < out.length; i++) {
+    const e = out[i] as EventView;
+    const prev = out[i - 1] as EventView;
+    if (e.source === "result-backend" && e.type === "task-started" && prev.source === "result-backend" && FINISHED.has(prev.type)) {
+      out[i - 1] = e;
+      out[i] = prev;
+    }
+  }
+  return out;
+}
+
+/** Time since the previous row; blank when the clocks disagree (see timeline). */
+function after(from: string | null, to: string | null): string {
+  if (!from || !to || Date.parse(to) < Date.parse(from)) return "";
+  return duration(from, to) ?? "";
 }
 
 export function NeverSeen(props: { id: string; hint: string }) {

@@ -33,6 +33,14 @@ beforeAll(async () => {
   lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
   crisper = await startCrisper({ BROKER_URL: lab.brokerUrl, RESULT_BACKEND_URL: lab.resultBackend, DATA_DIR: dataDir, ENABLE_EVENTS_INTERVAL_S: "1" });
   worker = await startWorker({ ...lab, hostname: "pages@lab", concurrency: 2 });
+  // Tasks sent once Crisper has switched the worker's events on (its first
+  // heartbeat shows it) have a whole timeline, as a person would normally see.
+  await waitUntil(
+    async () => ((await crisper.get("/api/workers")).body?.workers ?? []).some((w: { hostname: string }) => w.hostname === "pages@lab"),
+    60_000,
+    "worker pages@lab heartbeating",
+    200,
+  );
   const [echo, add, boom] = await sendTasks(lab, [
     { task: "labapp.echo", args: [XSS] },
     { task: "labapp.add", args: [2, 3] },

@@ -2,6 +2,7 @@
 /** Views render as plain functions: the queue chart, and hostile text escaped. */
 import { describe, expect, test } from "bun:test";
 import { DepthChart } from "../../views/queues.tsx";
+import { timeline } from "../../views/task.tsx";
 import { WorkerPage } from "../../views/workers.tsx";
 
 describe("views", () => {
@@ -40,5 +41,16 @@ describe("views", () => {
     expect(html).not.toContain("<img src=x");
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;@lab");
     expect(html).toContain("&lt;b&gt;x&lt;/b&gt;");
+  });
+
+  test("a result-backend STARTED stamped after its task's finish is shown before it", () => {
+    const ev = (type: string, source: string, at: number) => ({ type, source, hostname: "w@lab", timestamp: new Date(at).toISOString() }) as any;
+    const sent = ev("task-sent", "events", 1000);
+    const done = ev("task-succeeded", "result-backend", 1087);
+    const started = ev("task-started", "result-backend", 1098); // received after date_done
+    expect(timeline([sent, done, started]).map((e) => e.type)).toEqual(["task-sent", "task-started", "task-succeeded"]);
+    // From the event stream, times are the worker's own: the order stays as stored.
+    const s2 = ev("task-started", "events", 1098);
+    expect(timeline([sent, done, s2]).map((e) => e.type)).toEqual(["task-sent", "task-succeeded", "task-started"]);
   });
 });

@@ -24,6 +24,11 @@ export function ago(s: number): string {
 
 export function duration(from: string | null, to: string | null): string | null {
   if (!from || !to) return null;
-  const s = (Date.parse(to) - Date.parse(from)) / 1000;
+  return seconds((Date.parse(to) - Date.parse(from)) / 1000);
+}
+
+/** A length of time in the unit a person reads at a glance: 4 ms, 2.5 s, 3.2 min. */
+export function seconds(s: number): string {
+  if (s > 0 && s < 0.0005) return "< 1 ms";
   return s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
 }

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
 import type { alertJson, eventJson, taskJson } from "../src/api/serialize.ts";
-import { ago, duration, State, When } from "./format.tsx";
+import { ago, duration, State, seconds, When } from "./format.tsx";
 
 type TaskView = ReturnType<typeof taskJson>;
 type EventView = ReturnType<typeof eventJson>;
@@ -62,7 +62,7 @@ export function TaskPage(props: {
           <dt>Ran for</dt>
           <dd>
             {t.runtime_s !== null
-              ? `${t.runtime_s.toFixed(3)} s`
+              ? seconds(t.runtime_s)
               : (duration(t.started_at, t.finished_at) ??
                 (t.started_at && t.state === "STARTED" ? `running for ${ago(props.now - Date.parse(t.started_at) / 1000).replace(" ago", "")}` : "—"))}
           </dd>
@@ -137,19 +137,49 @@ export function TaskPage(props: {
 const FINISHED = new Set(["task-succeeded", "task-failed", "task-revoked"]);
 
 /**
- * Events in the order they happened. Celery's result backend stores no time
- * for STARTED, so that event carries the moment Crisper received it: for a
- * task of a few milliseconds this can fall after the finish the backend
- * stamped itself. Such a STARTED is shown before that finish.
+ * Events as a person reads them, in the order they happened:
+ * - What the result backend says that the worker's own event already said
+ *   (same kind, same worker) is one row, from both sources. The two clocks
+ *   differ by milliseconds (Celery stamps task-started in the worker's main
+ *   process, date_done in the child that ran the task), so the backend's copy
+ *   would otherwise show up out of order.
+ * - Celery's result backend stores no time for STARTED, so with task events
+ *   off that event carries the moment Crisper received it, which for a task of
+ *   a few milliseconds can fall after the finish. It is shown before it.
  */
 export function timeline(events: EventView[]): EventView[] {
-  const out = [...events];
+  const kind = (e: EventView) => `${e.type} ${e.hostname}`;
+  const fromStream = new Map<string, EventView[]>();
+  for (const e of events) {
+    if (e.source === "result-backend") continue;
+    const same = fromStream.get(kind(e));
+    if (same) same.push(e);
+    else fromStream.set(kind(e), [e]);
+  }
+  const confirmed = new Set<EventView>();
+  const out: EventView[] = [];
+  for (const e of events) {
+    if (e.source === "result-backend") {
+      const twin = fromStream.get(kind(e))?.find((x) => !confirmed.has(x));
+      if (twin) {
+        confirmed.add(twin);
+        continue;
+      }
+    }
+    out.push(e);
+  }
+  for (let i = 0; i < out.length; i++) {
+    const e = out[i] as EventView;
+    if (confirmed.has(e)) out[i] = { ...e, source: `${e.source}, result-backend` };
+  }
   for (let i = 1; i < out.length; i++) {
     const e = out[i] as EventView;
-    const prev = out[i - 1] as EventView;
-    if (e.source === "result-backend" && e.type === "task-started" && prev.source === "result-backend" && FINISHED.has(prev.type)) {
-      out[i - 1] = e;
-      out[i] = prev;
+    if (e.source !== "result-backend" || e.type !== "task-started") continue;
+    for (let j = i; j > 0; j--) {
+      const prev = out[j - 1] as EventView;
+      if (!FINISHED.has(prev.type) || prev.hostname !== e.hostname) break;
+      out[j - 1] = e;
+      out[j] = prev;
     }
   }
   return out;

@@ -5,7 +5,7 @@
  * live refresh (SSE `tasks` events re-fetch the rows with the same filters).
  */
 import type { taskJson } from "../src/api/serialize.ts";
-import { State, When } from "./format.tsx";
+import { State, seconds, When } from "./format.tsx";
 
 type TaskView = ReturnType<typeof taskJson>;
 export interface TaskQuery {
@@ -54,7 +54,7 @@ export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCurso
             <td>
               <When iso={t.finished_at ?? t.started_at ?? t.received_at ?? t.sent_at} now={props.now} />
             </td>
-            <td>{t.runtime_s !== null ? `${t.runtime_s.toFixed(2)} s` : ""}</td>
+            <td>{t.runtime_s !== null ? seconds(t.runtime_s) : ""}</td>
           </tr>
         ))
       )}

@@ -33,13 +33,21 @@ beforeAll(async () => {
   lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
   crisper = await startCrisper({ BROKER_URL: lab.brokerUrl, RESULT_BACKEND_URL: lab.resultBackend, DATA_DIR: dataDir, ENABLE_EVENTS_INTERVAL_S: "1" });
   worker = await startWorker({ ...lab, hostname: "pages@lab", concurrency: 2 });
-  // Tasks sent once Crisper has switched the worker's events on (its first
-  // heartbeat shows it) have a whole timeline, as a person would normally see.
+  // Tasks sent once Crisper has switched the worker's task events on have a
+  // whole timeline, as a person normally sees it: warm-up tasks until one
+  // comes back with its worker's task-received.
   await waitUntil(
-    async () => ((await crisper.get("/api/workers")).body?.workers ?? []).some((w: { hostname: string }) => w.hostname === "pages@lab"),
+    async () => {
+      const [probe] = await sendTasks(lab, [{ task: "labapp.add", args: [0, 0] }]);
+      for (let i = 0; i < 20; i++) {
+        if ((await crisper.get(`/api/tasks/${probe}`)).body?.task?.received_at) return true;
+        await Bun.sleep(250);
+      }
+      return false;
+    },
     60_000,
-    "worker pages@lab heartbeating",
-    200,
+    "task events switched on in pages@lab",
+    0,
   );
   const [echo, add, boom] = await sendTasks(lab, [
     { task: "labapp.echo", args: [XSS] },

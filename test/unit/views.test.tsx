@@ -43,12 +43,23 @@ describe("views", () => {
     expect(html).toContain("&lt;b&gt;x&lt;/b&gt;");
   });
 
-  test("a result-backend STARTED stamped after its task's finish is shown before it", () => {
+  test("the timeline: the backend's copy of an event is one row with it; a backend STARTED received after the finish goes before it", () => {
     const ev = (type: string, source: string, at: number) => ({ type, source, hostname: "w@lab", timestamp: new Date(at).toISOString() }) as any;
     const sent = ev("task-sent", "events", 1000);
     const done = ev("task-succeeded", "result-backend", 1087);
     const started = ev("task-started", "result-backend", 1098); // received after date_done
     expect(timeline([sent, done, started]).map((e) => e.type)).toEqual(["task-sent", "task-started", "task-succeeded"]);
+    // With both sources, what the backend repeats is one row from both.
+    const started2 = ev("task-started", "events", 1090);
+    const done2 = ev("task-succeeded", "events", 1091);
+    expect(timeline([sent, done, started2, done2, started]).map((e) => `${e.type}/${e.source}`)).toEqual([
+      "task-sent/events",
+      "task-started/events, result-backend",
+      "task-succeeded/events, result-backend",
+    ]);
+    // A retry in between stops it: that STARTED belongs to the next attempt.
+    const retried = ev("task-retried", "events", 1050);
+    expect(timeline([sent, retried, started]).map((e) => e.type)).toEqual(["task-sent", "task-retried", "task-started"]);
     // From the event stream, times are the worker's own: the order stays as stored.
     const s2 = ev("task-started", "events", 1098);
     expect(timeline([sent, done, s2]).map((e) => e.type)).toEqual(["task-sent", "task-succeeded", "task-started"]);

@@ -25,7 +25,17 @@ export function queryString(q: TaskQuery, extra: Record<string, string> = {}): s
   return s ? `?${s}` : "";
 }
 
-export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCursor: string | null; now: number }) {
+export interface TaskRowsProps {
+  tasks: TaskView[];
+  query: TaskQuery;
+  nextCursor: string | null;
+  /** Set when a text search stopped after this many tasks (store/queries/tasks.ts, SEARCH_WINDOW). */
+  searchedWindow?: number;
+  now: number;
+}
+
+export function TaskRows(props: TaskRowsProps) {
+  const searched = props.searchedWindow?.toLocaleString("en-US");
   return (
     <tbody
       id="task-rows"
@@ -36,7 +46,7 @@ export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCurso
       {props.tasks.length === 0 ? (
         <tr>
           <td colspan={6} class="muted">
-            No task matches.
+            {searched ? `No match among these ${searched} tasks.` : "No task matches."}
           </td>
         </tr>
       ) : (
@@ -61,7 +71,9 @@ export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCurso
       {props.nextCursor ? (
         <tr>
           <td colspan={6}>
-            <a href={`/tasks${queryString(props.query, { cursor: props.nextCursor })}`}>Older tasks →</a>
+            <a href={`/tasks${queryString(props.query, { cursor: props.nextCursor })}`}>
+              {searched ? `Searched ${searched} tasks: search older ones →` : "Older tasks →"}
+            </a>
           </td>
         </tr>
       ) : null}
@@ -69,7 +81,7 @@ export function TaskRows(props: { tasks: TaskView[]; query: TaskQuery; nextCurso
   );
 }
 
-export function TasksPage(props: { tasks: TaskView[]; query: TaskQuery; nextCursor: string | null; now: number }) {
+export function TasksPage(props: TaskRowsProps) {
   const q = props.query;
   return (
     <>
@@ -115,7 +127,7 @@ export function TasksPage(props: { tasks: TaskView[]; query: TaskQuery; nextCurs
               <th>Runtime</th>
             </tr>
           </thead>
-          <TaskRows tasks={props.tasks} query={q} nextCursor={props.nextCursor} now={props.now} />
+          <TaskRows {...props} />
         </table>
         <p class="live">Live: new matching tasks appear as they happen.</p>
       </div>

@@ -133,10 +133,11 @@ export function createPageRoutes(deps: PageDeps) {
       queue: filters.queue,
       q: filters.q,
     };
-    if (c.req.query("fragment") === "rows") return c.html(<TaskRows tasks={tasks} query={query} nextCursor={page.nextCursor} now={now()} />);
+    const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now() };
+    if (c.req.query("fragment") === "rows") return c.html(<TaskRows {...rows} />);
     return c.html(
       <Layout user={currentUser(c)} title="Tasks" path="/tasks">
-        <TasksPage tasks={tasks} query={query} nextCursor={page.nextCursor} now={now()} />
+        <TasksPage {...rows} />
       </Layout>,
     );
   });

@@ -81,6 +81,32 @@ export function storeContract(get: () => Database) {
     expect(like.tasks).toEqual([]);
   });
 
+  test("a text search looks at a window of tasks per request and hands back a cursor to go on", async () => {
+    const database = get();
+    const newestFirst = (await listTasks(database, { limit: 1000 })).tasks.map((t) => t.id);
+    const boom = newestFirst.indexOf((await listTasks(database, { limit: 1, q: "card declined" })).tasks[0]?.id as string);
+    expect(boom).toBeGreaterThan(2);
+    // Windows of two tasks: the match turns up after empty pages, each with a cursor, and then the search ends.
+    let cursor: string | null = null;
+    let requests = 0;
+    const found: string[] = [];
+    do {
+      const page = await listTasks(database, { limit: 50, q: "card declined", searchWindow: 2, cursor: cursor ? decodeCursor(cursor) : null });
+      requests++;
+      found.push(...page.tasks.map((t) => t.name ?? ""));
+      if (page.nextCursor) expect(page.searchedWindow).toBe(2);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(found).toEqual(["labapp.boom"]);
+    // One request per two tasks (and one more when the last window was exactly full).
+    expect(requests).toBeGreaterThanOrEqual(Math.ceil(newestFirst.length / 2));
+    expect(requests).toBeLessThanOrEqual(Math.floor(newestFirst.length / 2) + 1);
+    // A window larger than the store: one request, no cursor.
+    const whole = await listTasks(database, { limit: 50, q: "card declined", searchWindow: newestFirst.length + 1 });
+    expect(whole.nextCursor).toBeNull();
+    expect(whole.searchedWindow).toBeUndefined();
+  });
+
   test("workers: clean shutdown recorded, stats from the latest event", async () => {
     const database = get();
     const workers = await listWorkers(database);

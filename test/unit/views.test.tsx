@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { DepthChart } from "../../views/queues.tsx";
 import { timeline } from "../../views/task.tsx";
+import { TaskRows } from "../../views/tasks.tsx";
 import { WorkerPage } from "../../views/workers.tsx";
 
 describe("views", () => {
@@ -63,5 +64,14 @@ describe("views", () => {
     // From the event stream, times are the worker's own: the order stays as stored.
     const s2 = ev("task-started", "events", 1098);
     expect(timeline([sent, done, s2]).map((e) => e.type)).toEqual(["task-sent", "task-succeeded", "task-started"]);
+  });
+
+  test("a search that stopped at its window says so and offers to go on", () => {
+    const html = String(<TaskRows tasks={[]} query={{ q: "needle" }} nextCursor="abc" searchedWindow={50_000} now={1_800_000_000} />);
+    expect(html).toContain("No match among these 50,000 tasks.");
+    expect(html).toContain("Searched 50,000 tasks: search older ones");
+    expect(html).toContain("cursor=abc");
+    const plain = String(<TaskRows tasks={[]} query={{}} nextCursor={null} now={1_800_000_000} />);
+    expect(plain).toContain("No task matches.");
   });
 });

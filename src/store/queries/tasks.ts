@@ -78,9 +78,31 @@ export interface TaskFilters {
   until?: Date;
   limit: number;
   cursor?: TaskCursor | null;
+  /** Tasks a text search looks at per request (SEARCH_WINDOW; smaller in tests). */
+  searchWindow?: number;
 }
 
-export async function listTasks(database: Database, f: TaskFilters): Promise<{ tasks: Task[]; nextCursor: string | null }> {
+/**
+ * A text search (`q`) looks at this many tasks per request, newest first, and
+ * then hands back a cursor to go on: text no task contains would otherwise
+ * read every task (seconds at ten million, while the collector writes).
+ */
+export const SEARCH_WINDOW = 50_000;
+
+/** A task's place in the newest-first order, as the cursor carries it. */
+const CURSOR_AT = sql<string>`to_char(${tasks.firstSeenAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+export interface TaskPage {
+  tasks: Task[];
+  nextCursor: string | null;
+  /**
+   * Set when a text search stopped at SEARCH_WINDOW tasks: the page may hold
+   * fewer matches than asked (even none), and `nextCursor` goes on searching.
+   */
+  searchedWindow?: number;
+}
+
+export async function listTasks(database: Database, f: TaskFilters): Promise<TaskPage> {
   const where: (SQL | undefined)[] = [];
   if (f.name) where.push(eq(tasks.name, f.name));
   if (f.state) where.push(eq(tasks.state, f.state));
@@ -88,26 +110,57 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<{ t
   if (f.queue) where.push(eq(tasks.queue, f.queue));
   if (f.since) where.push(gte(tasks.firstSeenAt, f.since));
   if (f.until) where.push(lte(tasks.firstSeenAt, f.until));
-  if (f.q) {
-    const like = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    where.push(
-      or(eq(tasks.id, f.q), ilike(tasks.name, like), ilike(tasks.args, like), ilike(tasks.kwargs, like), ilike(tasks.exception, like)),
-    );
-  }
   if (f.cursor) {
     where.push(sql`(${tasks.firstSeenAt}, ${tasks.id}) < (${f.cursor.at}::timestamptz, ${f.cursor.id})`);
   }
+  if (f.q) return searchTasks(database, where, f.q, f.limit, f.searchWindow ?? SEARCH_WINDOW);
   const rows = await database.db
-    .select({ ...TASK_COLUMNS, at: sql<string>`to_char(${tasks.firstSeenAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+    .select({ ...TASK_COLUMNS, at: CURSOR_AT })
     .from(tasks)
     .where(and(...where))
     .orderBy(...NEWEST_FIRST)
     .limit(f.limit + 1);
-  const page = rows.slice(0, f.limit);
+  return pageOf(rows, f.limit);
+}
+
+/**
+ * The newest `searchWindow` tasks that pass the other filters (a walk of
+ * their index), then the text match on those alone.
+ */
+async function searchTasks(database: Database, where: (SQL | undefined)[], q: string, limit: number, searchWindow: number): Promise<TaskPage> {
+  const window = database.db
+    .select({ ...TASK_COLUMNS, at: CURSOR_AT.as("at") })
+    .from(tasks)
+    .where(and(...where))
+    .orderBy(...NEWEST_FIRST)
+    .limit(searchWindow)
+    .as("window");
+  const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const rows = await database.db
+    .select()
+    .from(window)
+    .where(or(eq(window.id, q), ilike(window.name, like), ilike(window.args, like), ilike(window.kwargs, like), ilike(window.exception, like)))
+    .orderBy(sql`${window.firstSeenAt} desc nulls last`, sql`${window.id} desc nulls last`)
+    .limit(limit + 1);
+  if (rows.length > limit) return pageOf(rows, limit);
+  // Fewer matches than a page: go on from the window's last task, if it was full.
+  const [edge] = await database.db
+    .select({ id: tasks.id, at: CURSOR_AT })
+    .from(tasks)
+    .where(and(...where))
+    .orderBy(...NEWEST_FIRST)
+    .limit(1)
+    .offset(searchWindow - 1);
+  return { ...pageOf(rows, limit), nextCursor: edge ? encodeCursor(edge) : null, searchedWindow: edge ? searchWindow : undefined };
+}
+
+/** A page of `limit` rows (one more was asked for, to know whether there are more). */
+function pageOf<Row extends { at: string; id: string }>(rows: Row[], limit: number): TaskPage {
+  const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
-    tasks: page.map(({ at: _, ...t }) => t as Task),
-    nextCursor: rows.length > f.limit && last ? encodeCursor({ at: last.at, id: last.id }) : null,
+    tasks: page.map(({ at: _, ...t }) => t as unknown as Task),
+    nextCursor: rows.length > limit && last ? encodeCursor({ at: last.at, id: last.id }) : null,
   };
 }
 

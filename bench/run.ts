@@ -316,7 +316,7 @@ async function pagesPhase(env: Env, target: number) {
     ["task list, one name", "/tasks?name=app.tasks.job7"],
     ["search, common text (customer-42)", "/tasks?q=customer-42"],
     ["search, a whole task id (redirected to the task)", `/tasks?q=${failed.id}`],
-    ["search, text no task has (a full scan)", "/tasks?q=no-such-text"],
+    ["search, text no task has (one 50,000-task window)", "/tasks?q=no-such-text"],
     ["one task (failed, with traceback)", `/tasks/${failed.id}`],
     ["overview", "/"],
   ];

@@ -75,7 +75,8 @@ export const configSchema = z.object({
    * A full garbage collection this often (0: never). JavaScriptCore otherwise
    * lets the collector's garbage (mostly raw message strings) pile up to a
    * ~470 MB sawtooth between its own collections; collected every second the
-   * collector stays under 200 MB at 10,000 events/s (README, Benchmarks).
+   * collector stays near 160 MB (peak 210 MB) at 10,000 events/s (README,
+   * Benchmarks).
    */
   COLLECTOR_GC_INTERVAL_S: z.coerce.number().min(0).default(1),
 

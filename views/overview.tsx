@@ -3,6 +3,7 @@
 import type { alertJson, queueJson, workerJson } from "../src/api/serialize.ts";
 import type { MinuteCounts } from "../src/store/queries/tasks.ts";
 import { ago, When } from "./format.tsx";
+import { AT_WORKER_STATES } from "../src/celery/states.ts";
 import { Alerts } from "./task.tsx";
 
 type AlertView = ReturnType<typeof alertJson>;
@@ -116,7 +117,7 @@ export function OverviewPage(props: {
             [String(c.SUCCESS ?? 0), "succeeded, last hour"],
             [String(c.FAILURE ?? 0), "failed, last hour"],
             [`${failRate} %`, "failure rate"],
-            [String((c.STARTED ?? 0) + (c.RECEIVED ?? 0)), "running or reserved"],
+            [String(AT_WORKER_STATES.reduce((n, s) => n + (c[s] ?? 0), 0)), "running or reserved"],
             [`${online} / ${props.workers.length}`, "workers online"],
             [String(props.alerts.length), "open alerts"],
           ].map(([n, l]) => (

@@ -16,6 +16,19 @@ export type TaskState = (typeof TASK_STATES)[number];
 /** States after which a task never runs again (Celery's READY_STATES). */
 export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 
+/**
+ * States a task can still leave by running: the detectors' and the gap
+ * reconciliation's working set, and the partial index tasks_unfinished_idx.
+ */
+export const UNFINISHED_STATES = ["PENDING", "RECEIVED", "STARTED", "RETRY"] as const satisfies readonly TaskState[];
+/** Unfinished states in which a worker holds the task (reserved or running). */
+export const AT_WORKER_STATES = ["RECEIVED", "STARTED"] as const satisfies readonly TaskState[];
+
+/** `'A', 'B'` for an SQL `in (…)` list; the states are constants, never input. */
+export function sqlStateList(states: readonly TaskState[]): string {
+  return states.map((s) => `'${s}'`).join(", ");
+}
+
 export function isTaskState(s: string): s is TaskState {
   return (TASK_STATES as readonly string[]).includes(s);
 }

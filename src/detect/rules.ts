@@ -7,6 +7,7 @@
  * resolves alerts to match (alerts/store.ts).
  */
 import type { AlertSpec } from "../alerts/kinds.ts";
+import { AT_WORKER_STATES } from "../celery/states.ts";
 import { workerLiveness } from "../state/worker.ts";
 
 export interface DetectConfig {
@@ -122,7 +123,7 @@ export function detectWorkerDeath(
   const unackedIds = unacked ? new Map(unacked.filter((u) => u.taskId).map((u) => [u.taskId as string, u])) : null;
   const stranded = new Map<string, { ids: Set<string> }>();
   for (const t of unfinished) {
-    if (t.state !== "RECEIVED" && t.state !== "STARTED") continue;
+    if (!(AT_WORKER_STATES as readonly string[]).includes(t.state)) continue;
     if (!t.worker) continue;
     const w = byHost.get(t.worker);
     if (!w) continue;

@@ -1,6 +1,7 @@
 /** The reads and writes the detectors need, each bounded and index-backed. */
 import { and, desc, eq, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Database } from "../database.ts";
+import { AT_WORKER_STATES, sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
 import { NEWEST_FIRST } from "./tasks.ts";
 import { queueSamples, schedules, tasks, workers } from "../schema/index.ts";
 
@@ -19,7 +20,7 @@ export async function unfinishedTasks(database: Database, limit = 20_000) {
       lastEventAt: tasks.lastEventAt,
     })
     .from(tasks)
-    .where(sql`${tasks.state} in ('RECEIVED', 'STARTED')`)
+    .where(sql`${tasks.state} in (${sql.raw(sqlStateList(AT_WORKER_STATES))})`)
     .orderBy(tasks.startedAt)
     .limit(limit);
   return rows.map((r) => ({ ...r, receivedAt: s(r.receivedAt), startedAt: s(r.startedAt), lastEventAt: s(r.lastEventAt) as number }));
@@ -30,7 +31,7 @@ export async function unfinishedSince(database: Database, since: Date, limit = 5
   const rows = await database.db
     .select({ id: tasks.id })
     .from(tasks)
-    .where(and(sql`${tasks.state} in ('PENDING', 'RECEIVED', 'STARTED', 'RETRY')`, gte(tasks.lastEventAt, since)))
+    .where(and(sql`${tasks.state} in (${sql.raw(sqlStateList(UNFINISHED_STATES))})`, gte(tasks.lastEventAt, since)))
     .limit(limit);
   return rows.map((r) => r.id);
 }

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
 import { bigint, doublePrecision, index, integer, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -53,6 +54,6 @@ export const tasks = pgTable(
     // Unfinished tasks are what the detectors scan; keep that index small.
     index("tasks_unfinished_idx")
       .on(t.state, t.startedAt)
-      .where(sql`state in ('PENDING', 'RECEIVED', 'STARTED', 'RETRY')`),
+      .where(sql.raw(`state in (${sqlStateList(UNFINISHED_STATES)})`)),
   ],
 );

@@ -1,8 +1,9 @@
 /**
- * Prometheus metrics. Crisper's own (`crisper_*`: the collector's health) and
- * celery-exporter's names where they overlap: task counters and runtimes are
- * counted by the collector as events arrive; worker and queue gauges are read
- * from the store at scrape time (api/metrics.ts), so any web process agrees.
+ * Prometheus metrics. Crisper's own (`crisper_*`: the collector's and the
+ * detector's health) and celery-exporter's names where they overlap: task
+ * counters and runtimes are counted by the collector as events arrive; worker
+ * and queue gauges are read from the store at scrape time (api/metrics.ts),
+ * so any web process agrees.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -69,6 +70,19 @@ export const collectorMetrics = {
   streamDisconnects: new Counter({
     name: "crisper_stream_disconnects_total",
     help: "Times the event stream subscription dropped.",
+    registers: [registry],
+  }),
+};
+
+export const detectorMetrics = {
+  passes: new Counter({
+    name: "crisper_detector_passes_total",
+    help: "Detection passes finished, failed ones included (crisper_detector_pass_failures_total counts those).",
+    registers: [registry],
+  }),
+  passFailures: new Counter({
+    name: "crisper_detector_pass_failures_total",
+    help: "Detection passes that failed (the database or the broker could not be read); retried every DETECT_INTERVAL_S.",
     registers: [registry],
   }),
 };

@@ -12,8 +12,7 @@ import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
 import { createLiveHub, createLivePublisher, isLiveKind, LIVE_CHANNEL, type LiveKind } from "./web/live.ts";
 import { createAuth } from "./web/auth.ts";
-import { type Detector, createDetector } from "./detect/engine.ts";
-import type { DetectConfig } from "./detect/rules.ts";
+import { type Detector, createDetector, detectConfig } from "./detect/index.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
 import { createSlackBot, type SlackBot } from "../bot/slack-app.ts";
@@ -59,24 +58,6 @@ function slackBot(config: Config, database: Database, parts: Parts, log: Logger)
     log: logger("slack"),
     postAlerts: parts.bot,
   });
-}
-
-export function detectConfig(config: Config): DetectConfig {
-  return {
-    workerOfflineGraceS: config.WORKER_OFFLINE_GRACE_S,
-    workerForgetAfterS: config.WORKER_FORGET_AFTER_S,
-    taskStallDefaultS: config.TASK_STALL_DEFAULT_S,
-    taskStallMinS: config.TASK_STALL_MIN_S,
-    taskStallFactor: config.TASK_STALL_FACTOR,
-    taskStallThresholds: config.TASK_STALL_THRESHOLDS,
-    visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
-    visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
-    beatTolerance: config.BEAT_TOLERANCE,
-    queueBacklogDepth: config.QUEUE_BACKLOG_DEPTH ?? null,
-    queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
-    queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
-    eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
-  };
 }
 
 /**
@@ -181,13 +162,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     const d = createDetector({
       database,
       broker,
-      config: {
-        ...detectConfig(config),
-        intervalS: config.DETECT_INTERVAL_S,
-        inspectIntervalS: config.INSPECT_INTERVAL_S,
-        declaredSchedules: config.BEAT_SCHEDULES,
-        resultBackend: Boolean(config.RESULT_BACKEND_URL),
-      },
+      config: detectConfig(config),
       log: logger("detect"),
       gaps: () => c.gaps,
       streamUpSince: () => c.streamUpSince,

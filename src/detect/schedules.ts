@@ -1,9 +1,9 @@
 /**
  * Periodic tasks (Celery Beat) without configuration: a task name that keeps
  * arriving at a steady interval becomes a learned schedule; one that stops
- * arriving is overdue. Irregular traffic never qualifies. Pure functions.
+ * arriving is overdue (checks/beat-missed.ts). Irregular traffic never
+ * qualifies. Pure functions.
  */
-import type { AlertSpec } from "../alerts/kinds.ts";
 import { type Cron, nextFire, parseCron } from "./cron.ts";
 
 /** Arrivals needed before an interval is trusted. */
@@ -38,10 +38,7 @@ export function learnInterval(arrivals: readonly number[]): number | null {
 
 export type ScheduleStatus = "ok" | "late" | "missed";
 
-/**
- * `late` once the next arrival is past due by the tolerance (a fraction of
- * the interval), `missed` once a whole interval beyond that has gone by too.
- */
+/** Parsed cron expressions, by text. */
 const parsed = new Map<string, Cron>();
 function cronOf(text: string): Cron {
   let c = parsed.get(text);
@@ -53,7 +50,7 @@ function cronOf(text: string): Cron {
 }
 
 /** When the run after `lastSeenAt` is due, and the length of one period there. */
-function due(s: Schedule, lastSeenAt: number): { nextDueAt: number; periodS: number } | null {
+export function due(s: Schedule, lastSeenAt: number): { nextDueAt: number; periodS: number } | null {
   if (s.cron) {
     const c = cronOf(s.cron);
     const next = nextFire(c, lastSeenAt);
@@ -77,44 +74,6 @@ export function scheduleStatus(s: Schedule, now: number, tolerance: number): { s
   return { status: now < lateAt + d.periodS ? "late" : "missed", nextDueAt: d.nextDueAt };
 }
 
-export function detectBeatMissed(schedules: readonly Schedule[], now: number, tolerance: number): AlertSpec[] {
-  const out: AlertSpec[] = [];
-  for (const s of schedules) {
-    const { status, nextDueAt } = scheduleStatus(s, now, tolerance);
-    if (status === "ok" || s.lastSeenAt === null) continue;
-    const overdue = now - (nextDueAt as number);
-    const period = (due(s, s.lastSeenAt) as { periodS: number }).periodS;
-    const every = s.cron ? `cron ${s.cron} UTC` : `every ${fmtInterval(period)}`;
-    out.push({
-      kind: "beat_missed",
-      subject: s.name,
-      summary: `Periodic task ${s.task} (${every}, ${s.source}) last arrived ${Math.round(now - s.lastSeenAt)} s ago and is ${Math.round(overdue)} s overdue${status === "missed" ? ", a run missed" : ""}: is Celery Beat running?`,
-      details: {
-        schedule: s.name,
-        task: s.task,
-        expected_interval_s: s.expectedIntervalS,
-        cron: s.cron ?? null,
-        source: s.source,
-        last_seen_at: new Date(s.lastSeenAt * 1000).toISOString(),
-        next_due_at: new Date((nextDueAt as number) * 1000).toISOString(),
-        status,
-        missed_runs: Math.floor(overdue / period) + 1,
-      },
-    });
-  }
-  return out;
-}
-
-function fmtInterval(s: number): string {
-  if (s < 120) return `${Math.round(s * 10) / 10} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
-}
-
-/**
- * `BEAT_SCHEDULES`: entries separated by `;`, each `name=task@seconds` or
- * `name=task@cron(minute hour day month weekday)` (UTC).
- */
 /** A schedule declared through the API: `{name, task, every_s}` or `{name, task, cron}`. */
 export function parseScheduleRequest(body: Record<string, unknown>): Schedule | string {
   const { name, task, every_s: every, cron } = body;
@@ -134,6 +93,10 @@ export function parseScheduleRequest(body: Record<string, unknown>): Schedule | 
   return { name: name.trim(), task: task.trim(), expectedIntervalS: every, cron: null, source: "api", lastSeenAt: null };
 }
 
+/**
+ * `BEAT_SCHEDULES`: entries separated by `;`, each `name=task@seconds` or
+ * `name=task@cron(minute hour day month weekday)` (UTC).
+ */
 export function parseDeclaredSchedules(text: string): Schedule[] | string {
   const out: Schedule[] = [];
   for (const part of text.split(";").map((p) => p.trim()).filter(Boolean)) {

@@ -4,18 +4,16 @@
  */
 import { describe, expect, test } from "bun:test";
 import { decodeRawMessage } from "../../src/collector/decode.ts";
-import {
-  DEFAULT_DETECT_CONFIG as cfg,
-  detectBacklog,
-  detectEventsDisabled,
-  detectStalled,
-  detectVisibilityRisk,
-  detectWorkerDeath,
-  type TaskView,
-  type WorkerView,
-} from "../../src/detect/rules.ts";
+import { detectBeatMissed } from "../../src/detect/checks/beat-missed.ts";
+import { detectEventsDisabled } from "../../src/detect/checks/events-disabled.ts";
+import { detectBacklog } from "../../src/detect/checks/queue-backlog.ts";
+import { detectStalled } from "../../src/detect/checks/task-stalled.ts";
+import { detectVisibilityRisk } from "../../src/detect/checks/visibility-timeout-risk.ts";
+import { detectWorkerDeath } from "../../src/detect/checks/worker-death.ts";
+import { DEFAULT_DETECT_CONFIG as cfg } from "../../src/detect/config.ts";
+import type { TaskView, WorkerView } from "../../src/detect/pass.ts";
 import { nextFire, parseCron } from "../../src/detect/cron.ts";
-import { detectBeatMissed, learnInterval, parseDeclaredSchedules, scheduleStatus } from "../../src/detect/schedules.ts";
+import { learnInterval, parseDeclaredSchedules, scheduleStatus } from "../../src/detect/schedules.ts";
 import { duplicateRuns, executionsFromEvents } from "../../src/state/executions.ts";
 import { taskPatchesFromEvents } from "../../src/state/task-patch.ts";
 import { workerPatchesFromEvents } from "../../src/state/worker.ts";

@@ -1,0 +1,63 @@
+/**
+ * The detectors' settings, mapped from the validated configuration. The
+ * defaults are the configuration's own (src/config.ts), so a default changed
+ * there changes here too: nothing is written twice.
+ */
+import { type Config, configSchema } from "../config.ts";
+import type { Schedule } from "./schedules.ts";
+
+/** What the checks' rules read: thresholds and windows (README lists each). */
+export interface DetectConfig {
+  /** Extra seconds past Celery's heartbeat expiry before a worker is declared dead. */
+  workerOfflineGraceS: number;
+  /** Workers silent for longer than this are history, not alerts. */
+  workerForgetAfterS: number;
+  taskStallDefaultS: number;
+  taskStallMinS: number;
+  taskStallFactor: number;
+  taskStallThresholds: Record<string, number>;
+  visibilityTimeoutS: number;
+  visibilityRiskRatio: number;
+  beatTolerance: number;
+  queueBacklogDepth: number | null;
+  queueBacklogWindowS: number;
+  queueBacklogMinGrowth: number;
+  eventsDisabledAfterS: number;
+}
+
+/** The rules' settings and the loop's own. */
+export interface DetectorConfig extends DetectConfig {
+  /** Seconds between detection passes. */
+  intervalS: number;
+  /** Seconds between asking the workers what they hold (`reserved`, `active`). */
+  inspectIntervalS: number;
+  /** BEAT_SCHEDULES. */
+  declaredSchedules: Schedule[];
+  /** Whether RESULT_BACKEND_URL is set (gap reconciliation reads it). */
+  resultBackend: boolean;
+}
+
+export function detectConfig(config: Config): DetectorConfig {
+  return {
+    workerOfflineGraceS: config.WORKER_OFFLINE_GRACE_S,
+    workerForgetAfterS: config.WORKER_FORGET_AFTER_S,
+    taskStallDefaultS: config.TASK_STALL_DEFAULT_S,
+    taskStallMinS: config.TASK_STALL_MIN_S,
+    taskStallFactor: config.TASK_STALL_FACTOR,
+    taskStallThresholds: config.TASK_STALL_THRESHOLDS,
+    visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
+    visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
+    beatTolerance: config.BEAT_TOLERANCE,
+    queueBacklogDepth: config.QUEUE_BACKLOG_DEPTH ?? null,
+    queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
+    queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
+    eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
+    intervalS: config.DETECT_INTERVAL_S,
+    inspectIntervalS: config.INSPECT_INTERVAL_S,
+    declaredSchedules: config.BEAT_SCHEDULES,
+    resultBackend: Boolean(config.RESULT_BACKEND_URL),
+  };
+}
+
+/** The settings of a Crisper started with an empty environment. */
+export const DEFAULT_DETECT_CONFIG: DetectorConfig = detectConfig(configSchema.parse({}));

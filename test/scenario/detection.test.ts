@@ -105,6 +105,7 @@ describe("detection on real Celery", () => {
     const held = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
     expect(held.reserved_tasks.map((t: any) => t.id).sort()).toEqual([...prefetched].sort());
     expect(held.active_tasks.map((t: any) => t.id)).toEqual([running]);
+    await s.crisper.detector.nextPass();
     expect((await s.alerts()).length).toBe(0);
 
     const killedAt = performance.now();
@@ -147,6 +148,7 @@ describe("detection on real Celery", () => {
     await until("duplicate resolved", async () => (await s.alerts()).find((a) => a.kind === "duplicate_execution")?.status === "resolved", 60_000);
     // One alert for the one duplicate, however many events about it came after.
     await Bun.sleep(2000);
+    await s.crisper.detector.nextPass();
     expect((await s.alerts()).filter((a) => a.kind === "duplicate_execution")).toHaveLength(1);
   }, 180_000);
 

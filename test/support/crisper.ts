@@ -7,10 +7,13 @@ import { parseConfig } from "../../src/config.ts";
 import { freePort } from "./ports.ts";
 import { type OutputTail, spawnTracked, waitUntil } from "./processes.ts";
 import { setLogLevel } from "../../src/log.ts";
+import type { Detector } from "../../src/detect/index.ts";
 import { type Running, run } from "../../src/processes.ts";
 
 export interface CrisperUnderTest extends Running {
   url: string;
+  /** Always there (`serve` collects): tests wait on its passes (`nextPass`). */
+  detector: Detector;
   get<T = any>(path: string): Promise<{ status: number; body: T }>;
 }
 
@@ -20,8 +23,11 @@ export async function startCrisper(env: Record<string, string>): Promise<Crisper
   setLogLevel(parsed.config.LOG_LEVEL);
   const running = await run(parsed.config, { collect: true, web: true, bot: true });
   const url = running.url as string;
+  const detector = running.detector;
+  if (!detector) throw new Error("crisper serve started no detector");
   return Object.assign(running, {
     url,
+    detector,
     async get(path: string) {
       const res = await fetch(url + path);
       return { status: res.status, body: await res.json() };

@@ -126,6 +126,13 @@ describe("stalled tasks", () => {
       ["c", "default"],
     ]);
   });
+
+  test("a task named like an Object property has no configured threshold", () => {
+    // Task names are attacker-controlled; thresholds are a plain object.
+    const names = ["constructor", "toString", "__proto__", "hasOwnProperty"];
+    const r = detectStalled(names.map((name, i) => task({ id: `p${i}`, name, startedAt: T0 - 100 })), new Map(), new Set(), T0, cfg);
+    expect(r).toEqual([]);
+  });
 });
 
 describe("visibility timeout risk", () => {

@@ -15,7 +15,8 @@ const MAX_NAMES_LEARNED = 100;
 
 /** The STARTED-too-long threshold for a task name: configured, learned, or the default. */
 export function stallThreshold(name: string | null, learnedP99: number | null, cfg: DetectConfig): { seconds: number; source: string } {
-  const configured = name ? cfg.taskStallThresholds[name] : undefined;
+  // Own keys only: a task named `constructor` must not find Object's.
+  const configured = name && Object.hasOwn(cfg.taskStallThresholds, name) ? cfg.taskStallThresholds[name] : undefined;
   if (configured !== undefined) return { seconds: configured, source: "configured" };
   if (learnedP99 !== null) return { seconds: Math.max(cfg.taskStallMinS, learnedP99 * cfg.taskStallFactor), source: "learned" };
   return { seconds: cfg.taskStallDefaultS, source: "default" };

@@ -138,9 +138,10 @@ export function parseConfig(env: Record<string, string | undefined>): { config: 
   const name = String(issue?.path[0] ?? "configuration");
   const value = input[name];
   let message = issue?.message ?? "invalid";
-  message = message.replace("{value}", value === undefined ? "nothing" : JSON.stringify(redact(value)));
-  // Never echo a secret back into a log.
-  const shown = value !== undefined && !SECRETS.has(name) ? ` (got ${JSON.stringify(redact(value))})` : "";
+  // Never echo a secret back into a log; URLs are shown without their passwords.
+  const printable = (v: string) => (SECRETS.has(name) ? "(hidden)" : JSON.stringify(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? redact(v) : v));
+  message = message.replace("{value}", value === undefined ? "nothing" : printable(value));
+  const shown = value !== undefined && !SECRETS.has(name) ? ` (got ${printable(value)})` : "";
   return { error: message.startsWith(`${name}:`) ? message : `${name}: ${message}${shown}` };
 }
 
@@ -165,9 +166,27 @@ export function publicUrl(c: Config): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${c.PORT}`;
 }
 
-/** Hides a password in a URL before it is printed. */
+/** Query parameters that carry a secret in a connection URL (libpq, redis-py, kombu). */
+const SECRET_PARAMS = new Set(["password", "sslpassword", "passwd", "pass", "token", "secret", "auth"]);
+
+/**
+ * A URL as it may be printed: the password (and any secret query parameter)
+ * replaced by ***. The URL is parsed, not pattern-matched, so a password
+ * holding `@`, `/` or `:` is hidden whole. Something that does not parse as
+ * a URL is not printed at all, since there is no telling where its secret is.
+ */
 export function redact(value: string): string {
-  return value.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "(a value that is not a URL)";
+  }
+  if (url.password) url.password = "***";
+  for (const key of [...url.searchParams.keys()]) {
+    if (SECRET_PARAMS.has(key.toLowerCase())) url.searchParams.set(key, "***");
+  }
+  return url.toString();
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

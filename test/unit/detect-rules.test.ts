@@ -176,7 +176,7 @@ describe("Beat schedules", () => {
       { name: "ping", task: "app.ping", expectedIntervalS: 30, cron: null, source: "configured", lastSeenAt: null },
     ]);
     expect(parseDeclaredSchedules("nightly=app.report")).toContain("expected name=task@seconds");
-    expect(parseDeclaredSchedules("bad=app.x@cron(61 * * * *)")).toContain("outside 0-59");
+    expect(parseDeclaredSchedules("bad=app.x@cron(61 * * * *)")).toContain("minute: 61");
   });
 
   test("a cron schedule is due at its next firing, late a tolerance later", () => {
@@ -186,6 +186,13 @@ describe("Beat schedules", () => {
     expect(nextFire(parseCron("0 3 * * 1-5"), friday)).toBe(monday);
     expect(nextFire(parseCron("*/15 * * * *"), Date.UTC(2026, 0, 1, 10, 7) / 1000)).toBe(Date.UTC(2026, 0, 1, 10, 15) / 1000);
     expect(nextFire(parseCron("0 0 29 2 *"), Date.UTC(2026, 0, 1) / 1000)).toBe(Date.UTC(2028, 1, 29) / 1000);
+    // Celery's crontab, not cron: both day fields must match. The first
+    // Saturday of December 2026 is the 5th (cron's OR would say the 1st).
+    expect(nextFire(parseCron("0 22 1-7 * 6"), Date.UTC(2026, 10, 25) / 1000)).toBe(Date.UTC(2026, 11, 5, 22) / 1000);
+    // Names, as Celery's crontab takes them.
+    expect(nextFire(parseCron("0 3 * * mon-fri"), friday)).toBe(monday);
+    // Beat's timezone: 09:00 in Paris is 08:00 UTC in winter.
+    expect(nextFire(parseCron("0 9 * * *", "Europe/Paris"), Date.UTC(2026, 10, 25) / 1000)).toBe(Date.UTC(2026, 10, 25, 8) / 1000);
     const s = { name: "nightly", task: "app.report", expectedIntervalS: null, cron: "0 3 * * 1-5", source: "configured" as const, lastSeenAt: friday };
     // Monday's period is one day (to Tuesday 03:00); tolerance 0.1 → late from 05:24.
     expect(scheduleStatus(s, monday + 3600, 0.1).status).toBe("ok");

@@ -2,7 +2,7 @@
  * What each `crisper` command runs, built from the validated config. Each
  * part is started here and stopped in reverse order on SIGINT/SIGTERM.
  */
-import { createRedisBroker } from "./broker/redis/adapter.ts";
+import { createBroker } from "./broker/create.ts";
 import type { BrokerPort } from "./broker/port.ts";
 import { type Collector, createCollector } from "./collector/collector.ts";
 import { type Config, publicUrl, redact } from "./config.ts";
@@ -96,7 +96,7 @@ export async function openStore(config: Config, log: Logger): Promise<Database> 
 }
 
 export function openBroker(config: Config, log: Logger): BrokerPort {
-  return createRedisBroker({
+  return createBroker({
     brokerUrl: config.BROKER_URL,
     resultBackendUrl: config.RESULT_BACKEND_URL,
     globalKeyprefix: config.BROKER_GLOBAL_KEYPREFIX,

@@ -1,25 +1,36 @@
 /**
- * The broker port: everything Crisper asks of a Celery broker. Redis is the
- * one adapter today (broker/redis/); RabbitMQ would be a second one. The
+ * The broker port: everything Crisper asks of a Celery broker, in Celery's
+ * terms (events, queues, unacknowledged messages, remote control, results).
+ * Each broker has an adapter under broker/<name>/ (Redis today, in
+ * broker/redis/), and create.ts picks one by the URL's scheme. The
  * collector and the fronts know only this interface.
  */
 
-/** One raw message from the event stream, before decoding. */
+/** One raw message from the event stream (or the result backend), before decoding. */
 export interface RawMessage {
-  /** Which stream it came from. */
+  /** Which source it came from: Celery's events, or the result backend's announcement of a result. */
   stream: "events" | "result-backend";
+  /**
+   * Where it was published, as the broker names it (for log lines, never
+   * decoded): e.g. a Redis PUB/SUB channel, or an AMQP routing key.
+   */
   channel: string;
   /**
    * The message as text, decoded from UTF-8 on arrival: a string holds
-   * ASCII in one byte per character, while the Buffers a Redis client hands
-   * out can pin much larger socket chunks for as long as they are buffered.
+   * ASCII in one byte per character, while the Buffers a client library
+   * hands out can pin much larger socket chunks for as long as they are
+   * buffered.
    */
   data: string;
   /** Collector's clock at arrival, unix seconds. */
   receivedAt: number;
 }
 
-/** What the subscription is doing; every drop becomes an event_gap. */
+/**
+ * What the event subscription is doing. Report every drop: the collector
+ * records each one as an event_gap, since events published meanwhile may
+ * be lost.
+ */
 export type StreamStatus =
   | { state: "connected"; at: number }
   | { state: "disconnected"; at: number; reason: string };
@@ -32,7 +43,7 @@ export interface QueueSample {
   name: string;
   /** Waiting messages, all priorities. */
   depth: number;
-  /** Waiting messages per priority step ("0", "3", "6", "9"). */
+  /** Waiting messages per priority, where the broker keeps them apart (kombu on Redis: steps "0", "3", "6", "9"). */
   byPriority: Record<string, number>;
   /** Delivered to a worker, not yet acknowledged (prefetched or running). */
   unacked: number;
@@ -42,14 +53,16 @@ export interface QueueSample {
   sampledAt: number;
 }
 
-/** A message delivered to a worker and not yet acknowledged (Redis: the `unacked` hash). */
+/** A message delivered to a worker (prefetched or running) and not yet acknowledged. */
 export interface UnackedMessage {
+  /** The broker's id for this delivery. */
   deliveryTag: string;
   taskId: string | null;
   taskName: string | null;
   queue: string | null;
   /** When it was delivered, unix seconds. */
   deliveredAt: number | null;
+  /** Delivered before and given back to its queue (a visibility timeout, a worker's connection closing). */
   redelivered: boolean;
 }
 
@@ -62,18 +75,35 @@ export interface ControlCallOptions {
   limit?: number;
 }
 
+/** What a broker lets a third party see, where brokers differ. */
+export interface BrokerCapabilities {
+  /**
+   * Whether unacked() lists every delivered-but-unacknowledged message.
+   * Redis keeps them where any client can read them; AMQP 0-9-1 shows a
+   * delivery only to the consumer that holds it (RabbitMQ's management API
+   * gives counts, not messages).
+   */
+  listsUnacked: boolean;
+}
+
 export interface BrokerPort {
-  /** Subscribes to Celery's event stream (and, when configured, the result backend's publishes). */
+  readonly capabilities: BrokerCapabilities;
+  /**
+   * Subscribes to Celery's event stream and, when a result backend is
+   * configured, to its announcements of stored results. Resolves once
+   * subscribed, or after a short wait while the broker is unreachable (the
+   * adapter keeps retrying and reports through `onStatus`).
+   */
   subscribe(onMessage: (m: RawMessage) => void, onStatus: (s: StreamStatus) => void): Promise<Subscription>;
   /** Queue depths by priority and unacked counts for the given and discovered queues. */
   sampleQueues(knownQueues?: readonly string[]): Promise<QueueSample[]>;
-  /** Every delivered-but-unacknowledged message. */
+  /** Every delivered-but-unacknowledged message; rejects where `capabilities.listsUnacked` is false. */
   unacked(): Promise<UnackedMessage[]>;
-  /** Fire-and-forget remote control (e.g. `enable_events`, `revoke`). */
+  /** Fire-and-forget remote control (e.g. `enable_events`, `revoke`) over Celery's pidbox mailbox. */
   broadcast(method: string, args?: Record<string, unknown>, destination?: string[]): Promise<void>;
   /** Remote control with replies: `{ "<worker>": reply }`. */
   call(method: string, args?: Record<string, unknown>, opts?: ControlCallOptions): Promise<Record<string, unknown>>;
-  /** Reads a stored result (`celery-task-meta-<id>`) from the result backend; null if absent or none configured. */
+  /** A task's stored result, as the result backend keeps it (JSON meta); null if absent or no result backend is configured. */
   getResult(taskId: string): Promise<string | null>;
   /** Throws if the broker cannot be reached. */
   ping(): Promise<void>;

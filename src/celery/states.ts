@@ -94,7 +94,3 @@ export function stateKey(state: TaskState, timestamp: number): number {
   }
 }
 const NON_READY_TIE = { RECEIVED: 1, STARTED: 2, REJECTED: 3, RETRY: 4 } as const;
-
-export function isReadyKey(key: number): boolean {
-  return key >= 3e14;
-}

@@ -1,14 +1,17 @@
 /**
- * Celery's remote control ("pidbox") on a Redis broker, as kombu writes it:
- * a kombu envelope on the fanout channel `/{db}.celery.pidbox`, replies
- * LPUSHed by workers onto `<oid>.reply.celery.pidbox` through the direct
- * exchange `reply.celery.pidbox`. See celery-wire.md.
+ * Celery's remote control ("pidbox") on a Redis broker, as kombu writes it
+ * (celery-wire.md, "Events are off by default — and can be switched on
+ * remotely"): a kombu envelope published on the `celery.pidbox` fanout
+ * channel; replies LPUSHed by workers onto `<oid>.reply.celery.pidbox`,
+ * routed there through the direct exchange `reply.celery.pidbox` by a
+ * binding the caller adds first.
  */
-import { SEP } from "./url.ts";
+import type { Redis } from "ioredis";
+import type { BrokerPort, ControlCallOptions } from "../port.ts";
+import { blockingConnection, ensureConnected } from "./connection.ts";
+import { CONTROL_EXCHANGE, type KombuKeys, REPLY_EXCHANGE, SEP } from "./keys.ts";
 
-export const REPLY_EXCHANGE = "reply.celery.pidbox";
-
-export interface ControlRequest {
+interface ControlRequest {
   method: string;
   arguments: Record<string, unknown>;
   destination: string[] | null;
@@ -20,7 +23,7 @@ export interface ControlRequest {
 }
 
 /** The kombu envelope Celery's `Mailbox._broadcast` publishes. */
-export function controlEnvelope(req: ControlRequest): string {
+function controlEnvelope(req: ControlRequest): string {
   const body: Record<string, unknown> = {
     method: req.method,
     arguments: req.arguments,
@@ -39,7 +42,7 @@ export function controlEnvelope(req: ControlRequest): string {
     headers: { clock: 1, expires: req.expires },
     properties: {
       delivery_mode: 2,
-      delivery_info: { exchange: "celery.pidbox", routing_key: "" },
+      delivery_info: { exchange: CONTROL_EXCHANGE, routing_key: "" },
       priority: 0,
       body_encoding: "base64",
       delivery_tag: crypto.randomUUID(),
@@ -48,13 +51,13 @@ export function controlEnvelope(req: ControlRequest): string {
 }
 
 /** The binding that makes kombu route a worker's reply to our list. */
-export function replyBinding(oid: string): { member: string; queue: string } {
+function replyBinding(oid: string): { member: string; queue: string } {
   const queue = `${oid}.${REPLY_EXCHANGE}`;
   return { member: `${oid}${SEP}${SEP}${queue}`, queue };
 }
 
 /** A worker's reply: `{ "<worker>": value }`, or null if it is not for `ticket`. */
-export function parseControlReply(raw: string, ticket: string): Record<string, unknown> | null {
+function parseControlReply(raw: string, ticket: string): Record<string, unknown> | null {
   let env: { body?: unknown; headers?: { ticket?: unknown }; properties?: { body_encoding?: unknown } };
   try {
     env = JSON.parse(raw);
@@ -69,4 +72,67 @@ export function parseControlReply(raw: string, ticket: string): Record<string, u
   } catch {
     return null;
   }
+}
+
+export function pidbox(commands: Redis, keys: KombuKeys): Pick<BrokerPort, "broadcast" | "call"> {
+  const channel = keys.fanout(CONTROL_EXCHANGE);
+  return {
+    async broadcast(method, args = {}, destination) {
+      await ensureConnected(commands);
+      const envelope = controlEnvelope({
+        method,
+        arguments: args,
+        destination: destination ?? null,
+        expires: Date.now() / 1000 + 10,
+      });
+      await commands.publish(channel, envelope);
+    },
+
+    async call(method, args = {}, callOpts: ControlCallOptions = {}) {
+      const timeoutMs = callOpts.timeoutMs ?? 1000;
+      const limit = callOpts.limit ?? callOpts.destination?.length ?? Number.POSITIVE_INFINITY;
+      await ensureConnected(commands);
+      const oid = crypto.randomUUID();
+      const ticket = crypto.randomUUID();
+      const binding = replyBinding(oid);
+      const bindingKey = keys.bindings(REPLY_EXCHANGE);
+      const replyList = keys.key(binding.queue);
+      // Without the binding kombu drops the worker's reply on the floor.
+      await commands.sadd(bindingKey, binding.member);
+      const blocking = blockingConnection(commands, "crisper-control");
+      const replies: Record<string, unknown> = {};
+      try {
+        await commands.publish(
+          channel,
+          controlEnvelope({
+            method,
+            arguments: args,
+            destination: callOpts.destination ?? null,
+            ticket,
+            replyTo: oid,
+            expires: Date.now() / 1000 + timeoutMs / 1000,
+          }),
+        );
+        const deadline = Date.now() + timeoutMs;
+        let count = 0;
+        while (count < limit) {
+          const left = deadline - Date.now();
+          if (left <= 0) break;
+          const popped = await blocking.brpop(replyList, Math.max(0.01, left / 1000));
+          if (!popped) break;
+          const reply = parseControlReply(popped[1], ticket);
+          if (!reply) continue;
+          for (const [worker, value] of Object.entries(reply)) {
+            replies[worker] = value;
+            count++;
+          }
+        }
+      } finally {
+        blocking.disconnect();
+        await commands.srem(bindingKey, binding.member).catch(() => {});
+        await commands.del(replyList).catch(() => {});
+      }
+      return replies;
+    },
+  };
 }

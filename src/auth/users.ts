@@ -26,9 +26,9 @@ export function parseAuth(text: string): Account[] | string {
   for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
     const m = /^(viewer|admin):([^:]+):(.+)$/.exec(entry);
     if (!m) return `expected role:user:password entries (role viewer or admin) separated by spaces, got ${JSON.stringify(entry.split(":").slice(0, 2).join(":"))}…`;
-    const [, role, name, secret] = m as unknown as [string, Role, string, string];
+    const [, role, name = "", secret = ""] = m;
     if (accounts.some((a) => a.name === name)) return `user ${JSON.stringify(name)} appears twice`;
-    accounts.push({ role, name, secret });
+    accounts.push({ role: role === "admin" ? "admin" : "viewer", name, secret });
   }
   if (accounts.length === 0) return "no users: expected role:user:password entries";
   return accounts;

@@ -7,7 +7,8 @@
  * Query strings come as text: each parameter's schema reads the text and
  * turns it into what the store's queries take, with a message that says what
  * was expected. An empty parameter counts as absent (an HTML form sends every
- * field, empty or not).
+ * field, empty or not). So a request schema is documented as what it takes
+ * (`z.toJSONSchema(s, { io: "input" })`), an answer as what it gives.
  */
 import { z } from "zod";
 import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";

@@ -62,6 +62,9 @@ export function createAlertPoster(o: AlertPosterOptions) {
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
+  /** Passes finished so far, and who waits for the next one to finish (tests, through nextPass). */
+  let finished = 0;
+  let waiting: { after: number; done: () => void; fail: (e: Error) => void }[] = [];
   /** The reason of the last failure, so a long outage is logged once, and its end too. */
   let failing: string | null = null;
 
@@ -162,12 +165,14 @@ export function createAlertPoster(o: AlertPosterOptions) {
       if (group.length >= o.groupThreshold) batches.push(group);
       else for (const a of group) batches.push([a]);
     }
-    batches.sort((x, y) => (x[0] as Alert).id - (y[0] as Alert).id);
+    batches.sort((x, y) => (x[0]?.id ?? 0) - (y[0]?.id ?? 0));
     for (let i = 0; i < batches.length; i++) {
-      const batch = batches[i] as Alert[];
+      const batch = batches[i] ?? [];
       const json = batch.map(alertJson);
+      const [first] = json;
+      if (!first) continue;
       const ids = batch.map((a) => a.id);
-      const message = batch.length === 1 ? alertPost(json[0], o.links) : groupedAlertPost(batch[0]?.kind as string, json, o.links);
+      const message = json.length === 1 ? alertPost(first, o.links) : groupedAlertPost(first.kind, json, o.links);
       let posted: { ts: string };
       try {
         posted = await o.post({ ...message, channel });
@@ -253,6 +258,10 @@ export function createAlertPoster(o: AlertPosterOptions) {
       do {
         again = false;
         await pass();
+        finished++;
+        const served = waiting.filter((w) => w.after < finished);
+        waiting = waiting.filter((w) => w.after >= finished);
+        for (const w of served) w.done();
       } while (again && !stopped);
     })().finally(() => {
       running = null;
@@ -272,10 +281,25 @@ export function createAlertPoster(o: AlertPosterOptions) {
     },
     /** One pass, awaited (tests). */
     runOnce: runNow,
+    /** How many passes have finished. */
+    passes: () => finished,
+    /**
+     * Resolves once a whole pass that starts after this call has finished
+     * (rejects if the poster stops first): whatever was in the outbox when
+     * it was called has been looked at. A test waits for it before saying
+     * that something was not posted.
+     */
+    nextPass(): Promise<void> {
+      // A pass under way may have read the outbox already: the one after it counts.
+      const after = running ? finished + 1 : finished;
+      return new Promise((done, fail) => waiting.push({ after, done, fail }));
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running;
+      for (const w of waiting) w.fail(new Error("the alert poster stopped before its next pass"));
+      waiting = [];
     },
   };
 }

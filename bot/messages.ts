@@ -3,9 +3,12 @@
  * `/celery …` and alert posts. Each builder is a pure function of the API's
  * JSON shapes (CONTRACT.md) and a clock, so it is tested without Slack.
  */
-import type { KnownBlock } from "@slack/types";
-import { ago, duration } from "../views/format.tsx";
+import type { types } from "@slack/bolt";
+import type { Alert, Queue, Task, Worker } from "../src/api/schemas.ts";
+import { ago, duration, NEVER_SEEN_HINT, neverSeen, seconds } from "../src/format.ts";
 import { bound, code, esc, link, when } from "./mrkdwn.ts";
+
+type KnownBlock = types.KnownBlock;
 
 export interface SlackMessage {
   /** Shown in notifications and by clients that cannot show blocks. */
@@ -125,12 +128,6 @@ const fields = (pairs: [string, string][]): KnownBlock => ({
   fields: pairs.slice(0, 10).map(([k, v]) => ({ type: "mrkdwn", text: bound(`*${k}*\n${v}`, 1990) })),
 });
 
-/** "3.2 s", "4.5 min", "2.1 h": a span of seconds for people. */
-export function span(seconds: number): string {
-  const s = Math.max(0, seconds);
-  return s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
-}
-
 const sinceIso = (iso: string | null, now: number) => (iso ? ` (${ago(now - Date.parse(iso) / 1000)})` : "");
 
 /** The last line of an exception (`ValueError('boom')`), which says the most in the least space. */
@@ -141,15 +138,15 @@ function lastLine(text: string): string {
 
 // ---- /celery task <id> -------------------------------------------------------------------
 
-export function taskAnswer(task: any, now: number, links: Links): SlackMessage {
-  const state = String(task.state);
+export function taskAnswer(task: Task, now: number, links: Links): SlackMessage {
+  const state = task.state;
   const name = task.name ?? "(name unknown)";
   const head = `${STATE_EMOJI[state] ?? ":grey_question:"} *${esc(state, 20)}* · ${link(links.task(task.id), name)}\n${code(task.id, 255)}`;
   const took =
-    task.runtime_s !== null && task.runtime_s !== undefined
-      ? span(task.runtime_s)
+    task.runtime_s !== null
+      ? seconds(task.runtime_s)
       : task.started_at && !task.finished_at
-        ? `running for ${span(now - Date.parse(task.started_at) / 1000)}`
+        ? `running for ${seconds(now - Date.parse(task.started_at) / 1000)}`
         : "—";
   const queued = duration(task.sent_at ?? task.received_at, task.started_at);
   const pairs: [string, string][] = [
@@ -161,18 +158,18 @@ export function taskAnswer(task: any, now: number, links: Links): SlackMessage {
     ["Runtime", took],
     ["Retries", String(task.retries ?? 0)],
   ];
-  const executions = (task.executions ?? []) as { worker: string | null }[];
+  const executions = task.executions;
   if (executions.length > 1) {
-    const hosts = [...new Set(executions.map((x) => x.worker ?? "?"))];
+    const hosts = [...new Set(executions.map((x) => x.worker || "?"))];
     pairs.push(["Executions", `:warning: ${executions.length}, on ${hosts.slice(0, 4).map((h) => code(h, 60)).join(", ")}`]);
   }
   const blocks: KnownBlock[] = [section(head), fields(pairs)];
   const argLines = [`*Args* ${task.args ? code(task.args, 300) : "—"}`];
   if (task.kwargs && task.kwargs !== "{}") argLines.push(`*Kwargs* ${code(task.kwargs, 300)}`);
   if (task.exception) argLines.push(`*Exception* ${code(lastLine(task.exception), 300)}`);
-  else if (task.state === "SUCCESS" && task.result !== null && task.result !== undefined) argLines.push(`*Result* ${code(String(task.result), 200)}`);
+  else if (task.state === "SUCCESS" && task.result !== null) argLines.push(`*Result* ${code(task.result, 200)}`);
   blocks.push(section(argLines.join("\n")));
-  const open = ((task.alerts ?? []) as any[]).filter((a) => a.status === "open");
+  const open = task.alerts.filter((a) => a.status === "open");
   if (open.length) {
     blocks.push(
       section(
@@ -186,22 +183,18 @@ export function taskAnswer(task: any, now: number, links: Links): SlackMessage {
 }
 
 export function neverSeenAnswer(id: string, links: Links): SlackMessage {
-  const text =
-    `:grey_question: Crisper has never seen a task with id ${code(id, 255)}.\n` +
-    "That means one of: it was never sent (a typo, or an id from another system); it ran before Crisper was watching; " +
-    "or its workers send no task events and no result backend is configured.\n" +
-    "_This is not PENDING: Celery's `AsyncResult` says PENDING for any id it does not know, even one that never existed._";
-  return { text: `Crisper has never seen task ${esc(id, 255)}`, blocks: [section(text), context(link(links.tasks({ q: id.slice(0, 200) }), "Search for it in Crisper"))] };
+  const text = `:grey_question: ${neverSeen(code(id, 255))}.\n${esc(NEVER_SEEN_HINT, 1000)}`;
+  return { text: esc(neverSeen(id.slice(0, 255)), 300), blocks: [section(text), context(link(links.tasks({ q: id.slice(0, 200) }), "Search for it in Crisper"))] };
 }
 
 // ---- /celery worker <hostname> -----------------------------------------------------------
 
-export function workerAnswer(w: any, openAlerts: any[], now: number, links: Links): SlackMessage {
+export function workerAnswer(w: Worker, openAlerts: Alert[], now: number, links: Links): SlackMessage {
   const online = w.status === "online";
   const head = `${online ? ":large_green_circle:" : ":red_circle:"} *${online ? "online" : "offline"}* · ${link(links.worker(w.hostname), w.hostname)}${
     !online && w.offline_reason ? ` (${w.offline_reason === "shutdown" ? "shut down cleanly" : "stopped heartbeating"})` : ""
   }`;
-  const load = Array.isArray(w.loadavg) ? w.loadavg.map((n: number) => Number(n).toFixed(2)).join(" ") : "—";
+  const load = Array.isArray(w.loadavg) ? w.loadavg.map((n) => Number(n).toFixed(2)).join(" ") : "—";
   const pairs: [string, string][] = [
     ["Last heartbeat", `${when(w.last_heartbeat_at)}${sinceIso(w.last_heartbeat_at, now)}`],
     ["Active / reserved", `${w.active ?? "—"} running, ${w.reserved ?? "—"} prefetched`],
@@ -211,7 +204,7 @@ export function workerAnswer(w: any, openAlerts: any[], now: number, links: Link
     [online ? "Online since" : "Offline since", when(online ? w.online_since : w.offline_at)],
   ];
   const blocks: KnownBlock[] = [section(head), fields(pairs)];
-  const reserved = (w.reserved_tasks ?? []) as { id: string; name: string | null }[];
+  const reserved = w.reserved_tasks;
   if (reserved.length) {
     blocks.push(
       section(
@@ -237,16 +230,16 @@ export function unknownAnswer(what: "worker" | "queue", name: string, known: str
 
 // ---- /celery queue <name> ----------------------------------------------------------------
 
-export function queueAnswer(q: any, openAlerts: any[], now: number, links: Links): SlackMessage {
-  const priorities = Object.entries((q.by_priority ?? {}) as Record<string, number>)
+export function queueAnswer(q: Queue, openAlerts: Alert[], now: number, links: Links): SlackMessage {
+  const priorities = Object.entries(q.by_priority)
     .filter(([, n]) => n > 0)
     .map(([p, n]) => `${esc(p, 5)}: ${n}`)
     .join(", ");
   const pairs: [string, string][] = [
-    ["Waiting", String(q.depth ?? "—")],
+    ["Waiting", String(q.depth)],
     ["By priority", priorities || "—"],
-    ["Unacked", `${q.unacked ?? "—"} delivered, not acknowledged`],
-    ["Oldest unacked", q.oldest_unacked_age_s !== null && q.oldest_unacked_age_s !== undefined ? span(q.oldest_unacked_age_s) : "—"],
+    ["Unacked", `${q.unacked} delivered, not acknowledged`],
+    ["Oldest unacked", q.oldest_unacked_age_s !== null ? seconds(q.oldest_unacked_age_s) : "—"],
     ["Sampled", `${when(q.sampled_at)}${sinceIso(q.sampled_at, now)}`],
   ];
   const blocks: KnownBlock[] = [section(`:inbox_tray: Queue ${link(links.queues(), q.name)}`), fields(pairs)];
@@ -257,7 +250,7 @@ export function queueAnswer(q: any, openAlerts: any[], now: number, links: Links
 
 // ---- /celery alerts ----------------------------------------------------------------------
 
-export function alertsAnswer(open: any[], now: number, links: Links): SlackMessage {
+export function alertsAnswer(open: Alert[], now: number, links: Links): SlackMessage {
   if (open.length === 0) {
     return { text: "No open alerts.", blocks: [section(":large_green_circle: No open alerts."), context(link(links.alerts(), "Alert history in Crisper"))] };
   }
@@ -297,10 +290,10 @@ const detailValue = (v: unknown): string | null => {
 };
 
 /** One alert, as posted when it opens. `resolvedAt` when it cleared before Slack could be told. */
-export function alertPost(a: any, links: Links): SlackMessage {
+export function alertPost(a: Alert, links: Links): SlackMessage {
   const k = kindText(a.kind);
   const head = `${SEVERITY_EMOJI[a.severity] ?? ":warning:"} *${esc(k.title)}* · ${link(links.subject(a.kind, a.subject), a.subject)}\n${esc(a.summary, 700)}`;
-  const pairs = Object.entries((a.details ?? {}) as Record<string, unknown>)
+  const pairs = Object.entries(a.details)
     .map(([key, v]) => [esc(key.replaceAll("_", " "), 40), detailValue(v)] as [string, string | null])
     .filter((p): p is [string, string] => p[1] !== null)
     .slice(0, 8);
@@ -313,15 +306,15 @@ export function alertPost(a: any, links: Links): SlackMessage {
 }
 
 /** Many alerts of one kind that opened together (a worker pool died): one message. */
-export function groupedAlertPost(kind: string, list: any[], links: Links): SlackMessage {
+export function groupedAlertPost(kind: string, list: Alert[], links: Links): SlackMessage {
   const k = kindText(kind);
   const severity = list[0]?.severity ?? "warning";
-  const workers = [...new Set(list.map((a) => a.details?.worker).filter((w) => typeof w === "string"))] as string[];
-  const where = workers.length === 1 ? ` on ${code(workers[0] as string, 120)}` : workers.length > 1 ? ` on ${workers.length} workers` : "";
+  const workers = [...new Set(list.flatMap((a) => (typeof a.details.worker === "string" ? [a.details.worker] : [])))];
+  const where = workers.length > 1 ? ` on ${workers.length} workers` : workers[0] !== undefined ? ` on ${code(workers[0], 120)}` : "";
   const shown = list.slice(0, 10);
   const lines = shown.map((a) => {
-    const name = typeof a.details?.name === "string" ? ` ${esc(a.details.name, 80)}` : "";
-    const state = typeof a.details?.state === "string" ? ` (${esc(a.details.state, 12)})` : "";
+    const name = typeof a.details.name === "string" ? ` ${esc(a.details.name, 80)}` : "";
+    const state = typeof a.details.state === "string" ? ` (${esc(a.details.state, 12)})` : "";
     return `• ${link(links.subject(a.kind, a.subject), a.subject, 60)}${name}${state}`;
   });
   const blocks: KnownBlock[] = [
@@ -337,11 +330,11 @@ export function groupedAlertPost(kind: string, list: any[], links: Links): Slack
  * The reply in an alert's thread when it (or some of a group) resolves.
  * `resolvedInGroup` counts those of the group resolved so far, these included.
  */
-export function resolutionPost(resolved: any[], group: { size: number; resolved: number }, links: Links): SlackMessage {
+export function resolutionPost(resolved: Alert[], group: { size: number; resolved: number }, links: Links): SlackMessage {
   const groupSize = group.size;
   const first = resolved[0];
   const k = kindText(first?.kind ?? "");
-  const lasted = (a: any) => (a.resolved_at ? span((Date.parse(a.resolved_at) - Date.parse(a.opened_at)) / 1000) : "?");
+  const lasted = (a: Alert) => duration(a.opened_at, a.resolved_at) ?? "?";
   if (groupSize <= 1 && first) {
     const text = `:white_check_mark: *Resolved* after ${lasted(first)}: ${esc(k.resolved)}. ${link(links.subject(first.kind, first.subject), first.subject)}`;
     return { text: esc(`Resolved: ${k.title}: ${first.subject}`, 300), blocks: [section(text)] };

@@ -8,8 +8,7 @@
  * request/response pair.
  */
 import { Readable } from "node:stream";
-import { App, HTTPReceiver, LogLevel } from "@slack/bolt";
-import type { Logger as SlackLogger } from "@slack/logger";
+import { App, HTTPReceiver, LogLevel, type Logger as SlackLogger } from "@slack/bolt";
 import type { Logger } from "../src/log.ts";
 import { slackMetrics } from "../src/metrics.ts";
 import type { Database } from "../src/store/database.ts";
@@ -129,8 +128,10 @@ export function createSlackBot(o: SlackBotOptions) {
 
   return {
     poster,
+    /** Where the web server mounts `fetch`. */
+    path: SLACK_EVENTS_PATH,
     /** Hands a request from Hono to Bolt's HTTPReceiver and returns its answer. */
-    async handle(req: Request): Promise<Response> {
+    async fetch(req: Request): Promise<Response> {
       const declared = Number(req.headers.get("content-length") ?? 0);
       if (declared > MAX_BODY_BYTES) return new Response(null, { status: 413 });
       const body = Buffer.from(await req.arrayBuffer());
@@ -166,6 +167,12 @@ export function createSlackBot(o: SlackBotOptions) {
 }
 
 export type SlackBot = ReturnType<typeof createSlackBot>;
+
+/** Slack's endpoint when the bot is not configured: it says how to turn it on. */
+export const SLACK_OFF = {
+  path: SLACK_EVENTS_PATH,
+  fetch: () => Response.json({ error: "the Slack bot is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (README, Slack)" }, { status: 404 }),
+};
 
 const withBlocks = (m: SlackMessage) => (m.blocks.length ? { text: m.text, blocks: m.blocks } : { text: m.text });
 

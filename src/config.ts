@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
-import { parseAuth } from "./web/auth.ts";
+import { parseAuth } from "./auth/users.ts";
 
 const redisUrl = (name: string) =>
   z.string().refine((v) => /^rediss?:\/\//.test(v), {

@@ -11,11 +11,11 @@ import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
 import { createLiveHub, createLivePublisher, isLiveKind, LIVE_CHANNEL, type LiveKind } from "./web/live.ts";
-import { createAuth } from "./web/auth.ts";
+import { createAuth } from "./http/auth.ts";
 import { type Detector, createDetector, detectConfig } from "./detect/index.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
-import { createSlackBot, type SlackBot } from "../bot/slack-app.ts";
+import { createSlackBot, SLACK_OFF, type SlackBot } from "../bot/slack-app.ts";
 
 export interface Running {
   stop(): Promise<void>;
@@ -201,7 +201,8 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       live,
       auth,
       configuredSchedules: config.BEAT_SCHEDULES.map((s) => s.name),
-      slack: slack ?? undefined,
+      // Slack's requests go to the bot; without one, that path says how to turn it on.
+      slack: slack ?? SLACK_OFF,
       log: logger("web"),
       only: parts.web ? undefined : "slack",
     });

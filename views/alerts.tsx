@@ -1,12 +1,10 @@
 /** @jsxImportSource hono/jsx */
 /** Alerts, open and resolved, filtered by status and kind through the query string. */
-import type { alertJson } from "../src/api/serialize.ts";
+import { ALERT_STATUSES, type Alert } from "../src/api/schemas.ts";
 import { ALERT_KINDS } from "../src/alerts/kinds.ts";
 import { Alerts } from "./task.tsx";
 
-type AlertView = ReturnType<typeof alertJson>;
-
-export function AlertsPage(props: { alerts: AlertView[]; status: string; kind: string; now: number }) {
+export function AlertsPage(props: { alerts: Alert[]; status: string; kind: string; now: number }) {
   return (
     <>
       <h1>Alerts</h1>
@@ -14,7 +12,7 @@ export function AlertsPage(props: { alerts: AlertView[]; status: string; kind: s
         <label>
           Status
           <select name="status">
-            {["open", "resolved", "all"].map((s) => (
+            {ALERT_STATUSES.map((s) => (
               <option value={s} selected={s === props.status}>{s}</option>
             ))}
           </select>

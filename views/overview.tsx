@@ -1,12 +1,11 @@
 /** @jsxImportSource hono/jsx */
 /** Where the trouble is, at a glance: the last hour's outcomes, workers, queues and open alerts. */
-import type { alertJson, queueJson, workerJson } from "../src/api/serialize.ts";
+import type { Alert, Queue, Worker } from "../src/api/schemas.ts";
 import type { MinuteCounts } from "../src/store/queries/tasks.ts";
-import { ago, When } from "./format.tsx";
 import { AT_WORKER_STATES } from "../src/celery/states.ts";
+import { ago, seconds } from "../src/format.ts";
+import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
-
-type AlertView = ReturnType<typeof alertJson>;
 
 /** Bars per minute, stacked by outcome, in the states' colours. */
 export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; windowMin: number; width?: number; height?: number }) {
@@ -65,7 +64,7 @@ export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; w
 }
 
 /** Is the event stream alive, and was it ever cut? */
-export function StreamHealth(props: { lastTaskAt: number | null; lastHeartbeatAt: number | null; gaps: AlertView[]; now: number }) {
+export function StreamHealth(props: { lastTaskAt: number | null; lastHeartbeatAt: number | null; gaps: Alert[]; now: number }) {
   const open = props.gaps.find((g) => g.status === "open");
   const quiet = props.lastHeartbeatAt === null || props.now - props.lastHeartbeatAt > 30;
   const last = props.gaps.find((g) => g.status === "resolved");
@@ -92,10 +91,10 @@ export function OverviewPage(props: {
   minutes: MinuteCounts[];
   windowMin: number;
   lastTaskAt: number | null;
-  gaps: AlertView[];
-  workers: ReturnType<typeof workerJson>[];
-  queues: ReturnType<typeof queueJson>[];
-  alerts: ReturnType<typeof alertJson>[];
+  gaps: Alert[];
+  workers: Worker[];
+  queues: Queue[];
+  alerts: Alert[];
   now: number;
 }) {
   const c = props.counts;
@@ -157,7 +156,7 @@ export function OverviewPage(props: {
                 <td>{q.depth}</td>
                 <td class="mono">{Object.entries(q.by_priority).map(([p, n]) => `${p}:${n}`).join(" ")}</td>
                 <td>{q.unacked}</td>
-                <td>{q.oldest_unacked_age_s !== null ? `${Math.round(q.oldest_unacked_age_s)} s` : "—"}</td>
+                <td>{q.oldest_unacked_age_s !== null ? seconds(q.oldest_unacked_age_s) : "—"}</td>
               </tr>
             ))}
           </tbody>

@@ -1,8 +1,7 @@
 /** @jsxImportSource hono/jsx */
 /** Queue depths with their history as server-rendered SVG charts (no chart library, light pages). */
-import type { queueJson } from "../src/api/serialize.ts";
-
-type QueueView = ReturnType<typeof queueJson>;
+import type { Queue } from "../src/api/schemas.ts";
+import { seconds } from "../src/format.ts";
 
 export function DepthChart(props: { points: { at: number; depth: number }[]; width?: number; height?: number }) {
   const w = props.width ?? 560;
@@ -27,7 +26,7 @@ export function DepthChart(props: { points: { at: number; depth: number }[]; wid
   );
 }
 
-export function QueuesPage(props: { queues: QueueView[]; history: Map<string, { at: number; depth: number }[]>; windowMin: number }) {
+export function QueuesPage(props: { queues: Queue[]; history: Map<string, { at: number; depth: number }[]>; windowMin: number }) {
   return (
     <div hx-ext="sse" sse-connect="/live">
       <div hx-get="/queues" hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
@@ -40,7 +39,7 @@ export function QueuesPage(props: { queues: QueueView[]; history: Map<string, { 
             </h2>
             <dl class="facts">
               <dt>Waiting</dt><dd>{q.depth} <span class="mono muted">({Object.entries(q.by_priority).map(([p, n]) => `priority ${p}: ${n}`).join(", ")})</span></dd>
-              <dt>Unacknowledged</dt><dd>{q.unacked}{q.oldest_unacked_age_s !== null ? `, oldest ${Math.round(q.oldest_unacked_age_s)} s` : ""}</dd>
+              <dt>Unacknowledged</dt><dd>{q.unacked}{q.oldest_unacked_age_s !== null ? `, oldest ${seconds(q.oldest_unacked_age_s)}` : ""}</dd>
             </dl>
             <DepthChart points={props.history.get(q.name) ?? []} />
             <p class="live">Depth over the last {props.windowMin} minutes.</p>

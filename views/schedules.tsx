@@ -1,9 +1,10 @@
 /** @jsxImportSource hono/jsx */
 /** Periodic tasks (Celery Beat): learned from steady arrivals or declared, and whether they are on time. */
-import type { scheduleJson } from "../src/api/serialize.ts";
+import type { Schedule } from "../src/api/schemas.ts";
+import { seconds } from "../src/format.ts";
 import { When } from "./format.tsx";
 
-export function SchedulesPage(props: { schedules: ReturnType<typeof scheduleJson>[]; now: number }) {
+export function SchedulesPage(props: { schedules: Schedule[]; now: number }) {
   const cls = { ok: "SUCCESS", late: "RETRY", missed: "FAILURE" } as Record<string, string>;
   return (
     <>
@@ -20,7 +21,7 @@ export function SchedulesPage(props: { schedules: ReturnType<typeof scheduleJson
               <tr>
                 <td>{s.name}</td>
                 <td><a href={`/tasks?name=${encodeURIComponent(s.task)}`}>{s.task}</a></td>
-                <td class="mono">{s.cron ? `cron ${s.cron}` : s.expected_interval_s !== null ? `${Math.round(s.expected_interval_s * 10) / 10} s` : "—"}</td>
+                <td class="mono">{s.cron ? `cron ${s.cron}` : s.expected_interval_s !== null ? seconds(s.expected_interval_s) : "—"}</td>
                 <td>{s.source}</td>
                 <td><When iso={s.last_seen_at} now={props.now} /></td>
                 <td><When iso={s.next_due_at} now={props.now} /></td>

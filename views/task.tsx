@@ -1,18 +1,16 @@
 /** @jsxImportSource hono/jsx */
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
-import type { alertJson, eventJson, taskJson } from "../src/api/serialize.ts";
-import { ago, duration, State, seconds, When } from "./format.tsx";
+import type { Alert, Event, Task } from "../src/api/schemas.ts";
+import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
+import { duration, NEVER_SEEN_HINT, seconds } from "../src/format.ts";
+import { State, When } from "./format.tsx";
 
-type TaskView = ReturnType<typeof taskJson>;
-type EventView = ReturnType<typeof eventJson>;
-type AlertView = ReturnType<typeof alertJson>;
-
-/** Celery can still stop these; a finished task has nothing left to revoke. */
-const REVOCABLE = new Set(["PENDING", "RECEIVED", "STARTED", "RETRY"]);
+/** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
+const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
 
 export function TaskPage(props: {
-  task: TaskView;
-  events: EventView[];
+  task: Task;
+  events: Event[];
   now: number;
   /** Present for an admin: the form's token. */
   revoke?: { token: string };
@@ -46,7 +44,7 @@ export function TaskPage(props: {
           </button>
         </form>
       ) : null}
-      {t.alerts.length ? <Alerts alerts={t.alerts as AlertView[]} now={props.now} /> : null}
+      {t.alerts.length ? <Alerts alerts={t.alerts} now={props.now} /> : null}
       <div class="card">
         <dl class="facts">
           <dt>Worker</dt>
@@ -64,7 +62,7 @@ export function TaskPage(props: {
             {t.runtime_s !== null
               ? seconds(t.runtime_s)
               : (duration(t.started_at, t.finished_at) ??
-                (t.started_at && t.state === "STARTED" ? `running for ${ago(props.now - Date.parse(t.started_at) / 1000).replace(" ago", "")}` : "—"))}
+                (t.started_at && t.state === "STARTED" ? `running for ${seconds(props.now - Date.parse(t.started_at) / 1000)}` : "—"))}
           </dd>
           <dt>Finished</dt>
           <dd><When iso={t.finished_at} now={props.now} /></dd>
@@ -147,17 +145,17 @@ const FINISHED = new Set(["task-succeeded", "task-failed", "task-revoked"]);
  *   off that event carries the moment Crisper received it, which for a task of
  *   a few milliseconds can fall after the finish. It is shown before it.
  */
-export function timeline(events: EventView[]): EventView[] {
-  const kind = (e: EventView) => `${e.type} ${e.hostname}`;
-  const fromStream = new Map<string, EventView[]>();
+export function timeline(events: Event[]): Event[] {
+  const kind = (e: Event) => `${e.type} ${e.hostname}`;
+  const fromStream = new Map<string, Event[]>();
   for (const e of events) {
     if (e.source === "result-backend") continue;
     const same = fromStream.get(kind(e));
     if (same) same.push(e);
     else fromStream.set(kind(e), [e]);
   }
-  const confirmed = new Set<EventView>();
-  const out: EventView[] = [];
+  const confirmed = new Set<Event>();
+  const out: Event[] = [];
   for (const e of events) {
     if (e.source === "result-backend") {
       const twin = fromStream.get(kind(e))?.find((x) => !confirmed.has(x));
@@ -169,14 +167,14 @@ export function timeline(events: EventView[]): EventView[] {
     out.push(e);
   }
   for (let i = 0; i < out.length; i++) {
-    const e = out[i] as EventView;
+    const e = out[i] as Event;
     if (confirmed.has(e)) out[i] = { ...e, source: `${e.source}, result-backend` };
   }
   for (let i = 1; i < out.length; i++) {
-    const e = out[i] as EventView;
+    const e = out[i] as Event;
     if (e.source !== "result-backend" || e.type !== "task-started") continue;
     for (let j = i; j > 0; j--) {
-      const prev = out[j - 1] as EventView;
+      const prev = out[j - 1] as Event;
       if (!FINISHED.has(prev.type) || prev.hostname !== e.hostname) break;
       out[j - 1] = e;
       out[j] = prev;
@@ -191,17 +189,17 @@ function after(from: string | null, to: string | null): string {
   return duration(from, to) ?? "";
 }
 
-export function NeverSeen(props: { id: string; hint: string }) {
+export function NeverSeen(props: { id: string }) {
   return (
     <>
       <h1>Crisper has never seen this task</h1>
       <p class="mono">{props.id}</p>
-      <div class="card">{props.hint}</div>
+      <div class="card">{NEVER_SEEN_HINT}</div>
     </>
   );
 }
 
-export function Alerts(props: { alerts: AlertView[]; now: number }) {
+export function Alerts(props: { alerts: Alert[]; now: number }) {
   return (
     <table>
       <thead>

@@ -4,10 +4,12 @@
  * the rows — one component for the full page, the htmx fragment and the
  * live refresh (SSE `tasks` events re-fetch the rows with the same filters).
  */
-import type { taskJson } from "../src/api/serialize.ts";
-import { State, seconds, When } from "./format.tsx";
+import type { Task } from "../src/api/schemas.ts";
+import { TASK_STATES } from "../src/celery/states.ts";
+import { seconds } from "../src/format.ts";
+import { State, When } from "./format.tsx";
 
-type TaskView = ReturnType<typeof taskJson>;
+/** The filters a tasks page shows and keeps in its links. */
 export interface TaskQuery {
   name?: string;
   state?: string;
@@ -16,7 +18,7 @@ export interface TaskQuery {
   q?: string;
 }
 
-const STATES = ["", "PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED"];
+const STATES = ["", ...TASK_STATES];
 
 export function queryString(q: TaskQuery, extra: Record<string, string> = {}): string {
   const p = new URLSearchParams();
@@ -26,7 +28,7 @@ export function queryString(q: TaskQuery, extra: Record<string, string> = {}): s
 }
 
 export interface TaskRowsProps {
-  tasks: TaskView[];
+  tasks: Task[];
   query: TaskQuery;
   nextCursor: string | null;
   /** Set when a text search stopped after this many tasks (store/queries/tasks.ts, SEARCH_WINDOW). */

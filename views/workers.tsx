@@ -1,17 +1,15 @@
 /** @jsxImportSource hono/jsx */
 /** Workers by Celery's heartbeat rule, and one worker with what it holds. */
-import type { alertJson, workerJson } from "../src/api/serialize.ts";
+import type { Alert, Worker } from "../src/api/schemas.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
 
-type WorkerView = ReturnType<typeof workerJson>;
-
-export function WorkerStatus(props: { w: WorkerView }) {
+export function WorkerStatus(props: { w: Worker }) {
   if (props.w.status === "online") return <span class="state SUCCESS">online</span>;
   return <span class="state FAILURE">{props.w.offline_reason === "shutdown" ? "shut down" : "offline"}</span>;
 }
 
-export function WorkersTable(props: { workers: WorkerView[]; now: number }) {
+export function WorkersTable(props: { workers: Worker[]; now: number }) {
   return (
     <table>
       <thead>
@@ -35,7 +33,7 @@ export function WorkersTable(props: { workers: WorkerView[]; now: number }) {
   );
 }
 
-export function WorkersPage(props: { workers: WorkerView[]; now: number }) {
+export function WorkersPage(props: { workers: Worker[]; now: number }) {
   return (
     <div hx-ext="sse" sse-connect="/live">
       <div hx-get="/workers" hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
@@ -46,7 +44,7 @@ export function WorkersPage(props: { workers: WorkerView[]; now: number }) {
   );
 }
 
-export function WorkerPage(props: { w: WorkerView; alerts: ReturnType<typeof alertJson>[]; now: number }) {
+export function WorkerPage(props: { w: Worker; alerts: Alert[]; now: number }) {
   const w = props.w;
   const held = (title: string, list: { id: string; name: string | null }[]) => (
     <>

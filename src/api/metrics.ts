@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { Gauge, Registry } from "prom-client";
+import type { Env } from "../http/context.ts";
 import { registry } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -38,7 +39,7 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     registers: [fromStore],
   });
 
-  const routes = new Hono();
+  const routes = new Hono<Env>();
   routes.get("/metrics", async (c) => {
     const t = now();
     workerUp.reset();

@@ -6,24 +6,8 @@
  * afterwards do not know of it unless they keep a state file (--statedb).
  */
 import type { BrokerPort } from "../broker/port.ts";
-import { HttpError } from "./http-error.ts";
-
-/** Signals a worker may send to a pool process. */
-export const REVOKE_SIGNALS = ["SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
-
-export interface RevokeRequest {
-  terminate: boolean;
-  signal: (typeof REVOKE_SIGNALS)[number];
-}
-
-export function parseRevokeRequest(body: { terminate?: unknown; signal?: unknown }): RevokeRequest {
-  if (body.terminate !== undefined && typeof body.terminate !== "boolean") throw new HttpError(400, "terminate: expected true or false");
-  const signal = body.signal ?? "SIGTERM";
-  if (typeof signal !== "string" || !(REVOKE_SIGNALS as readonly string[]).includes(signal.toUpperCase())) {
-    throw new HttpError(400, `signal: expected one of ${REVOKE_SIGNALS.join(", ")}`);
-  }
-  return { terminate: body.terminate === true, signal: signal.toUpperCase() as RevokeRequest["signal"] };
-}
+import { HttpError } from "../http/errors.ts";
+import type { RevokeRequest } from "./schemas.ts";
 
 /** Sends the revoke; returns the workers that acknowledged it within a second and a half. */
 export async function revokeTask(broker: BrokerPort | undefined, taskId: string, r: RevokeRequest): Promise<string[]> {
@@ -35,4 +19,9 @@ export async function revokeTask(broker: BrokerPort | undefined, taskId: string,
     throw new HttpError(502, `the broker did not take the revoke: ${(e as Error).message}`);
   }
   return Object.keys(replies).sort();
+}
+
+/** What the log says of a revoke, from the API or a page. */
+export function revokeLogLine(user: string, taskId: string, r: RevokeRequest, acknowledged: readonly string[], from = ""): string {
+  return `${user} revoked task ${taskId}${r.terminate ? ` (terminate, ${r.signal})` : ""}${from}; acknowledged by ${acknowledged.length} worker(s)`;
 }

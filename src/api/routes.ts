@@ -1,22 +1,42 @@
 /**
- * The JSON API (CONTRACT.md): thin handlers over the store's queries.
+ * The JSON API (CONTRACT.md): thin handlers over the store's queries. Each
+ * request is validated by its schema (schemas.ts) before the handler runs;
+ * actions check who asks first (src/http/auth.ts). Each answer `satisfies`
+ * its schema's type, so what is sent and what is documented cannot drift.
  */
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
 import { listWorkers } from "../store/queries/workers.ts";
-import { HttpError } from "./http-error.ts";
-import { parseLimit, parseTaskFilters } from "./params.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
-import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
 import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
-import { parseScheduleRequest } from "../detect/schedules.ts";
-import { type Auth, requireAdmin } from "../web/auth.ts";
+import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
+import { type Auth, adminOnly } from "../http/auth.ts";
+import type { Env } from "../http/context.ts";
+import { HttpError, validated } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
-import { parseRevokeRequest, revokeTask } from "./revoke.ts";
+import { revokeLogLine, revokeTask } from "./revoke.ts";
+import {
+  type AlertList,
+  AlertListQuery,
+  RevokeBody,
+  type RevokeAnswer,
+  ScheduleBody,
+  type ScheduleDeclared,
+  type ScheduleDeleted,
+  type ScheduleList,
+  ScheduleNameParams,
+  type TaskAnswer,
+  TaskIdParams,
+  type TaskList,
+  TaskListQuery,
+  type QueueList,
+  type WorkerList,
+  alertCursor,
+} from "./schemas.ts";
+import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -31,46 +51,35 @@ export interface ApiDeps {
   now?: () => number;
 }
 
-const NEVER_SEEN_HINT =
-  "Crisper has no event and no result for this id. Either it was never sent, or it ran before Crisper was watching, " +
-  "or its workers send no task events and no result backend is configured (RESULT_BACKEND_URL). " +
-  "Note that Celery's AsyncResult reports PENDING for any unknown id, even one that never existed.";
-
 export function createApiRoutes(deps: ApiDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
-  const api = new Hono();
+  const api = new Hono<Env>();
 
-  api.get("/tasks/:id", async (c) => {
-    const id = c.req.param("id");
-    if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
+  api.get("/tasks/:id", validated("param", TaskIdParams), async (c) => {
+    const { id } = c.req.valid("param");
     const task = await getTask(deps.database, id);
-    if (!task) throw new HttpError(404, `task ${id} was never seen`, { hint: NEVER_SEEN_HINT });
+    if (!task) throw new HttpError(404, neverSeen(id), { hint: NEVER_SEEN_HINT });
     const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
-    return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) });
+    return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) } satisfies TaskAnswer);
   });
 
-  const admin = (c: Context) => requireAdmin(deps.auth, c);
-  const jsonBody = async (c: Context, example: string): Promise<Record<string, unknown>> => {
-    deps.auth?.checkJson(c);
-    const body = await c.req.json().catch(() => null);
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, `expected a JSON object: ${example}`);
-    return body as Record<string, unknown>;
-  };
-
-  api.post("/tasks/:id/revoke", async (c) => {
-    const user = admin(c);
-    const id = c.req.param("id");
-    if (id.length > 255) throw new HttpError(400, "task id: at most 255 characters");
-    const request = parseRevokeRequest(await jsonBody(c, '{"terminate": bool, "signal": "SIGTERM"}'));
+  api.post("/tasks/:id/revoke", adminOnly(deps.auth, "json"), validated("param", TaskIdParams), validated("json", RevokeBody), async (c) => {
+    const { id } = c.req.valid("param");
+    const request = c.req.valid("json");
     const known = (await getTask(deps.database, id)) !== null;
     const acknowledged = await revokeTask(deps.broker, id, request);
-    deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""}; acknowledged by ${acknowledged.length} worker(s)`);
-    return c.json({ task_id: id, known, terminate: request.terminate, signal: request.signal, acknowledged_by: acknowledged });
+    deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged));
+    return c.json({
+      task_id: id,
+      known,
+      terminate: request.terminate,
+      signal: request.signal,
+      acknowledged_by: acknowledged,
+    } satisfies RevokeAnswer);
   });
 
-  api.get("/tasks", async (c) => {
-    const filters = parseTaskFilters((n) => c.req.query(n));
-    const page = await listTasks(deps.database, filters);
+  api.get("/tasks", validated("query", TaskListQuery), async (c) => {
+    const page = await listTasks(deps.database, c.req.valid("query"));
     const events = await getTaskEvents(
       deps.database,
       page.tasks.map((t) => t.id),
@@ -79,69 +88,54 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({
       tasks: page.tasks.map((t) => taskJson(t, byTask.get(t.id) ?? [])),
       next_cursor: page.nextCursor,
-    });
+    } satisfies TaskList);
   });
 
   api.get("/workers", async (c) => {
     const t = now();
-    return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) });
+    return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) } satisfies WorkerList);
   });
 
-  api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) }));
+  api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) } satisfies QueueList));
 
-  api.get("/alerts", async (c) => {
-    const status = c.req.query("status") ?? "open";
-    if (!["open", "resolved", "all"].includes(status)) throw new HttpError(400, "status: expected open, resolved or all");
-    const kind = c.req.query("kind");
-    if (kind !== undefined && kind !== "" && !isAlertKind(kind)) throw new HttpError(400, `kind: expected one of ${Object.keys(ALERT_KINDS).join(", ")}`);
-    const limit = parseLimit(c.req.query("limit"));
-    const cursor = c.req.query("cursor");
-    const beforeId = cursor ? Number(Buffer.from(cursor, "base64url").toString("utf8")) : undefined;
-    if (beforeId !== undefined && !Number.isSafeInteger(beforeId)) throw new HttpError(400, "cursor: not a cursor from this API");
-    const rows = await listAlerts(deps.database, {
-      status: status as "open" | "resolved" | "all",
-      kind: kind ? (kind as AlertKind) : undefined,
-      limit: limit + 1,
-      beforeId,
-    });
+  api.get("/alerts", validated("query", AlertListQuery), async (c) => {
+    const { status, kind, limit, cursor } = c.req.valid("query");
+    const rows = await listAlerts(deps.database, { status, kind, limit: limit + 1, beforeId: cursor });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return c.json({
       alerts: page.map(alertJson),
-      next_cursor: rows.length > limit && last ? Buffer.from(String(last.id)).toString("base64url") : null,
-    });
+      next_cursor: rows.length > limit && last ? alertCursor(last.id) : null,
+    } satisfies AlertList);
   });
 
-  api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) }));
+  api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));
 
   const configured = new Set(deps.configuredSchedules ?? []);
-  api.post("/schedules", async (c) => {
-    const user = admin(c);
-    const s = parseScheduleRequest(await jsonBody(c, '{"name": "nightly", "task": "app.tasks.report", "every_s": 86400} or "cron": "0 3 * * *"'));
-    if (typeof s === "string") throw new HttpError(400, s);
+  api.post("/schedules", adminOnly(deps.auth, "json"), validated("json", ScheduleBody), async (c) => {
+    const s = c.req.valid("json");
     if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
-    const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.expectedIntervalS, cron: s.cron ?? null }, new Date());
-    deps.log?.info(`${user.name} declared schedule ${s.name}: ${s.task} ${s.cron ? `cron(${s.cron})` : `every ${s.expectedIntervalS} s`}`);
-    return c.json({ schedule: scheduleJson(row) }, 201);
+    const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.every_s ?? null, cron: s.cron ?? null }, new Date());
+    deps.log?.info(`${c.var.admin.name} declared schedule ${s.name}: ${s.task} ${s.cron ? `cron(${s.cron})` : `every ${s.every_s} s`}`);
+    return c.json({ schedule: scheduleJson(row) } satisfies ScheduleDeclared, 201);
   });
 
-  api.delete("/schedules/:name", async (c) => {
-    const user = admin(c);
-    const name = c.req.param("name");
+  api.delete("/schedules/:name", adminOnly(deps.auth), validated("param", ScheduleNameParams), async (c) => {
+    const { name } = c.req.valid("param");
     if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);
     const row = (await listSchedules(deps.database)).find((s) => s.name === name);
     if (!row) throw new HttpError(404, `no schedule named ${name.slice(0, 255)}`);
     if (row.source !== "api") throw new HttpError(409, `${name} was learned from its arrivals, not declared: it is forgotten once the task stops arriving`);
     await deleteSchedule(deps.database, name);
-    deps.log?.info(`${user.name} deleted schedule ${name}`);
-    return c.json({ deleted: name });
+    deps.log?.info(`${c.var.admin.name} deleted schedule ${name}`);
+    return c.json({ deleted: name } satisfies ScheduleDeleted);
   });
 
   return api;
 }
 
 export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort }) {
-  const health = new Hono();
+  const health = new Hono<Env>();
   health.get("/healthz", (c) => c.json({ ok: true }));
   health.get("/readyz", async (c) => {
     const check = async (f: () => Promise<void>) =>

@@ -1,18 +1,20 @@
 /**
- * Store rows → the JSON shapes of CONTRACT.md (snake_case, ISO 8601 UTC).
- * One place, so the API, pages and Slack say the same thing.
+ * Store rows → the JSON shapes of CONTRACT.md (snake_case, ISO 8601 UTC),
+ * typed by the API's schemas (schemas.ts). One place, so the API, pages and
+ * Slack say the same thing.
  */
-import type { Alert } from "../alerts/kinds.ts";
+import type { Alert as AlertRow } from "../alerts/kinds.ts";
 import type { ScheduleRow } from "../store/queries/detect.ts";
-import { type Execution, executionsFromStored } from "../state/executions.ts";
+import { type Execution as ExecutionRecord, executionsFromStored } from "../state/executions.ts";
 import type { QueueRow } from "../store/queries/queues.ts";
-import type { EventRecord, Task } from "../store/queries/tasks.ts";
+import type { EventRecord, Task as TaskRow } from "../store/queries/tasks.ts";
 import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
+import type { Alert, Event, Execution, Queue, Schedule, Task, Worker } from "./schemas.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
 
-export function eventJson(e: EventRecord) {
+export function eventJson(e: EventRecord): Event {
   return {
     ...e.fields,
     type: e.type,
@@ -23,7 +25,7 @@ export function eventJson(e: EventRecord) {
   };
 }
 
-export function executionJson(x: Execution) {
+export function executionJson(x: ExecutionRecord): Execution {
   return {
     worker: x.worker,
     retries: x.retries,
@@ -34,7 +36,8 @@ export function executionJson(x: Execution) {
   };
 }
 
-export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknown[] = []) {
+/** `alerts`: the task's own, on the one-task answers; lists leave them out. */
+export function taskJson(t: TaskRow, events: readonly EventRecord[], alerts: Alert[] = []): Task {
   const runtime =
     t.runtime ?? (t.startedAt && t.finishedAt ? Math.max(0, (t.finishedAt.getTime() - t.startedAt.getTime()) / 1000) : null);
   return {
@@ -66,7 +69,7 @@ export function taskJson(t: Task, events: readonly EventRecord[], alerts: unknow
   };
 }
 
-export function workerJson(w: WorkerRow, now: number) {
+export function workerJson(w: WorkerRow, now: number): Worker {
   const live = livenessOf(w, now);
   return {
     hostname: w.hostname,
@@ -92,8 +95,7 @@ export function workerJson(w: WorkerRow, now: number) {
   };
 }
 
-
-export function queueJson(q: QueueRow) {
+export function queueJson(q: QueueRow): Queue {
   return {
     name: q.name,
     depth: q.depth,
@@ -104,22 +106,22 @@ export function queueJson(q: QueueRow) {
   };
 }
 
-export function alertJson(a: Alert) {
+export function alertJson(a: AlertRow): Alert {
   return {
     id: a.id,
     kind: a.kind,
     subject: a.subject,
     severity: a.severity,
     status: a.status,
-    opened_at: iso(a.openedAt),
-    updated_at: iso(a.updatedAt),
+    opened_at: a.openedAt.toISOString(),
+    updated_at: a.updatedAt.toISOString(),
     resolved_at: iso(a.resolvedAt),
     summary: a.summary,
     details: a.details,
   };
 }
 
-export function scheduleJson(s: ScheduleRow) {
+export function scheduleJson(s: ScheduleRow): Schedule {
   return {
     name: s.name,
     task: s.task,

@@ -7,9 +7,7 @@
  */
 import { Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { isAlertKind } from "../alerts/kinds.ts";
-import { HttpError } from "../api/http-error.ts";
-import { parseTaskFilters } from "../api/params.ts";
+import { AlertFilter, RevokeForm, TaskListQuery } from "../api/schemas.ts";
 import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -27,13 +25,12 @@ import { OverviewPage } from "../../views/overview.tsx";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
-import { type Auth, currentUser, requireAdmin } from "./auth.ts";
+import { type Auth, adminOnly, currentUser } from "../http/auth.ts";
+import type { Env } from "../http/context.ts";
+import { HttpError, validated } from "../http/errors.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
-import { parseRevokeRequest, revokeTask } from "../api/revoke.ts";
-
-const NEVER_SEEN =
-  "No event and no result for this id has reached Crisper. Either it was never sent, it ran before Crisper was watching, or its workers send no task events and no result backend is configured. (Celery's AsyncResult would call it PENDING: it says that for any id, even one that never existed.)";
+import { revokeLogLine, revokeTask } from "../api/revoke.ts";
 
 // Imported as files so a compiled binary carries them (no node_modules there).
 import htmxJs from "htmx.org/dist/htmx.min.js" with { type: "file" };
@@ -56,7 +53,7 @@ export interface PageDeps {
 
 export function createPageRoutes(deps: PageDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
-  const pages = new Hono();
+  const pages = new Hono<Env>();
 
   pages.get("/assets/:file", async (c) => {
     const path = ASSETS[c.req.param("file")];
@@ -112,8 +109,8 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/tasks", async (c) => {
-    const filters = parseTaskFilters((n) => c.req.query(n));
+  pages.get("/tasks", validated("query", TaskListQuery), async (c) => {
+    const filters = c.req.valid("query");
     // A task id pasted into the search box means "show me that task": go
     // straight there (a primary-key lookup) rather than search every text
     // column of every task for it.
@@ -149,7 +146,7 @@ export function createPageRoutes(deps: PageDeps) {
       c.status(404);
       return c.html(
         <Layout user={currentUser(c)} title="Never seen" path="/tasks">
-          <NeverSeen id={id} hint={NEVER_SEEN} />
+          <NeverSeen id={id} />
         </Layout>,
       );
     }
@@ -169,14 +166,11 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.post("/tasks/:id/revoke", async (c) => {
-    const user = requireAdmin(deps.auth, c);
+  pages.post("/tasks/:id/revoke", adminOnly(deps.auth, "form"), validated("form", RevokeForm), async (c) => {
     const id = c.req.param("id").slice(0, 255);
-    const form = await c.req.parseBody();
-    deps.auth?.checkForm(c, user, typeof form.csrf === "string" ? form.csrf : undefined);
-    const request = parseRevokeRequest({ terminate: form.terminate === "1", signal: typeof form.signal === "string" ? form.signal : undefined });
+    const request = c.req.valid("form");
     const acknowledged = await revokeTask(deps.broker, id, request);
-    deps.log?.info(`${user.name} revoked task ${id}${request.terminate ? ` (terminate, ${request.signal})` : ""} from its page; acknowledged by ${acknowledged.length} worker(s)`);
+    deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged, " from its page"));
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
   });
 
@@ -228,19 +222,12 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/alerts", async (c) => {
-    const status = c.req.query("status") || "open";
-    if (!["open", "resolved", "all"].includes(status)) throw new HttpError(400, "status: expected open, resolved or all");
-    const kind = c.req.query("kind") ?? "";
-    if (kind && !isAlertKind(kind)) throw new HttpError(400, "kind: not an alert kind");
-    const alerts = await listAlerts(deps.database, {
-      status: status as "open" | "resolved" | "all",
-      kind: kind && isAlertKind(kind) ? kind : undefined,
-      limit: 200,
-    });
+  pages.get("/alerts", validated("query", AlertFilter), async (c) => {
+    const { status, kind } = c.req.valid("query");
+    const alerts = await listAlerts(deps.database, { status, kind, limit: 200 });
     return c.html(
       <Layout user={currentUser(c)} title="Alerts" path="/alerts">
-        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind} now={now()} />
+        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} />
       </Layout>,
     );
   });

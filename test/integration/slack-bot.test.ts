@@ -244,7 +244,7 @@ describe("alerts go to SLACK_ALERT_CHANNEL", () => {
     expect(attempts.map((c) => c.status).slice(0, 3)).toEqual([429, 503, 200]);
     // Retry-After was honoured.
     expect((attempts[1]?.at ?? 0) - (attempts[0]?.at ?? 0)).toBeGreaterThanOrEqual(900);
-    await Bun.sleep(2000);
+    await (s.crisper.slack?.poster ?? expect.unreachable("no alert poster")).nextPass();
     expect(s.posts().filter((p) => p.text.includes("nightly-report") && !p.thread_ts)).toHaveLength(1);
   }, 60_000);
 
@@ -293,8 +293,8 @@ describe("alerts go to SLACK_ALERT_CHANNEL", () => {
     });
     expect(messageText(reply)).toContain("Resolved");
     expect(messageText(reply)).toContain("heartbeats again");
-    // Open alerts are not posted again while they stay open.
-    await Bun.sleep(2000);
+    // Open alerts are not posted again while they stay open: not by a whole poster pass after these.
+    await (s.crisper.slack?.poster ?? expect.unreachable("no alert poster")).nextPass();
     expect(s.posts().filter((p) => p.text.includes("Worker offline") && !p.thread_ts)).toHaveLength(1);
     expect(s.posts().filter((p) => /tasks? lost/i.test(p.text) && !p.thread_ts)).toHaveLength(1);
     await again.kill();

@@ -131,3 +131,34 @@ describe("Slack outbox", () => {
     await p.stop();
   });
 });
+
+describe("the poster's passes, as tests wait for them", () => {
+  test("nextPass is answered by a pass that starts after it is asked, not by the one under way; stop rejects it", async () => {
+    await syncAlerts(database, "worker_offline", [offline("passes@h")], new Date());
+    // The first post waits at this gate, holding its pass open.
+    const reached = Promise.withResolvers<void>();
+    const gate = Promise.withResolvers<void>();
+    const p = poster("#passes", async (m) => {
+      reached.resolve();
+      await gate.promise;
+      return { ts: `1700000000.${String(++seq).padStart(6, "0")}`, channel: m.channel };
+    });
+    const first = p.runOnce();
+    await reached.promise;
+    let answered = false;
+    const asked = p.nextPass().then(() => {
+      answered = true;
+    });
+    gate.resolve();
+    await first;
+    expect(p.passes()).toBe(1);
+    await Promise.resolve();
+    expect(answered).toBe(false);
+    await p.runOnce();
+    await asked;
+    expect(p.passes()).toBe(2);
+    const never = p.nextPass();
+    await p.stop();
+    await expect(never).rejects.toThrow("stopped before its next pass");
+  });
+});

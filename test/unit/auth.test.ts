@@ -1,7 +1,7 @@
 /** CRISPER_AUTH's format, and the one-line errors a bad value gives. */
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config.ts";
-import { parseAuth } from "../../src/web/auth.ts";
+import { parseAuth } from "../../src/auth/users.ts";
 
 describe("CRISPER_AUTH", () => {
   test("role:user:secret entries; the secret may hold colons and be a hash", () => {

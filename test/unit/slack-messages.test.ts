@@ -7,31 +7,41 @@ import { classifySlackError } from "../../bot/alert-poster.ts";
 import { parseCommand } from "../../bot/commands.ts";
 import { alertPost, groupedAlertPost, helpAnswer, Links, resolutionPost, taskAnswer } from "../../bot/messages.ts";
 import { code, esc } from "../../bot/mrkdwn.ts";
+import type { Alert, Execution, Task } from "../../src/api/schemas.ts";
 import { messageText } from "../support/fake-slack.ts";
 
 const links = new Links("https://c.example");
 const NOW = Date.parse("2026-11-24T12:00:00Z") / 1000;
 
-const task = (over: Record<string, unknown> = {}) => ({
+const task = (over: Partial<Task> = {}): Task => ({
   id: "6f1c0d6e-1",
   name: "app.charge",
   state: "FAILURE",
   worker: "w1@host",
   queue: "payments",
+  routing_key: "payments",
   args: "(42,)",
   kwargs: "{}",
   result: null,
   exception: "Traceback…\nValueError('card declined')",
+  traceback: null,
   retries: 1,
+  root_id: "6f1c0d6e-1",
+  parent_id: null,
+  eta: null,
+  expires: null,
   sent_at: "2026-11-24T11:59:00.000Z",
   received_at: "2026-11-24T11:59:00.100Z",
   started_at: "2026-11-24T11:59:01.000Z",
   finished_at: "2026-11-24T11:59:03.500Z",
   runtime_s: 2.5,
+  first_seen_at: "2026-11-24T11:59:00.000Z",
+  last_event_at: "2026-11-24T11:59:03.500Z",
   executions: [],
   alerts: [],
   ...over,
 });
+const run = (worker: string): Execution => ({ worker, retries: 0, received_at: null, started_at: "2026-11-24T11:59:01.000Z", finished_at: null, state: "STARTED" });
 
 /** Every section and field within Block Kit's limits. */
 function withinLimits(m: { blocks: any[] }) {
@@ -95,7 +105,7 @@ describe("answers", () => {
   test("a running task says for how long; two executions are flagged", () => {
     const text = messageText(
       taskAnswer(
-        task({ state: "STARTED", finished_at: null, runtime_s: null, exception: null, executions: [{ worker: "a@h" }, { worker: "b@h" }] }),
+        task({ state: "STARTED", finished_at: null, runtime_s: null, exception: null, executions: [run("a@h"), run("b@h")] }),
         NOW,
         links,
       ),
@@ -110,7 +120,7 @@ describe("answers", () => {
 });
 
 describe("alert posts", () => {
-  const alert = (i: number, over: Record<string, unknown> = {}) => ({
+  const alert = (i: number, over: Partial<Alert> = {}): Alert => ({
     id: i,
     kind: "task_lost",
     subject: `t${i}`,
@@ -119,6 +129,7 @@ describe("alert posts", () => {
     summary: `app.charge t${i} was STARTED on w1@host, which died`,
     details: { worker: "w1@host", name: "app.charge", state: "STARTED", started_at: "2026-11-24T11:59:01.000Z", task_ids: ["a", "b", "c", "d"] },
     opened_at: "2026-11-24T12:00:00.000Z",
+    updated_at: "2026-11-24T12:00:00.000Z",
     resolved_at: null,
     ...over,
   });

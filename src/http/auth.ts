@@ -1,14 +1,11 @@
 /**
- * CRISPER_AUTH: who may see Crisper and who may act on tasks.
+ * Signing in with CRISPER_AUTH (src/auth/users.ts) and who may act.
  *
- * Format: whitespace-separated `role:user:secret` entries, role `viewer` or
- * `admin`. The secret is a password, or better a hash from Bun.password
- * (argon2id or bcrypt: `npx bun -e 'console.log(await Bun.password.hash("…"))'`).
  * People sign in with HTTP Basic authentication (a browser asks; curl -u).
- *
  * Without CRISPER_AUTH, every page and the API are open and Crisper is
  * read-only: nobody can revoke. Health, readiness and metrics stay open
- * either way, and Slack's endpoint checks Slack's own signature.
+ * either way; Slack's endpoint is mounted before sign-in and checks Slack's
+ * own signature.
  *
  * Cross-site requests: a browser sends Basic credentials with any request to
  * Crisper, including one a hostile page makes. So an action needs more than
@@ -20,36 +17,15 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
-import { HttpError } from "../api/http-error.ts";
-
-export type Role = "viewer" | "admin";
-
-export interface User {
-  name: string;
-  role: Role;
-}
-
-interface Account extends User {
-  /** A password, or an argon2/bcrypt hash of one. */
-  secret: string;
-}
+import { createMiddleware } from "hono/factory";
+import { parseAuth, type User } from "../auth/users.ts";
+import type { AdminEnv, Env } from "./context.ts";
+import { HttpError } from "./errors.ts";
 
 /** Paths open without credentials even when auth is on. */
-const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/slack\/events$/, /^\/assets\//];
+const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/assets\//];
 
-/** Parses CRISPER_AUTH; returns the problem in one line if it is malformed. */
-export function parseAuth(text: string): Account[] | string {
-  const accounts: Account[] = [];
-  for (const entry of text.trim().split(/\s+/).filter(Boolean)) {
-    const m = /^(viewer|admin):([^:]+):(.+)$/.exec(entry);
-    if (!m) return `expected role:user:password entries (role viewer or admin) separated by spaces, got ${JSON.stringify(entry.split(":").slice(0, 2).join(":"))}…`;
-    const [, role, name, secret] = m as unknown as [string, Role, string, string];
-    if (accounts.some((a) => a.name === name)) return `user ${JSON.stringify(name)} appears twice`;
-    accounts.push({ role, name, secret });
-  }
-  if (accounts.length === 0) return "no users: expected role:user:password entries";
-  return accounts;
-}
+const READ_ONLY = "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything";
 
 const isHash = (s: string) => /^\$(argon2(id|i|d)|2[aby]?)\$/.test(s);
 
@@ -62,32 +38,51 @@ function sameText(a: string, b: string): boolean {
 export interface Auth {
   /** Off: no users, read-only. */
   enabled: boolean;
-  middleware: MiddlewareHandler;
+  /** Signs the request's user in (`c.var.user`), or answers 401. */
+  middleware: MiddlewareHandler<Env>;
   /** The token a page's form must carry for this user. */
   formToken(user: User): string;
   /**
-   * The admin allowed to act in this request, or a refusal (HttpError 403):
+   * `user` if they may act in this request, or a refusal (HttpError 403):
    * auth off (read-only), a viewer, or a request from another site.
    */
-  admin(c: Context): User;
+  admin(c: Context, user: User | null): User;
   /** A page's form must carry the user's token. */
-  checkForm(c: Context, user: User, token: string | undefined): void;
+  checkForm(user: User, token: string | undefined): void;
   /** The API takes actions as application/json only. */
   checkJson(c: Context): void;
 }
 
-/**
- * The admin allowed to act in this request, or a refusal (HttpError 403):
- * without CRISPER_AUTH Crisper is read-only.
- */
-export function requireAdmin(auth: Auth | undefined, c: Context): User {
-  if (!auth) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
-  return auth.admin(c);
-}
+/** Without CRISPER_AUTH nobody signs in: every request is anonymous. */
+export const signedOut: MiddlewareHandler<Env> = async (c, next) => {
+  c.set("user", null);
+  await next();
+};
 
 /** The signed-in user of this request (null with auth off or on an open path). */
-export function currentUser(c: Context): User | null {
-  return (c.get("user" as never) as User | undefined) ?? null;
+export function currentUser(c: Context<Env>): User | null {
+  return c.var.user;
+}
+
+/**
+ * Lets only an admin through (`c.var.admin`), and only from Crisper itself:
+ * `json`, an API action (application/json); `form`, a page's form carrying
+ * the user's token. Checked before the body is validated, so a refusal is
+ * the answer whatever the body holds. Without CRISPER_AUTH, refused: Crisper
+ * is read-only.
+ */
+export function adminOnly(auth: Auth | undefined, body?: "json" | "form") {
+  return createMiddleware<AdminEnv>(async (c, next) => {
+    if (!auth) throw new HttpError(403, READ_ONLY);
+    const admin = auth.admin(c, c.var.user);
+    if (body === "json") auth.checkJson(c);
+    if (body === "form") {
+      const form = await c.req.parseBody();
+      auth.checkForm(admin, typeof form.csrf === "string" ? form.csrf : undefined);
+    }
+    c.set("admin", admin);
+    await next();
+  });
 }
 
 /** `publicUrl`: where people reach Crisper, when a proxy in front rewrites Host. */
@@ -96,6 +91,7 @@ export function createAuth(text: string | undefined, publicUrl?: string): Auth {
   if (typeof parsed === "string") throw new Error(`CRISPER_AUTH: ${parsed}`);
   const accounts = new Map(parsed.map((a) => [a.name, a]));
   const key = createHash("sha256").update(`crisper-form-token\u0000${text ?? ""}`).digest();
+  const formToken = (user: User) => createHmac("sha256", key).update(user.name).digest("hex");
   // Checking an argon2 hash takes tens of milliseconds: remember the
   // Authorization headers already verified (hashed, bounded).
   const verified = new Map<string, User>();
@@ -141,27 +137,25 @@ export function createAuth(text: string | undefined, publicUrl?: string): Auth {
   return {
     enabled: accounts.size > 0,
     middleware: async (c, next) => {
-      if (accounts.size === 0 || OPEN.some((p) => p.test(c.req.path))) return next();
+      if (accounts.size === 0 || OPEN.some((p) => p.test(c.req.path))) return signedOut(c, next);
       const user = await check(c.req.header("authorization"));
       if (!user) {
         return c.json({ error: "sign in: this Crisper needs a user name and password (CRISPER_AUTH)" }, 401, {
           "www-authenticate": 'Basic realm="Crisper", charset="UTF-8"',
         });
       }
-      c.set("user" as never, user as never);
+      c.set("user", user);
       return next();
     },
-    formToken: (user) => createHmac("sha256", key).update(user.name).digest("hex"),
-    admin(c) {
-      if (accounts.size === 0) throw new HttpError(403, "Crisper is read-only: set CRISPER_AUTH with an admin user to change anything");
-      const user = currentUser(c);
+    formToken,
+    admin(c, user) {
+      if (accounts.size === 0) throw new HttpError(403, READ_ONLY);
       if (!user || user.role !== "admin") throw new HttpError(403, `${user?.name ?? "this user"} is a viewer: revoking needs an admin`);
       if (!sameOrigin(c)) throw new HttpError(403, "refused: this request came from another site");
       return user;
     },
-    checkForm(c, user, token) {
-      const want = createHmac("sha256", key).update(user.name).digest("hex");
-      if (!token || !sameText(token, want)) throw new HttpError(403, "refused: the form's token is missing or wrong (reload the page)");
+    checkForm(user, token) {
+      if (!token || !sameText(token, formToken(user))) throw new HttpError(403, "refused: the form's token is missing or wrong (reload the page)");
     },
     checkJson(c) {
       const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();

@@ -1,0 +1,368 @@
+/**
+ * What the JSON API takes and returns (CONTRACT.md), as zod schemas: the
+ * requests are validated through them (src/http/errors.ts, `validated`), the
+ * answers are typed by them (serialize.ts), the pages and the Slack messages
+ * take the same types, and the OpenAPI document is generated from them.
+ *
+ * Query strings come as text: each parameter's schema reads the text and
+ * turns it into what the store's queries take, with a message that says what
+ * was expected. An empty parameter counts as absent (an HTML form sends every
+ * field, empty or not). So a request schema is documented as what it takes
+ * (`z.toJSONSchema(s, { io: "input" })`), an answer as what it gives.
+ */
+import { z } from "zod";
+import { ALERT_KINDS, type AlertKind, isAlertKind } from "../alerts/kinds.ts";
+import { TASK_STATES, type TaskState, isTaskState } from "../celery/states.ts";
+import { parseCron } from "../detect/cron.ts";
+import { decodeCursor } from "../store/queries/cursor.ts";
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+const MAX_TEXT = 255;
+
+/** Signals a worker may send to a pool process. */
+export const REVOKE_SIGNALS = ["SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
+export const ALERT_STATUSES = ["open", "resolved", "all"] as const;
+
+const ALERT_KIND_NAMES = Object.keys(ALERT_KINDS).join(", ");
+
+// ---- building blocks ------------------------------------------------------------------------
+
+/** An instant, ISO 8601 UTC (`2026-11-24T12:00:00.000Z`). */
+const instant = z.iso.datetime().meta({ example: "2026-11-24T12:00:00.000Z" });
+const maybeInstant = instant.nullable();
+
+/** What a caller sent, shortened, for a message that says what was wrong. */
+const shown = (v: string) => JSON.stringify(v.slice(0, 40));
+
+/** Adds the issue and gives up on this value. */
+function invalid(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: "custom", message });
+  return z.NEVER;
+}
+
+/** A text filter: at most 255 characters; empty is no filter. */
+const textParam = (description: string) =>
+  z
+    .string()
+    .max(MAX_TEXT, `at most ${MAX_TEXT} characters`)
+    .optional()
+    .transform((v) => v || undefined)
+    .meta({ description });
+
+/** ISO 8601, or unix seconds. */
+const timeParam = (description: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return undefined;
+      const n = Number(v);
+      const d = Number.isFinite(n) && /^\d+(\.\d+)?$/.test(v) ? new Date(n * 1000) : new Date(v);
+      return Number.isNaN(d.getTime()) ? invalid(ctx, `expected an ISO 8601 time or unix seconds, got ${shown(v)}`) : d;
+    })
+    .meta({ description: `${description}: ISO 8601, or unix seconds`, example: "2026-11-24T12:00:00Z" });
+
+/** How many to return: default 50; more than 500 is 500. */
+const limitParam = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (!v) return DEFAULT_LIMIT;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) return invalid(ctx, `expected a whole number from 1 to ${MAX_LIMIT}, got ${shown(v)}`);
+    return Math.min(n, MAX_LIMIT);
+  })
+  .meta({ description: `How many to return, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT}; more is taken as ${MAX_LIMIT}).`, example: "50" });
+
+// ---- requests ---------------------------------------------------------------------------------
+
+/** `/api/tasks/{id}`: Celery's task id. */
+export const TaskIdParams = z.object({
+  id: z.string().max(MAX_TEXT, `at most ${MAX_TEXT} characters`).meta({ description: "Celery's task id", example: "6f1c0d6e-8e4b-4c6a-9d1e-2f3a4b5c6d7e" }),
+});
+
+/** `GET /api/tasks` and the tasks page: filters, newest first, paged by cursor. */
+export const TaskListQuery = z.object({
+  name: textParam("The task's name, exactly (`app.tasks.charge`)."),
+  state: z
+    .string()
+    .optional()
+    .transform((v, ctx): TaskState | undefined => {
+      if (!v) return undefined;
+      const s = v.toUpperCase();
+      return isTaskState(s) ? s : invalid(ctx, `expected one of ${TASK_STATES.join(", ")}, got ${shown(v)}`);
+    })
+    .meta({ description: `Celery's state, any case: ${TASK_STATES.join(", ")}.`, example: "FAILURE" }),
+  worker: textParam("The worker's hostname (`celery@web-1`)."),
+  queue: textParam("The queue it was sent to."),
+  q: textParam("Text searched in the id, name, args, kwargs and exception."),
+  since: timeParam("First seen at or after"),
+  until: timeParam("First seen at or before"),
+  limit: limitParam,
+  cursor: z
+    .string()
+    .max(MAX_TEXT, `at most ${MAX_TEXT} characters`)
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return null;
+      return decodeCursor(v) ?? invalid(ctx, "not a cursor this server gave out (use next_cursor from the previous page)");
+    })
+    .meta({ description: "`next_cursor` of the previous page." }),
+});
+export type TaskListQuery = z.output<typeof TaskListQuery>;
+
+/** Which alerts: `GET /api/alerts` and the alerts page. */
+export const AlertFilter = z.object({
+  status: z
+    .union([z.enum(ALERT_STATUSES), z.literal("")], { error: "expected open, resolved or all" })
+    .optional()
+    .transform((v) => v || "open")
+    .meta({ description: "open (default), resolved or all." }),
+  kind: z
+    .string()
+    .optional()
+    .transform((v, ctx): AlertKind | undefined => {
+      if (!v) return undefined;
+      return isAlertKind(v) ? v : invalid(ctx, `expected one of ${ALERT_KIND_NAMES}`);
+    })
+    .meta({ description: `One kind: ${ALERT_KIND_NAMES}.`, example: "task_lost" }),
+});
+export type AlertFilter = z.output<typeof AlertFilter>;
+
+/** `GET /api/alerts`: newest first, paged by cursor. */
+export const AlertListQuery = AlertFilter.extend({
+  limit: limitParam,
+  cursor: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return undefined;
+      const beforeId = Number(Buffer.from(v, "base64url").toString("utf8"));
+      return Number.isSafeInteger(beforeId) ? beforeId : invalid(ctx, "not a cursor from this API");
+    })
+    .meta({ description: "`next_cursor` of the previous page." }),
+});
+
+/** The opaque cursor of an alerts page: the id of its last alert. */
+export const alertCursor = (id: number) => Buffer.from(String(id)).toString("base64url");
+
+const revokeSignal = z
+  .string({ error: `expected one of ${REVOKE_SIGNALS.join(", ")}` })
+  .toUpperCase()
+  .pipe(z.enum(REVOKE_SIGNALS, { error: `expected one of ${REVOKE_SIGNALS.join(", ")}` }))
+  .default("SIGTERM")
+  .meta({ description: "The signal for the pool process running it, with terminate (any case).", example: "SIGTERM" });
+
+/** `POST /api/tasks/{id}/revoke`. */
+export const RevokeBody = z
+  .object(
+    {
+      terminate: z
+        .boolean({ error: "expected true or false" })
+        .default(false)
+        .meta({ description: "Also stop it if a worker is running it (Celery's `terminate`)." }),
+      signal: revokeSignal,
+    },
+    { error: 'expected a JSON object: {"terminate": bool, "signal": "SIGTERM"}' },
+  )
+  .meta({ example: { terminate: true, signal: "SIGTERM" } });
+export type RevokeRequest = z.output<typeof RevokeBody>;
+
+/** The revoke form on a task's page: a checkbox and a signal. */
+export const RevokeForm = z.object({
+  terminate: z
+    .string()
+    .optional()
+    .transform((v) => v === "1"),
+  signal: revokeSignal,
+});
+
+const scheduleName = "expected a non-empty string (at most 255 characters)";
+const taskName = "expected the Celery task name";
+
+/** `POST /api/schedules`: a periodic task to watch, every so many seconds or by cron (UTC). */
+export const ScheduleBody = z
+  .object(
+    {
+      name: z.string({ error: scheduleName }).trim().min(1, scheduleName).max(MAX_TEXT, scheduleName).meta({ example: "nightly" }),
+      task: z.string({ error: taskName }).trim().min(1, taskName).max(MAX_TEXT, taskName).meta({ example: "app.tasks.report" }),
+      every_s: z
+        .number({ error: "expected a positive number of seconds" })
+        .positive("expected a positive number of seconds")
+        .optional()
+        .meta({ description: "Every so many seconds.", example: 86400 }),
+      cron: z
+        .string({ error: "expected a string" })
+        .trim()
+        .superRefine((v, ctx) => {
+          try {
+            parseCron(v);
+          } catch (e) {
+            ctx.addIssue({ code: "custom", message: e instanceof Error ? e.message : String(e) });
+          }
+        })
+        .optional()
+        .meta({ description: "minute hour day month weekday, UTC (instead of every_s).", example: "0 3 * * *" }),
+    },
+    { error: 'expected a JSON object: {"name": "nightly", "task": "app.tasks.report", "every_s": 86400} or "cron": "0 3 * * *"' },
+  )
+  .refine((s) => (s.every_s === undefined) !== (s.cron === undefined), "give either every_s (seconds) or cron (minute hour day month weekday, UTC)")
+  .meta({ example: { name: "nightly", task: "app.tasks.report", cron: "0 3 * * *" } });
+
+/** `DELETE /api/schedules/{name}`. */
+export const ScheduleNameParams = z.object({ name: z.string().meta({ description: "The schedule's name", example: "nightly" }) });
+
+// ---- answers ----------------------------------------------------------------------------------
+
+export const Execution = z
+  .object({
+    worker: z.string(),
+    retries: z.number().int().nullable(),
+    received_at: maybeInstant,
+    started_at: maybeInstant,
+    finished_at: maybeInstant,
+    state: z.enum(TASK_STATES),
+  })
+  .meta({ id: "Execution", description: "One time a worker ran the task. Two at the same `retries` count is a duplicate execution." });
+export type Execution = z.infer<typeof Execution>;
+
+export const Alert = z
+  .object({
+    id: z.number().int(),
+    kind: z.string().meta({ description: `One of ${ALERT_KIND_NAMES}.`, example: "task_lost" }),
+    subject: z.string().meta({ description: "What it is about: a task id, a hostname, a queue, a schedule name (by kind)." }),
+    severity: z.string().meta({ description: "critical or warning" }),
+    status: z.enum(["open", "resolved"]),
+    opened_at: instant,
+    updated_at: instant,
+    resolved_at: maybeInstant,
+    summary: z.string(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: "Alert" });
+export type Alert = z.infer<typeof Alert>;
+
+export const Task = z
+  .object({
+    id: z.string(),
+    name: z.string().nullable(),
+    state: z.enum(TASK_STATES).meta({ description: "Celery's state. PENDING: sent, not yet received." }),
+    worker: z.string().nullable(),
+    queue: z.string().nullable(),
+    routing_key: z.string().nullable(),
+    args: z.string().nullable().meta({ description: "As the worker printed them (repr); untrusted." }),
+    kwargs: z.string().nullable(),
+    result: z.string().nullable(),
+    exception: z.string().nullable(),
+    traceback: z.string().nullable(),
+    retries: z.number().int().nullable(),
+    root_id: z.string().nullable(),
+    parent_id: z.string().nullable(),
+    eta: z.string().nullable(),
+    expires: z.string().nullable(),
+    sent_at: maybeInstant,
+    received_at: maybeInstant,
+    started_at: maybeInstant,
+    finished_at: maybeInstant,
+    runtime_s: z.number().nullable(),
+    first_seen_at: maybeInstant,
+    last_event_at: maybeInstant,
+    executions: z.array(Execution),
+    alerts: z.array(Alert).meta({ description: "Its alerts, open and resolved (on GET /api/tasks/{id}; empty in lists)." }),
+  })
+  .meta({ id: "Task" });
+export type Task = z.infer<typeof Task>;
+
+export const Event = z
+  .looseObject({
+    type: z.string().meta({ description: "Celery's event type", example: "task-started" }),
+    hostname: z.string(),
+    timestamp: maybeInstant,
+    local_received: maybeInstant,
+    source: z.string().meta({ description: "`events` (the event stream) or `result-backend`." }),
+  })
+  .meta({ id: "Event", description: "A task event as it came, with its other fields." });
+export type Event = z.infer<typeof Event>;
+
+const HeldTask = z.object({ id: z.string(), name: z.string().nullable() });
+
+export const Worker = z
+  .object({
+    hostname: z.string(),
+    status: z.enum(["online", "offline"]),
+    offline_reason: z.enum(["shutdown", "heartbeat_lost"]).nullable(),
+    last_heartbeat_at: maybeInstant,
+    freq_s: z.number().nullable(),
+    active: z.number().int().nullable(),
+    processed: z.number().int().nullable(),
+    reserved: z.number().int().nullable(),
+    loadavg: z.array(z.number()).nullable(),
+    pid: z.number().int().nullable(),
+    sw_ident: z.string().nullable(),
+    sw_ver: z.string().nullable(),
+    sw_sys: z.string().nullable(),
+    online_since: maybeInstant,
+    offline_at: maybeInstant,
+    first_seen_at: maybeInstant,
+    inspected_at: maybeInstant,
+    reserved_tasks: z.array(HeldTask).meta({ description: "Prefetched, not started, when last asked (inspected_at)." }),
+    active_tasks: z.array(HeldTask),
+  })
+  .meta({ id: "Worker" });
+export type Worker = z.infer<typeof Worker>;
+
+export const Queue = z
+  .object({
+    name: z.string(),
+    depth: z.number().int().meta({ description: "Waiting messages, all priorities." }),
+    by_priority: z.record(z.string(), z.number()),
+    unacked: z.number().int().meta({ description: "Delivered to a worker, not yet acknowledged." }),
+    oldest_unacked_age_s: z.number().nullable(),
+    sampled_at: maybeInstant,
+  })
+  .meta({ id: "Queue" });
+export type Queue = z.infer<typeof Queue>;
+
+export const Schedule = z
+  .object({
+    name: z.string(),
+    task: z.string(),
+    expected_interval_s: z.number().nullable(),
+    cron: z.string().nullable(),
+    source: z.string().meta({ description: "configured, api or learned" }),
+    last_seen_at: maybeInstant,
+    next_due_at: maybeInstant,
+    status: z.string().meta({ description: "ok, late or missed" }),
+  })
+  .meta({ id: "Schedule" });
+export type Schedule = z.infer<typeof Schedule>;
+
+// ---- whole answers ----------------------------------------------------------------------------
+
+export const TaskAnswer = z.object({ task: Task, events: z.array(Event) });
+export type TaskAnswer = z.infer<typeof TaskAnswer>;
+export const TaskList = z.object({ tasks: z.array(Task), next_cursor: z.string().nullable() });
+export type TaskList = z.infer<typeof TaskList>;
+export const WorkerList = z.object({ workers: z.array(Worker) });
+export type WorkerList = z.infer<typeof WorkerList>;
+export const QueueList = z.object({ queues: z.array(Queue) });
+export type QueueList = z.infer<typeof QueueList>;
+export const AlertList = z.object({ alerts: z.array(Alert), next_cursor: z.string().nullable() });
+export type AlertList = z.infer<typeof AlertList>;
+export const ScheduleList = z.object({ schedules: z.array(Schedule) });
+export type ScheduleList = z.infer<typeof ScheduleList>;
+export const ScheduleDeclared = z.object({ schedule: Schedule });
+export type ScheduleDeclared = z.infer<typeof ScheduleDeclared>;
+export const ScheduleDeleted = z.object({ deleted: z.string() });
+export type ScheduleDeleted = z.infer<typeof ScheduleDeleted>;
+export const RevokeAnswer = z.object({
+  task_id: z.string(),
+  known: z.boolean().meta({ description: "Whether Crisper has seen this task (a revoke is sent either way)." }),
+  terminate: z.boolean(),
+  signal: z.enum(REVOKE_SIGNALS),
+  acknowledged_by: z.array(z.string()).meta({ description: "Workers that acknowledged the revoke within 1.5 s." }),
+});
+export type RevokeAnswer = z.infer<typeof RevokeAnswer>;
+/** Every error: `{"error": "…"}`, with a `hint` where there is more to say. */
+export const ErrorAnswer = z.looseObject({ error: z.string(), hint: z.string().optional() }).meta({ id: "Error" });

@@ -74,25 +74,6 @@ export function scheduleStatus(s: Schedule, now: number, tolerance: number): { s
   return { status: now < lateAt + d.periodS ? "late" : "missed", nextDueAt: d.nextDueAt };
 }
 
-/** A schedule declared through the API: `{name, task, every_s}` or `{name, task, cron}`. */
-export function parseScheduleRequest(body: Record<string, unknown>): Schedule | string {
-  const { name, task, every_s: every, cron } = body;
-  if (typeof name !== "string" || !name.trim() || name.length > 255) return "name: expected a non-empty string (at most 255 characters)";
-  if (typeof task !== "string" || !task.trim() || task.length > 255) return "task: expected the Celery task name";
-  if ((every === undefined) === (cron === undefined)) return "give either every_s (seconds) or cron (minute hour day month weekday, UTC)";
-  if (cron !== undefined) {
-    if (typeof cron !== "string") return "cron: expected a string";
-    try {
-      parseCron(cron);
-    } catch (e) {
-      return `cron: ${(e as Error).message}`;
-    }
-    return { name: name.trim(), task: task.trim(), expectedIntervalS: null, cron: cron.trim(), source: "api", lastSeenAt: null };
-  }
-  if (typeof every !== "number" || !(every > 0)) return "every_s: expected a positive number of seconds";
-  return { name: name.trim(), task: task.trim(), expectedIntervalS: every, cron: null, source: "api", lastSeenAt: null };
-}
-
 /**
  * `BEAT_SCHEDULES`: entries separated by `;`, each `name=task@seconds` or
  * `name=task@cron(minute hour day month weekday)` (UTC).

@@ -77,11 +77,12 @@ export function decodeResultMeta(data: string | Uint8Array, localReceived: numbe
   if (status === "REVOKED") fields.terminated = exceptionText(m.result)?.includes("terminated") ?? false;
   const worker = typeof m.worker === "string" ? truncate(m.worker, LIMITS.name, clean) : "";
   // date_done is UTC without a zone (Celery's default); STARTED has none.
-  const done = typeof m.date_done === "string" ? Date.parse(m.date_done.endsWith("Z") || /[+-]\d\d:\d\d$/.test(m.date_done) ? m.date_done : `${m.date_done}Z`) / 1000 : NaN;
+  const dateDone = typeof m.date_done === "string" ? m.date_done : null;
+  const done = dateDone === null ? NaN : Date.parse(dateDone.endsWith("Z") || /[+-]\d\d:\d\d$/.test(dateDone) ? dateDone : `${dateDone}Z`) / 1000;
   let timestamp = localReceived;
-  if (Number.isFinite(done)) {
+  if (dateDone !== null && Number.isFinite(done)) {
     if (isSaneTimestamp(done, localReceived)) timestamp = done;
-    else dropped.push({ field: "date_done", reason: "out_of_range", detail: `a ${status} result was done at ${truncate(String(m.date_done), 40)}; it is taken as received` });
+    else dropped.push({ field: "date_done", reason: "out_of_range", detail: `a ${status} result was done at ${JSON.stringify(truncate(dateDone, 40))}; it is taken as received` });
   }
   const event: CeleryEvent = {
     type,

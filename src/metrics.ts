@@ -29,7 +29,7 @@ export const collectorMetrics = {
   }),
   fieldsDropped: new Counter({
     name: "crisper_event_fields_dropped_total",
-    help: "Fields taken out of events that were kept, by field and reason: a timestamp before 2000 or over a day ahead (the event is dated when received), a pid or retries that is not a 32-bit integer.",
+    help: "Fields taken out of events that were kept, by field and reason: a timestamp before 2000 or over a day ahead (the event is dated when received), a retries, pid, active or processed that is not a 32-bit integer.",
     labelNames: ["field", "reason"] as const,
     registers: [registry],
   }),

@@ -24,8 +24,14 @@ export const collectorMetrics = {
   }),
   messagesRejected: new Counter({
     name: "crisper_messages_rejected_total",
-    help: "Messages or events that could not be used, by reason (not_json, unsupported_serializer, unknown_event_type, …).",
+    help: "Messages or events that could not be used, by reason (not_json, unsupported_serializer, unknown_event_type, decoder_error, …).",
     labelNames: ["reason"] as const,
+    registers: [registry],
+  }),
+  fieldsDropped: new Counter({
+    name: "crisper_event_fields_dropped_total",
+    help: "Fields taken out of events that were kept, by field and reason: a timestamp before 2000 or over a day ahead (the event is dated when received), a retries, pid, active or processed that is not a 32-bit integer.",
+    labelNames: ["field", "reason"] as const,
     registers: [registry],
   }),
   bufferDropped: new Counter({

@@ -7,15 +7,15 @@
  * base64 of the serialized payload; `task.multi` carries a JSON list of task
  * events, other routing keys one event.
  */
-import { LIMITS, boundValue, truncate } from "./bounds.ts";
-import type { CeleryEvent, DecodeError, DecodeReason, Decoded } from "./event.ts";
+import { Budget, CUT_KEY, LIMITS, boundKey, boundString, boundValue, isInt32, isObject, isSaneTimestamp, needsCleaning, storable, truncate } from "./bounds.ts";
+import type { CeleryEvent, DecodeError, DecodeReason, Decoded, FieldDrop } from "./event.ts";
 import { isTaskEventType, isWorkerEventType } from "./states.ts";
 import { normalizeException } from "./exception.ts";
 
 const JSON_TYPES = new Set(["application/json", "application/x-json", "text/json"]);
 
 function fail(reason: DecodeReason, detail: string): Decoded {
-  return { events: [], errors: [{ reason, detail }] };
+  return { events: [], errors: [{ reason, detail }], dropped: [] };
 }
 
 /** Decodes one message received on an event channel (`/{db}.celeryev/<routing key>`). */
@@ -29,44 +29,76 @@ export function decodeEventMessage(data: string | Uint8Array, localReceived: num
   try {
     envelope = JSON.parse(text);
   } catch (e) {
-    return fail("not_json", `message is not JSON (${(e as Error).message.slice(0, 80)})`);
+    return fail("not_json", `message is not JSON (${errorMessage(e)})`);
   }
-  if (!isObject(envelope) || !("body" in envelope)) {
+  if (!isObject(envelope) || !Object.hasOwn(envelope, "body")) {
     return fail("not_envelope", "message is JSON but not a kombu envelope (no body)");
   }
-  const contentType = String(envelope["content-type"] ?? "application/json");
+  const contentType = envelope["content-type"] ?? "application/json";
+  if (typeof contentType !== "string") {
+    return fail("not_envelope", `message is not a kombu envelope (its content-type is ${kindOf(contentType)}, not text)`);
+  }
   if (!JSON_TYPES.has(contentType)) {
     return fail(
       "unsupported_serializer",
-      `events serialized as ${truncate(contentType, 60)}; Crisper reads JSON events (set event_serializer='json', Celery's default)`,
+      `events serialized as ${JSON.stringify(truncate(contentType, 60))}; Crisper reads JSON events (set event_serializer='json', Celery's default)`,
     );
   }
   const properties = isObject(envelope.properties) ? envelope.properties : {};
-  let bodyText: string;
   const body = envelope.body;
-  if (typeof body !== "string") {
-    // kombu may embed the body as raw JSON when body_encoding is absent.
-    bodyText = JSON.stringify(body);
-  } else if (properties.body_encoding === "base64") {
-    const decoded = decodeBase64(body);
-    if (decoded === null) return fail("bad_base64", "envelope body is not valid base64");
-    bodyText = decoded;
-  } else {
-    bodyText = body;
-  }
   let payload: unknown;
-  try {
-    payload = JSON.parse(bodyText);
-  } catch (e) {
-    return fail("bad_body_json", `envelope body is not JSON (${(e as Error).message.slice(0, 80)})`);
+  let clean: boolean;
+  if (typeof body !== "string") {
+    // kombu may embed the body as raw JSON when body_encoding is absent. It
+    // was parsed with the envelope and is used as it is: never re-serialized,
+    // so a body nested 100,000 deep overflows nothing (fields are bounded in
+    // depth as they are copied).
+    payload = body;
+    clean = needsCleaning(text);
+  } else {
+    let bodyText = body;
+    if (properties.body_encoding === "base64") {
+      const decoded = decodeBase64(body);
+      if (decoded === null) return fail("bad_base64", "envelope body is not valid base64");
+      bodyText = decoded;
+    }
+    try {
+      payload = JSON.parse(bodyText);
+    } catch (e) {
+      return fail("bad_body_json", `envelope body is not JSON (${errorMessage(e)})`);
+    }
+    clean = needsCleaning(bodyText);
   }
-  const out: Decoded = { events: [], errors: [] };
-  for (const item of Array.isArray(payload) ? payload : [payload]) {
-    const r = toEvent(item, localReceived);
+  const out: Decoded = { events: [], errors: [], dropped: [] };
+  const items = Array.isArray(payload) ? payload : [payload];
+  for (let i = 0; i < items.length; i++) {
+    if (i === LIMITS.eventsPerMessage) {
+      const left = items.length - i;
+      out.errors.push({ reason: "too_large", detail: `a message of ${items.length} events: only the first ${LIMITS.eventsPerMessage} are read`, count: left });
+      break;
+    }
+    const r = toEvent(items[i], localReceived, clean, out.dropped);
     if ("reason" in r) out.errors.push(r);
     else out.events.push(r);
   }
   return out;
+}
+
+/**
+ * A parse error's message, short and on one line (JSON.parse quotes the
+ * offending character, which may be a control character); never calls a
+ * thrown value's own toString, which may be a trap.
+ */
+function errorMessage(e: unknown): string {
+  if (!(e instanceof Error)) return kindOf(e);
+  return e.message.slice(0, 80).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function kindOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  const t = typeof v;
+  return t === "object" ? "an object" : `a ${t}`;
 }
 
 const TEXT = new TextDecoder(); // not fatal: invalid UTF-8 becomes U+FFFD
@@ -93,15 +125,33 @@ function utf8(data: Uint8Array): string {
   return TEXT.decode(data);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/**
+ * Celery's big fields, in the order in which they share what is left of an
+ * event's size once its other fields are copied, each within its own limit.
+ * The exception says most in fewest characters; the traceback, last, gets all
+ * that remains (at least 24 KB).
+ */
+const BIG_FIELDS = [
+  ["exception", LIMITS.repr],
+  ["result", LIMITS.repr],
+  ["args", LIMITS.repr],
+  ["kwargs", LIMITS.repr],
+  ["traceback", LIMITS.traceback],
+] as const;
+const BIG = new Set<string>(BIG_FIELDS.map(([k]) => k));
+const NAME_FIELDS = new Set(["name", "queue", "exchange", "routing_key", "root_id", "parent_id", "eta", "expires"]);
+/** Fields the store keeps in integer columns (tasks.retries; workers.pid, active, processed). */
+const INTEGER_FIELDS = new Set<string>(["retries", "pid", "active", "processed"] satisfies FieldDrop["field"][]);
+function isIntegerField(k: string): k is "retries" | "pid" | "active" | "processed" {
+  return INTEGER_FIELDS.has(k);
 }
 
-const REPR_FIELDS = new Set(["args", "kwargs", "result", "exception"]);
-const NAME_FIELDS = new Set(["name", "queue", "exchange", "routing_key", "root_id", "parent_id", "eta", "expires"]);
-
-/** Validates one decoded event dict and bounds its fields. */
-export function toEvent(item: unknown, localReceived: number): CeleryEvent | DecodeError {
+/**
+ * Validates one decoded event dict and bounds its fields. `clean` says its
+ * strings may hold NUL or surrogates (see needsCleaning); `dropped` collects
+ * fields taken out of the event it keeps.
+ */
+export function toEvent(item: unknown, localReceived: number, clean = true, dropped: FieldDrop[] = []): CeleryEvent | DecodeError {
   if (!isObject(item)) return { reason: "not_an_event", detail: "event is not an object" };
   const type = item.type;
   if (typeof type !== "string") return { reason: "missing_fields", detail: "event has no type" };
@@ -110,27 +160,46 @@ export function toEvent(item: unknown, localReceived: number): CeleryEvent | Dec
     return { reason: "unknown_event_type", detail: `unknown event type ${JSON.stringify(truncate(type, 60))}` };
   }
   const hostname = item.hostname;
-  const timestamp = item.timestamp;
+  const sentAt = item.timestamp;
   if (typeof hostname !== "string" || hostname === "") {
     return { reason: "missing_fields", detail: `${type} event has no hostname` };
   }
-  if (typeof timestamp !== "number" || !Number.isFinite(timestamp)) {
+  if (typeof sentAt !== "number" || !Number.isFinite(sentAt)) {
     return { reason: "missing_fields", detail: `${type} event has no numeric timestamp` };
+  }
+  const sane = isSaneTimestamp(sentAt, localReceived);
+  const timestamp = sane ? sentAt : localReceived;
+  if (!sane) {
+    dropped.push({ field: "timestamp", reason: "out_of_range", detail: `a ${type} event had timestamp ${sentAt}; it is taken as received` });
   }
   let uuid: string | undefined;
   if (task) {
     if (typeof item.uuid !== "string" || item.uuid === "" || item.uuid.length > LIMITS.name) {
       return { reason: "missing_fields", detail: `${type} event has no usable uuid` };
     }
-    uuid = item.uuid;
+    uuid = clean ? storable(item.uuid) : item.uuid;
   }
-  const fields: Record<string, unknown> = {};
+
+  const fields: Record<string, unknown> = Object.create(null);
+  const small = new Budget(LIMITS.smallFields, clean);
   for (const [k, v] of Object.entries(item)) {
-    if (k === "type" || k === "hostname" || k === "timestamp" || k === "uuid") continue;
-    if (k === "traceback") fields[k] = typeof v === "string" ? truncate(v, LIMITS.traceback) : boundValue(v);
-    else if (REPR_FIELDS.has(k)) fields[k] = typeof v === "string" ? truncate(v, LIMITS.repr) : boundValue(v, LIMITS.repr);
-    else if (NAME_FIELDS.has(k)) fields[k] = typeof v === "string" ? truncate(v, LIMITS.name) : boundValue(v, LIMITS.name);
-    else fields[truncate(k, LIMITS.name)] = boundValue(v);
+    if (k === "type" || k === "hostname" || k === "timestamp" || k === "uuid" || BIG.has(k)) continue;
+    if (small.left <= 0) {
+      fields[CUT_KEY] = "more fields";
+      break;
+    }
+    if (isIntegerField(k) && typeof v === "number" && !isInt32(v)) {
+      dropped.push({ field: k, reason: "not_an_integer", detail: `a ${type} event had ${k} ${v}` });
+      continue;
+    }
+    const name = NAME_FIELDS.has(k);
+    fields[name ? k : boundKey(k, small)] = boundValue(v, name ? LIMITS.name : LIMITS.other, small);
+  }
+  const big = new Budget(LIMITS.eventFields - (LIMITS.smallFields - small.left), clean);
+  for (const [k, max] of BIG_FIELDS) {
+    if (!Object.hasOwn(item, k)) continue;
+    const v = item[k];
+    fields[k] = typeof v === "string" ? boundString(v, max, big) : boundValue(v, max, big);
   }
   if (type === "task-failed" || type === "task-retried") {
     const exc = normalizeException(fields.exception, fields.traceback);
@@ -138,7 +207,7 @@ export function toEvent(item: unknown, localReceived: number): CeleryEvent | Dec
   }
   const event: CeleryEvent = {
     type,
-    hostname: truncate(hostname, LIMITS.name),
+    hostname: truncate(hostname, LIMITS.name, clean),
     timestamp,
     localReceived,
     source: "events",

@@ -6,8 +6,8 @@
  * Each result becomes an event with `source: "result-backend"` and the task
  * event type that matches its status, so one merge rule serves both sources.
  */
-import { LIMITS, boundValue, truncate } from "./bounds.ts";
-import type { CeleryEvent, Decoded } from "./event.ts";
+import { Budget, LIMITS, boundString, boundValue, isInt32, isObject, isSaneTimestamp, needsCleaning, storable, truncate } from "./bounds.ts";
+import type { CeleryEvent, DecodeError, Decoded, FieldDrop } from "./event.ts";
 import { pyStr } from "./exception.ts";
 
 const STATUS_EVENT: Record<string, string> = {
@@ -20,72 +20,90 @@ const STATUS_EVENT: Record<string, string> = {
 
 export const RESULT_KEY_PREFIX = "celery-task-meta-";
 
+function fail(error: DecodeError): Decoded {
+  return { events: [], errors: [error], dropped: [] };
+}
+
 export function decodeResultMeta(data: string | Uint8Array, localReceived: number): Decoded {
   const size = typeof data === "string" ? data.length : data.byteLength;
-  if (size > LIMITS.messageBytes) {
-    return { events: [], errors: [{ reason: "too_large", detail: `result of ${size} bytes is over the limit` }] };
-  }
+  if (size > LIMITS.messageBytes) return fail({ reason: "too_large", detail: `result of ${size} bytes is over the limit` });
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
   let meta: unknown;
   try {
-    meta = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
+    meta = JSON.parse(text);
   } catch {
-    return {
-      events: [],
-      errors: [{ reason: "not_json", detail: "result is not JSON (set result_serializer='json', Celery's default)" }],
-    };
+    return fail({ reason: "not_json", detail: "result is not JSON (set result_serializer='json', Celery's default)" });
   }
-  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) {
-    return { events: [], errors: [{ reason: "not_an_event", detail: "result is not an object" }] };
-  }
-  const m = meta as Record<string, unknown>;
+  if (!isObject(meta)) return fail({ reason: "not_an_event", detail: "result is not an object" });
+  const m = meta;
   const taskId = m.task_id;
   const status = m.status;
   if (typeof taskId !== "string" || taskId === "" || taskId.length > LIMITS.name || typeof status !== "string") {
-    return { events: [], errors: [{ reason: "missing_fields", detail: "result has no task_id or status" }] };
+    return fail({ reason: "missing_fields", detail: "result has no task_id or status" });
   }
-  const type = STATUS_EVENT[status];
+  // Own keys only: a status of "constructor" is not a state.
+  const type = Object.hasOwn(STATUS_EVENT, status) ? STATUS_EVENT[status] : undefined;
   if (!type) {
     // PENDING is never stored; custom states carry nothing we can merge.
-    return { events: [], errors: [{ reason: "unknown_event_type", detail: `result status ${JSON.stringify(truncate(status, 40))}` }] };
+    return fail({ reason: "unknown_event_type", detail: `result status ${JSON.stringify(truncate(status, 40))}` });
   }
-  const fields: Record<string, unknown> = {};
+  const clean = needsCleaning(text);
+  const dropped: FieldDrop[] = [];
+  const fields: Record<string, unknown> = Object.create(null);
   const copy = (from: string, to = from, max: number = LIMITS.name) => {
     const v = m[from];
-    if (typeof v === "string") fields[to] = truncate(v, max);
+    if (typeof v === "string") fields[to] = truncate(v, max, clean);
     else if (typeof v === "number") fields[to] = v;
   };
   copy("name");
   copy("queue");
-  copy("retries");
-  if (Array.isArray(m.args)) fields.args = truncate(JSON.stringify(boundValue(m.args, LIMITS.repr)), LIMITS.repr);
-  if (m.kwargs && typeof m.kwargs === "object") fields.kwargs = truncate(JSON.stringify(boundValue(m.kwargs, LIMITS.repr)), LIMITS.repr);
-  if (status === "SUCCESS") fields.result = truncate(JSON.stringify(boundValue(m.result, LIMITS.repr)) ?? "null", LIMITS.repr);
+  // tasks.retries is an integer column: 1.5 or 1e20 would make the store refuse the whole batch.
+  if (typeof m.retries === "number" && !isInt32(m.retries)) {
+    dropped.push({ field: "retries", reason: "not_an_integer", detail: `a ${status} result had retries ${m.retries}` });
+  } else copy("retries");
+  // The big fields share one event's size (bounds.ts), in the order toEvent uses.
+  const big = new Budget(LIMITS.eventFields - LIMITS.smallFields, clean);
+  const json = (v: unknown) => boundString(JSON.stringify(boundValue(v, LIMITS.repr, new Budget(LIMITS.repr, clean))) ?? "null", LIMITS.repr, big);
   if (status === "FAILURE" || status === "RETRY" || status === "REVOKED") {
     const exc = exceptionText(m.result);
-    if (exc) fields.exception = truncate(exc, LIMITS.repr);
-    if (typeof m.traceback === "string") fields.traceback = truncate(m.traceback, LIMITS.traceback);
+    if (exc) fields.exception = boundString(exc, LIMITS.repr, big);
+  }
+  if (status === "SUCCESS") fields.result = json(m.result);
+  if (Array.isArray(m.args)) fields.args = json(m.args);
+  if (m.kwargs && typeof m.kwargs === "object") fields.kwargs = json(m.kwargs);
+  if ((status === "FAILURE" || status === "RETRY" || status === "REVOKED") && typeof m.traceback === "string") {
+    fields.traceback = boundString(m.traceback, LIMITS.traceback, big);
   }
   if (status === "REVOKED") fields.terminated = exceptionText(m.result)?.includes("terminated") ?? false;
-  const worker = typeof m.worker === "string" ? truncate(m.worker, LIMITS.name) : "";
-  const done = typeof m.date_done === "string" ? Date.parse(m.date_done.endsWith("Z") || /[+-]\d\d:\d\d$/.test(m.date_done) ? m.date_done : `${m.date_done}Z`) : NaN;
+  const worker = typeof m.worker === "string" ? truncate(m.worker, LIMITS.name, clean) : "";
+  // date_done is UTC without a zone (Celery's default); STARTED has none.
+  const dateDone = typeof m.date_done === "string" ? m.date_done : null;
+  const done = dateDone === null ? NaN : Date.parse(dateDone.endsWith("Z") || /[+-]\d\d:\d\d$/.test(dateDone) ? dateDone : `${dateDone}Z`) / 1000;
+  let timestamp = localReceived;
+  if (dateDone !== null && Number.isFinite(done)) {
+    if (isSaneTimestamp(done, localReceived)) timestamp = done;
+    else dropped.push({ field: "date_done", reason: "out_of_range", detail: `a ${status} result was done at ${JSON.stringify(truncate(dateDone, 40))}; it is taken as received` });
+  }
   const event: CeleryEvent = {
     type,
     hostname: worker,
-    // date_done is UTC without a zone (Celery's default); STARTED has none.
-    timestamp: Number.isFinite(done) ? done / 1000 : localReceived,
+    timestamp,
     localReceived,
-    uuid: taskId,
+    uuid: clean ? storable(taskId) : taskId,
     source: "result-backend",
     fields,
   };
-  return { events: [event], errors: [] };
+  return { events: [event], errors: [], dropped };
 }
 
 /** `{"exc_type": "ValueError", "exc_message": ["card declined"]}` → `ValueError('card declined')`. */
 function exceptionText(result: unknown): string | undefined {
-  if (!result || typeof result !== "object") return undefined;
-  const r = result as Record<string, unknown>;
+  if (!isObject(result)) return undefined;
+  const r = result;
   if (typeof r.exc_type !== "string") return undefined;
   const msgs = Array.isArray(r.exc_message) ? r.exc_message : r.exc_message === undefined ? [] : [r.exc_message];
-  return `${r.exc_type}(${msgs.map((x) => (typeof x === "string" ? pyStr(x) : JSON.stringify(x))).join(", ")})`;
+  // Bounded before stringified: an exc_message nested 100,000 deep must not overflow the stack.
+  const parts = boundValue(msgs.slice(0, LIMITS.items), LIMITS.repr, new Budget(LIMITS.repr));
+  const text = Array.isArray(parts) ? parts.map((x) => (typeof x === "string" ? pyStr(x) : JSON.stringify(x))).join(", ") : "";
+  return `${truncate(r.exc_type, LIMITS.name)}(${text})`;
 }

@@ -7,7 +7,7 @@
  * sample queue depths.
  */
 import type { BrokerPort, RawMessage, StreamStatus, Subscription } from "../broker/port.ts";
-import type { CeleryEvent } from "../celery/event.ts";
+import type { CeleryEvent, DecodeReason, Decoded } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
 import { collectorMetrics as m } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
@@ -120,18 +120,40 @@ export function createCollector(deps: {
     }
   }
 
+  /**
+   * Raw messages to events. Each message is decoded on its own: whatever one
+   * message holds costs that message, never its batch or the writer loop.
+   */
   function decode(messages: RawMessage[]): CeleryEvent[] {
     const out: CeleryEvent[] = [];
     let fromResultBackend = 0;
     const byType = new Map<string, number>();
+    const rejected = new Map<DecodeReason, number>();
+    const dropped = new Map<string, { field: string; reason: string; n: number }>();
     for (const msg of messages) {
       if (msg.stream === "result-backend") fromResultBackend++;
-      const d = decodeRawMessage(msg);
+      let d: Decoded;
+      try {
+        d = decodeRawMessage(msg);
+      } catch (e) {
+        // The decoder is written never to throw; if a message finds a way, log where (once) and go on.
+        d = { events: [], errors: [{ reason: "decoder_error", detail: e instanceof Error ? (e.stack ?? e.message) : `threw ${typeof e}` }], dropped: [] };
+      }
       for (const err of d.errors) {
-        m.messagesRejected.inc({ reason: err.reason });
+        rejected.set(err.reason, (rejected.get(err.reason) ?? 0) + (err.count ?? 1));
         log.once(
           `decode:${err.reason}`,
-          `unusable message on ${msg.channel.slice(0, 120)}: ${err.detail}; each one is counted in crisper_messages_rejected_total{reason="${err.reason}"}`,
+          `unusable message on ${JSON.stringify(msg.channel.slice(0, 120))}: ${err.detail}; each one is counted in crisper_messages_rejected_total{reason="${err.reason}"}`,
+        );
+      }
+      for (const f of d.dropped) {
+        const key = `${f.field}:${f.reason}`;
+        const seen = dropped.get(key);
+        if (seen) seen.n++;
+        else dropped.set(key, { field: f.field, reason: f.reason, n: 1 });
+        log.once(
+          `dropped:${key}`,
+          `${f.detail} (on ${JSON.stringify(msg.channel.slice(0, 120))}); the event is kept without it, each one is counted in crisper_event_fields_dropped_total{field="${f.field}",reason="${f.reason}"}`,
         );
       }
       for (const e of d.events) {
@@ -145,6 +167,8 @@ export function createCollector(deps: {
     if (messages.length > fromResultBackend) m.messagesReceived.inc({ stream: "events" }, messages.length - fromResultBackend);
     if (fromResultBackend) m.messagesReceived.inc({ stream: "result-backend" }, fromResultBackend);
     for (const [type, n] of byType) m.eventsDecoded.inc({ type }, n);
+    for (const [reason, n] of rejected) m.messagesRejected.inc({ reason }, n);
+    for (const { field, reason, n } of dropped.values()) m.fieldsDropped.inc({ field, reason }, n);
     taskMetrics.countBatch(out);
     return out;
   }

@@ -17,9 +17,14 @@ export interface EventRow {
   fields: Record<string, unknown>;
 }
 
+/** A field as part of the key: Celery's clock and pid are numbers; anything else (an object without a prototype has no toString) counts as absent. */
+function keyPart(v: unknown): string | number {
+  return typeof v === "number" || typeof v === "string" ? v : "";
+}
+
 export function eventKey(e: CeleryEvent): string {
   // clock and pid tell apart two events a worker sent in the same microsecond.
-  const identity = [e.source, e.uuid ?? "", e.type, e.hostname, e.timestamp, e.fields.clock ?? "", e.fields.pid ?? ""].join("\u0001");
+  const identity = [e.source, e.uuid ?? "", e.type, e.hostname, e.timestamp, keyPart(e.fields.clock), keyPart(e.fields.pid)].join("\u0001");
   return BigInt.asIntN(64, BigInt(Bun.hash.wyhash(identity))).toString();
 }
 

@@ -19,6 +19,8 @@ export interface DetectConfig {
   visibilityTimeoutS: number;
   visibilityRiskRatio: number;
   beatTolerance: number;
+  /** The timezone cron schedules are read in (BEAT_TIMEZONE, Celery's `timezone`). */
+  beatTimezone: string;
   queueBacklogDepth: number | null;
   queueBacklogWindowS: number;
   queueBacklogMinGrowth: number;
@@ -48,6 +50,7 @@ export function detectConfig(config: Config): DetectorConfig {
     visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
     visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
     beatTolerance: config.BEAT_TOLERANCE,
+    beatTimezone: config.BEAT_TIMEZONE,
     queueBacklogDepth: config.QUEUE_BACKLOG_DEPTH ?? null,
     queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
     queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,

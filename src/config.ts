@@ -116,6 +116,8 @@ export const configSchema = z.object({
   QUEUE_BACKLOG_WINDOW_S: seconds(300),
   QUEUE_BACKLOG_MIN_GROWTH: z.coerce.number().int().min(1).default(100),
   EVENTS_DISABLED_AFTER_S: seconds(60),
+  /** event_gap: interruptions of the event stream less than this apart are one alert, resolved once it has been up this long. */
+  EVENT_GAP_MERGE_S: z.coerce.number().min(0).default(600),
 });
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */

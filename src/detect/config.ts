@@ -25,6 +25,12 @@ export interface DetectConfig {
   queueBacklogWindowS: number;
   queueBacklogMinGrowth: number;
   eventsDisabledAfterS: number;
+  /**
+   * event_gap: an interruption of the event stream within this many seconds
+   * of the last one extends its alert instead of opening another; the alert
+   * resolves once the stream has stayed up this long.
+   */
+  eventGapMergeS: number;
 }
 
 /** The rules' settings and the loop's own. */
@@ -55,6 +61,7 @@ export function detectConfig(config: Config): DetectorConfig {
     queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
     queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
     eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
+    eventGapMergeS: config.EVENT_GAP_MERGE_S,
     intervalS: config.DETECT_INTERVAL_S,
     inspectIntervalS: config.INSPECT_INTERVAL_S,
     declaredSchedules: config.BEAT_SCHEDULES,

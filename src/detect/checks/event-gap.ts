@@ -200,15 +200,17 @@ export const checkEventGap: Check = async (pass) => {
     reconciled.push(gap.from);
   }
   if (!episode) return;
-  // An interruption under way when an earlier Crisper process stopped: this
-  // one's stream is up (or its own gap says otherwise), so that one is over.
+  // An interruption under way when an earlier Crisper process stopped ended,
+  // for this alert, when this process's stream came up.
+  const up = pass.streamUpSince;
   const underWay = gaps.some((g) => g.to === null);
-  if (!underWay && episode.downSince !== null && episode.downSince < watch.startedAt) {
-    episode = cutEnded(episode, { from: episode.downSince, to: now }, null);
+  if (up !== null && !underWay && episode.downSince !== null && episode.downSince < watch.startedAt) {
+    episode = cutEnded(episode, { from: episode.downSince, to: Math.max(episode.downSince, Math.min(up, now)) }, null);
   }
 
   const settings = { mergeS: config.eventGapMergeS, canReconcile: config.resultBackend && pass.broker !== null };
-  if (steady(episode, now, config.eventGapMergeS)) {
+  // Never resolved while the stream is down, recorded as a gap or not (a broker unreachable at start).
+  if (up !== null && steady(episode, now, config.eventGapMergeS)) {
     const final = eventGapAlert(episode, settings, true);
     let open: Alert | null = alert;
     if (!open) {

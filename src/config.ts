@@ -5,6 +5,7 @@
  * environment, so tests build parts with explicit settings.
  */
 import { z } from "zod";
+import { timezoneName } from "./detect/cron.ts";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
 import { parseAuth } from "./auth/users.ts";
 
@@ -103,10 +104,20 @@ export const configSchema = z.object({
       if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
     })
     .transform((v) => parseDeclaredSchedules(v) as Schedule[]),
+  /** Celery's `timezone` setting: the zone declared cron schedules are read in. */
+  BEAT_TIMEZONE: z
+    .string()
+    .default("UTC")
+    .refine((v) => timezoneName(v) !== null, {
+      message: "unknown timezone: expected an IANA name such as UTC, Europe/Paris or America/New_York (Celery's timezone setting)",
+    })
+    .transform((v) => timezoneName(v) ?? v),
   QUEUE_BACKLOG_DEPTH: z.coerce.number().int().positive().optional(),
   QUEUE_BACKLOG_WINDOW_S: seconds(300),
   QUEUE_BACKLOG_MIN_GROWTH: z.coerce.number().int().min(1).default(100),
   EVENTS_DISABLED_AFTER_S: seconds(60),
+  /** event_gap: interruptions of the event stream less than this apart are one alert, resolved once it has been up this long. */
+  EVENT_GAP_MERGE_S: z.coerce.number().min(0).default(600),
 });
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */

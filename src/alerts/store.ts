@@ -18,14 +18,16 @@ export interface AlertChanges {
 /**
  * Makes the open alerts of `kind` match `holding`. With `resolveMissing`
  * false, open alerts not in `holding` are left alone (for kinds whose
- * condition is checked only for some subjects on a pass).
+ * condition is checked only for some subjects on a pass); `onlySubjects`
+ * resolves only among those subjects; `leaveOpen` names subjects whose
+ * condition cannot be judged on this pass, whose open alert is not resolved.
  */
 export async function syncAlerts(
   database: Database,
   kind: AlertKind,
   holding: readonly AlertSpec[],
   now: Date,
-  opts: { resolveMissing?: boolean; onlySubjects?: readonly string[] } = {},
+  opts: { resolveMissing?: boolean; onlySubjects?: readonly string[]; leaveOpen?: readonly string[] } = {},
 ): Promise<AlertChanges> {
   const changes: AlertChanges = { opened: [], updated: [], resolved: [] };
   const open = (await database.db
@@ -60,7 +62,7 @@ export async function syncAlerts(
   }
   for (const spec of wanted.values()) {
     const existing = openBySubject.get(spec.subject);
-    if (existing && (existing.summary !== spec.summary || JSON.stringify(existing.details) !== JSON.stringify(spec.details))) {
+    if (existing && (existing.summary !== spec.summary || canonicalJson(existing.details) !== canonicalJson(spec.details))) {
       const rows = (await database.db
         .update(alerts)
         .set({ summary: spec.summary, details: spec.details, updatedAt: now })
@@ -71,7 +73,8 @@ export async function syncAlerts(
   }
   if (opts.resolveMissing !== false) {
     const scope = opts.onlySubjects ? new Set(opts.onlySubjects) : null;
-    const gone = open.filter((a) => !wanted.has(a.subject) && (!scope || scope.has(a.subject)));
+    const kept = new Set(opts.leaveOpen ?? []);
+    const gone = open.filter((a) => !wanted.has(a.subject) && (!scope || scope.has(a.subject)) && !kept.has(a.subject));
     if (gone.length) {
       const rows = (await database.db
         .update(alerts)
@@ -84,11 +87,36 @@ export async function syncAlerts(
   return changes;
 }
 
-/** Resolves one open alert (for kinds that clear on their own terms). */
-export async function resolveAlert(database: Database, id: number, now: Date, details?: Record<string, unknown>): Promise<Alert | null> {
+/**
+ * JSON with every object's keys in order. PostgreSQL's jsonb hands keys back
+ * in its own order (shortest first), so comparing plain JSON.stringify output
+ * would call every open alert changed on every pass and write it again.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+/**
+ * Resolves one open alert (for kinds that clear on their own terms), with its
+ * final summary and details when given.
+ */
+export async function resolveAlert(
+  database: Database,
+  id: number,
+  now: Date,
+  final: { summary?: string; details?: Record<string, unknown> } = {},
+): Promise<Alert | null> {
   const rows = (await database.db
     .update(alerts)
-    .set({ status: "resolved", resolvedAt: now, updatedAt: now, ...(details ? { details } : {}) })
+    .set({
+      status: "resolved",
+      resolvedAt: now,
+      updatedAt: now,
+      ...(final.summary !== undefined ? { summary: final.summary } : {}),
+      ...(final.details ? { details: final.details } : {}),
+    })
     .where(and(eq(alerts.id, id), eq(alerts.status, "open")))
     .returning()) as Alert[];
   return rows[0] ?? null;

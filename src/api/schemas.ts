@@ -181,7 +181,7 @@ export const RevokeForm = z.object({
 const scheduleName = "expected a non-empty string (at most 255 characters)";
 const taskName = "expected the Celery task name";
 
-/** `POST /api/schedules`: a periodic task to watch, every so many seconds or by cron (UTC). */
+/** `POST /api/schedules`: a periodic task to watch, every so many seconds or by cron (in BEAT_TIMEZONE). */
 export const ScheduleBody = z
   .object(
     {
@@ -203,11 +203,11 @@ export const ScheduleBody = z
           }
         })
         .optional()
-        .meta({ description: "minute hour day month weekday, UTC (instead of every_s).", example: "0 3 * * *" }),
+        .meta({ description: "minute hour day month weekday, in BEAT_TIMEZONE (instead of every_s).", example: "0 3 * * *" }),
     },
     { error: 'expected a JSON object: {"name": "nightly", "task": "app.tasks.report", "every_s": 86400} or "cron": "0 3 * * *"' },
   )
-  .refine((s) => (s.every_s === undefined) !== (s.cron === undefined), "give either every_s (seconds) or cron (minute hour day month weekday, UTC)")
+  .refine((s) => (s.every_s === undefined) !== (s.cron === undefined), "give either every_s (seconds) or cron (minute hour day month weekday, in BEAT_TIMEZONE)")
   .meta({ example: { name: "nightly", task: "app.tasks.report", cron: "0 3 * * *" } });
 
 /** `DELETE /api/schedules/{name}`. */

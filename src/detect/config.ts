@@ -19,10 +19,18 @@ export interface DetectConfig {
   visibilityTimeoutS: number;
   visibilityRiskRatio: number;
   beatTolerance: number;
+  /** The timezone cron schedules are read in (BEAT_TIMEZONE, Celery's `timezone`). */
+  beatTimezone: string;
   queueBacklogDepth: number | null;
   queueBacklogWindowS: number;
   queueBacklogMinGrowth: number;
   eventsDisabledAfterS: number;
+  /**
+   * event_gap: an interruption of the event stream within this many seconds
+   * of the last one extends its alert instead of opening another; the alert
+   * resolves once the stream has stayed up this long.
+   */
+  eventGapMergeS: number;
 }
 
 /** The rules' settings and the loop's own. */
@@ -48,10 +56,12 @@ export function detectConfig(config: Config): DetectorConfig {
     visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
     visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
     beatTolerance: config.BEAT_TOLERANCE,
+    beatTimezone: config.BEAT_TIMEZONE,
     queueBacklogDepth: config.QUEUE_BACKLOG_DEPTH ?? null,
     queueBacklogWindowS: config.QUEUE_BACKLOG_WINDOW_S,
     queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
     eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
+    eventGapMergeS: config.EVENT_GAP_MERGE_S,
     intervalS: config.DETECT_INTERVAL_S,
     inspectIntervalS: config.INSPECT_INTERVAL_S,
     declaredSchedules: config.BEAT_SCHEDULES,

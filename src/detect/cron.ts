@@ -31,6 +31,22 @@ export function parseCron(text: string, timezone = "UTC"): Cron {
   }
 }
 
+/**
+ * The IANA name of a timezone as Intl and croner know it ("europe/paris" →
+ * "Europe/Paris"), or null for a zone neither can read: what BEAT_TIMEZONE
+ * is checked with at start-up.
+ */
+export function timezoneName(zone: string): string | null {
+  if (!zone.trim()) return null;
+  try {
+    const name = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    // croner converts through Intl too; computing one firing proves it can.
+    return nextFire(parseCron("0 0 * * *", name), 0) === null ? null : name;
+  } catch {
+    return null;
+  }
+}
+
 /** The first firing strictly after `after` (unix s); null if there is none. */
 export function nextFire(c: Cron, after: number): number | null {
   // croner's nextRun(t) is the first run after t, to the second.

@@ -16,7 +16,7 @@ export const LEARN_MIN_INTERVAL_S = 1;
 export interface Schedule {
   name: string;
   task: string;
-  /** Every so many seconds; or, for declared ones, a cron expression (UTC) instead. */
+  /** Every so many seconds; or, for declared ones, a cron expression (read in BEAT_TIMEZONE) instead. */
   expectedIntervalS: number | null;
   cron?: string | null;
   /** `configured`: BEAT_SCHEDULES; `api`: declared through POST /api/schedules; `learned`: from arrivals. */
@@ -38,21 +38,25 @@ export function learnInterval(arrivals: readonly number[]): number | null {
 
 export type ScheduleStatus = "ok" | "late" | "missed";
 
-/** Parsed cron expressions, by text. */
+/** Parsed cron expressions, by timezone and text. */
 const parsed = new Map<string, Cron>();
-function cronOf(text: string): Cron {
-  let c = parsed.get(text);
+function cronOf(text: string, timezone: string): Cron {
+  const key = `${timezone} ${text}`;
+  let c = parsed.get(key);
   if (!c) {
-    c = parseCron(text);
-    if (parsed.size < 1000) parsed.set(text, c);
+    c = parseCron(text, timezone);
+    if (parsed.size < 1000) parsed.set(key, c);
   }
   return c;
 }
 
-/** When the run after `lastSeenAt` is due, and the length of one period there. */
-export function due(s: Schedule, lastSeenAt: number): { nextDueAt: number; periodS: number } | null {
+/**
+ * When the run after `lastSeenAt` is due, and the length of one period there.
+ * A cron schedule is read in `timezone` (BEAT_TIMEZONE).
+ */
+export function due(s: Schedule, lastSeenAt: number, timezone = "UTC"): { nextDueAt: number; periodS: number } | null {
   if (s.cron) {
-    const c = cronOf(s.cron);
+    const c = cronOf(s.cron, timezone);
     const next = nextFire(c, lastSeenAt);
     const after = next === null ? null : nextFire(c, next);
     return next === null || after === null ? null : { nextDueAt: next, periodS: after - next };
@@ -65,9 +69,9 @@ export function due(s: Schedule, lastSeenAt: number): { nextDueAt: number; perio
  * `late` once the next arrival is past due by the tolerance (a fraction of
  * the period), `missed` once a whole period beyond that has gone by too.
  */
-export function scheduleStatus(s: Schedule, now: number, tolerance: number): { status: ScheduleStatus; nextDueAt: number | null } {
+export function scheduleStatus(s: Schedule, now: number, tolerance: number, timezone = "UTC"): { status: ScheduleStatus; nextDueAt: number | null } {
   if (s.lastSeenAt === null) return { status: "ok", nextDueAt: null };
-  const d = due(s, s.lastSeenAt);
+  const d = due(s, s.lastSeenAt, timezone);
   if (!d) return { status: "ok", nextDueAt: null };
   const lateAt = d.nextDueAt + Math.max(1, d.periodS * tolerance);
   if (now < lateAt) return { status: "ok", nextDueAt: d.nextDueAt };
@@ -76,7 +80,8 @@ export function scheduleStatus(s: Schedule, now: number, tolerance: number): { s
 
 /**
  * `BEAT_SCHEDULES`: entries separated by `;`, each `name=task@seconds` or
- * `name=task@cron(minute hour day month weekday)` (UTC).
+ * `name=task@cron(minute hour day month weekday)`, read in BEAT_TIMEZONE
+ * (checked there; the expression alone is checked here).
  */
 export function parseDeclaredSchedules(text: string): Schedule[] | string {
   const out: Schedule[] = [];

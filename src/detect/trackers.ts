@@ -34,8 +34,18 @@ export interface Trackers {
   activityWindow(hostname: string, processed: number, now: number): ActivityWindow;
   /** Stops watching a worker's activity (dead, silent, or without `processed`). */
   forgetActivity(hostname: string): void;
-  /** Stream gaps already reconciled, by start time (event_gap). */
-  readonly reconciledGaps: Set<number>;
+  /** What the event_gap check knows of this process's stream gaps. */
+  readonly gapWatch: GapWatch;
+}
+
+/** The event_gap check's memory (checks/event-gap.ts); gaps are named by their start time. */
+export interface GapWatch {
+  /** The check's first pass in this process; null before it. */
+  startedAt: number | null;
+  /** Gaps counted in the event_gap alert. */
+  counted: Set<number>;
+  /** Gaps whose window was reconciled from the result backend. */
+  reconciled: Set<number>;
 }
 
 export function createTrackers(): Trackers {
@@ -93,6 +103,6 @@ export function createTrackers(): Trackers {
       return a;
     },
     forgetActivity: (hostname) => void activity.delete(hostname),
-    reconciledGaps: new Set<number>(),
+    gapWatch: { startedAt: null, counted: new Set<number>(), reconciled: new Set<number>() },
   };
 }

@@ -58,7 +58,9 @@ test(`${CALM_SECONDS} s of ordinary traffic opens no alert`, async () => {
   const start = performance.now();
   let restarted = false;
   let sent = 0;
-  while ((performance.now() - start) / 1000 < CALM_SECONDS) {
+  // At least CALM_SECONDS of traffic, and at least a task every two seconds
+  // of it on average: a busy machine sends more slowly, so it sends longer.
+  while ((performance.now() - start) / 1000 < CALM_SECONDS || sent <= CALM_SECONDS / 2) {
     const r = random();
     const batch: TaskRequest[] = [];
     if (r < 0.35) batch.push({ task: "labapp.add", args: [Math.floor(r * 100), 1] });
@@ -89,6 +91,8 @@ test(`${CALM_SECONDS} s of ordinary traffic opens no alert`, async () => {
     500,
   );
   await Bun.sleep(5000);
+  // A pass that started after the wait has finished: what it would open is open.
+  await crisper.detector.nextPass();
   const alerts = (await crisper.get("/api/alerts?status=all&limit=500")).body.alerts;
   console.log(`[calm] ${sent} tasks over ${CALM_SECONDS} s, ${alerts.length} alerts`);
   for (const a of alerts) {
@@ -97,7 +101,6 @@ test(`${CALM_SECONDS} s of ordinary traffic opens no alert`, async () => {
     for (const e of t?.events ?? []) console.log(`  ${a.kind} ${e.timestamp} ${e.source} ${e.type} ${e.hostname} retries=${e.fields?.retries}`);
   }
   expect(alerts.map((a: any) => `${a.kind} ${a.subject}: ${a.summary}`)).toEqual([]);
-  expect(sent).toBeGreaterThan(CALM_SECONDS / 2);
   const workersNow = (await crisper.get("/api/workers")).body.workers;
   expect(workersNow.map((w: any) => [w.hostname, w.status])).toEqual([
     ["calm1@lab", "online"],

@@ -20,7 +20,7 @@ describe("log lines", () => {
 
   test("a huge message is cut, saying how much", () => {
     const lines: string[] = [];
-    logger("test", (l) => lines.push(l)).info("x".repeat(100_000));
+    logger("test", (l) => lines.push(l)).warn("x".repeat(100_000));
     expect(lines[0]?.length).toBeLessThan(2200);
     expect(lines[0]).toContain("98000 more characters");
   });

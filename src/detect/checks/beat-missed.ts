@@ -9,14 +9,15 @@ import { listSchedules, upsertSchedule } from "../../store/queries/detect.ts";
 import type { Check } from "../pass.ts";
 import { due, learnInterval, type Schedule, scheduleStatus } from "../schedules.ts";
 
-export function detectBeatMissed(schedules: readonly Schedule[], now: number, tolerance: number): AlertSpec[] {
+/** Overdue schedules; cron ones are read in `timezone` (BEAT_TIMEZONE). */
+export function detectBeatMissed(schedules: readonly Schedule[], now: number, tolerance: number, timezone = "UTC"): AlertSpec[] {
   const out: AlertSpec[] = [];
   for (const s of schedules) {
-    const { status } = scheduleStatus(s, now, tolerance);
-    const d = s.lastSeenAt === null ? null : due(s, s.lastSeenAt);
+    const { status } = scheduleStatus(s, now, tolerance, timezone);
+    const d = s.lastSeenAt === null ? null : due(s, s.lastSeenAt, timezone);
     if (status === "ok" || s.lastSeenAt === null || d === null) continue;
     const overdue = now - d.nextDueAt;
-    const every = s.cron ? `cron ${s.cron} UTC` : `every ${fmtInterval(d.periodS)}`;
+    const every = s.cron ? `cron ${s.cron} ${timezone}` : `every ${fmtInterval(d.periodS)}`;
     out.push({
       kind: "beat_missed",
       subject: s.name,
@@ -26,6 +27,7 @@ export function detectBeatMissed(schedules: readonly Schedule[], now: number, to
         task: s.task,
         expected_interval_s: s.expectedIntervalS,
         cron: s.cron ?? null,
+        ...(s.cron ? { timezone } : {}),
         source: s.source,
         last_seen_at: new Date(s.lastSeenAt * 1000).toISOString(),
         next_due_at: new Date(d.nextDueAt * 1000).toISOString(),
@@ -90,7 +92,7 @@ export const checkBeatMissed: Check = async (pass) => {
   }
   const ms = (d: Date | null) => (d ? d.getTime() : null);
   for (const s of schedules) {
-    const { status, nextDueAt } = scheduleStatus(s, now, config.beatTolerance);
+    const { status, nextDueAt } = scheduleStatus(s, now, config.beatTolerance, config.beatTimezone);
     const prev = stored.get(s.name);
     // Written only when something a reader sees changed, not every pass.
     if (
@@ -116,5 +118,5 @@ export const checkBeatMissed: Check = async (pass) => {
       updatedAt: new Date(now * 1000),
     });
   }
-  await pass.sync("beat_missed", detectBeatMissed(schedules, now, config.beatTolerance));
+  await pass.sync("beat_missed", detectBeatMissed(schedules, now, config.beatTolerance, config.beatTimezone));
 };

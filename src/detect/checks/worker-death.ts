@@ -7,6 +7,14 @@
  * event (Celery's heartbeat rule, state/worker.ts, plus a grace). Its
  * RECEIVED and STARTED tasks will not finish there; neither will those of a
  * worker that restarted under them.
+ *
+ * Silence is only evidence while Crisper itself listens: while its event
+ * stream is down, or up for less than a heartbeat window (Crisper just
+ * started, or just reconnected), a worker whose heartbeats have expired in
+ * the store is neither dead nor alive but *unjudged*, and the alerts about it
+ * stay as they are. Otherwise a Crisper restart would resolve a dead worker's
+ * worker_offline and open it again a few seconds later: two more Slack posts.
+ * A heartbeat that arrives meanwhile is a judgement: the worker is back.
  */
 import type { AlertSpec } from "../../alerts/kinds.ts";
 import { AT_WORKER_STATES } from "../../celery/states.ts";
@@ -47,6 +55,11 @@ export interface LostTask {
 export interface WorkerDeath {
   /** By hostname, in the order of the workers given. */
   dead: ReadonlyMap<string, DeadWorker>;
+  /**
+   * Workers whose heartbeats have expired in the store, but which Crisper
+   * has not listened long enough to call dead (see the top of this file).
+   */
+  unjudged: ReadonlySet<string>;
   lost: readonly LostTask[];
   /** Unacknowledged messages by task id; null when the broker could not say. */
   unacked: ReadonlyMap<string, UnackedView> | null;
@@ -68,17 +81,18 @@ export interface DeathWatch {
 
 export function analyseWorkerDeath({ workers, unfinished, unacked, now, streamUpSince }: DeathWatch, cfg: DetectConfig): WorkerDeath {
   const dead = new Map<string, DeadWorker>();
+  const unjudged = new Set<string>();
   const lost: LostTask[] = [];
   const unackedById = new Map<string, UnackedView>();
   for (const u of unacked ?? []) if (u.taskId) unackedById.set(u.taskId, u);
-  const out = { dead, lost, unacked: unacked ? unackedById : null };
-  if (streamUpSince === null) return out;
   const byHost = new Map(workers.map((w) => [w.hostname, w]));
   for (const w of workers) {
     const died = deathTime(w, now, cfg);
+    if (died === null) continue;
     // The stream must have been up long enough to have seen its heartbeats.
     const window = (w.freq ?? 2) * 2 + cfg.workerOfflineGraceS;
-    if (died !== null && now - streamUpSince >= window) dead.set(w.hostname, { worker: w, diedAt: died });
+    if (streamUpSince !== null && now - streamUpSince >= window) dead.set(w.hostname, { worker: w, diedAt: died });
+    else unjudged.add(w.hostname);
   }
   for (const t of unfinished) {
     if (!AT_WORKER.has(t.state) || !t.worker) continue;
@@ -94,7 +108,7 @@ export function analyseWorkerDeath({ workers, unfinished, unacked, now, streamUp
     if (died === null && !restarted) continue;
     lost.push({ task: t, worker: w, diedAt: died });
   }
-  return out;
+  return { dead, unjudged, lost, unacked: unacked ? unackedById : null };
 }
 
 /** worker_offline, task_lost and prefetched_stranded, as they hold now. */
@@ -105,14 +119,31 @@ export function detectWorkerDeath(
   now: number,
   streamUpSince: number | null,
   cfg: DetectConfig,
-): { workerOffline: AlertSpec[]; taskLost: AlertSpec[]; prefetchedStranded: AlertSpec[] } {
+): {
+  workerOffline: AlertSpec[];
+  taskLost: AlertSpec[];
+  prefetchedStranded: AlertSpec[];
+  /**
+   * Subjects whose open alert stands as it is this pass: unjudged workers
+   * (worker_offline, prefetched_stranded) and the tasks still at them
+   * (task_lost; one that finished meanwhile is not lost).
+   */
+  unjudged: { workers: string[]; tasks: string[] };
+} {
   const death = analyseWorkerDeath({ workers, unfinished, unacked, now, streamUpSince }, cfg);
-  return { workerOffline: workerOfflineAlerts(death), taskLost: taskLostAlerts(death), prefetchedStranded: prefetchedStrandedAlerts(death, cfg) };
+  const tasks = unfinished.filter((t) => t.worker !== null && death.unjudged.has(t.worker) && AT_WORKER.has(t.state)).map((t) => t.id);
+  return {
+    workerOffline: workerOfflineAlerts(death),
+    taskLost: taskLostAlerts(death),
+    prefetchedStranded: prefetchedStrandedAlerts(death, cfg),
+    unjudged: { workers: [...death.unjudged], tasks },
+  };
 }
 
 export const checkWorkerDeath: Check = async (pass) => {
   const found = detectWorkerDeath(pass.workers, pass.unfinished, pass.unacked, pass.asOf, pass.streamUpSince, pass.config);
-  await pass.sync("worker_offline", found.workerOffline);
-  await pass.sync("task_lost", found.taskLost);
-  await pass.sync("prefetched_stranded", found.prefetchedStranded);
+  const { workers, tasks } = found.unjudged;
+  await pass.sync("worker_offline", found.workerOffline, { leaveOpen: workers });
+  await pass.sync("task_lost", found.taskLost, { leaveOpen: tasks });
+  await pass.sync("prefetched_stranded", found.prefetchedStranded, { leaveOpen: workers });
 };

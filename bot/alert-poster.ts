@@ -9,7 +9,7 @@
 import { asc, inArray } from "drizzle-orm";
 import { alertJson } from "../src/api/serialize.ts";
 import type { Alert } from "../src/alerts/kinds.ts";
-import type { Logger } from "../src/log.ts";
+import { errorText, type Logger } from "../src/log.ts";
 import { slackMetrics } from "../src/metrics.ts";
 import { type Database, sql } from "../src/store/database.ts";
 import { alerts } from "../src/store/schema/alerts.ts";
@@ -239,7 +239,7 @@ export function createAlertPoster(o: AlertPosterOptions) {
       slackMetrics.pending.set(Number(pending?.n ?? 0));
     } catch (e) {
       // The database went away: nothing is lost, the outbox is in it.
-      o.log.once(`slack-pass:${(e as Error).message}`, `alert poster: ${(e as Error).message}; the outbox is kept, trying again`);
+      o.log.once(`slack-pass:${errorText(e)}`, `alert poster: ${errorText(e)}; the outbox is kept, trying again`);
     }
   }
 

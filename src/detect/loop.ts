@@ -10,7 +10,7 @@ import { type AlertChanges, syncAlerts } from "../alerts/store.ts";
 import type { BrokerPort, UnackedMessage } from "../broker/port.ts";
 import type { CeleryEvent } from "../celery/event.ts";
 import type { StreamGap } from "../collector/collector.ts";
-import type { Logger } from "../log.ts";
+import { errorText, type Logger } from "../log.ts";
 import { detectorMetrics } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { unfinishedTasks } from "../store/queries/detect.ts";
@@ -152,7 +152,7 @@ export function createDetector(o: DetectorOptions): Detector {
         failing = false;
       })
       .catch((e) => {
-        if (!failing) log.warn(`detection pass failed: ${(e as Error).message}; retrying every ${config.intervalS} s`);
+        if (!failing) log.warn(`detection pass failed: ${errorText(e)}; retrying every ${config.intervalS} s`);
         failing = true;
       })
       .finally(() => {

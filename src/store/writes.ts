@@ -114,40 +114,25 @@ const STATE_WINS = winsBy("state_key", "$.state");
 const WORKER_WINS = winsBy("worker_key", "coalesce($.worker, '')");
 const RESULT_WINS = winsBy("result_key", "coalesce($.result, '') || chr(1) || coalesce($.runtime::text, '')");
 const EXCEPTION_WINS = winsBy("exception_key", "coalesce($.exception, '') || chr(1) || coalesce($.traceback, '')");
-/** Descriptive fields: from the better source, first non-null. */
+/** From the better source (the event stream's over the result backend's), first non-null. */
 const DESCRIPTIVE = firstNonNull("excluded.info_source > stored.info_source");
 
 /** mergeTaskPatch (state/task-patch.ts), column by column, in SQL. */
 const TASK_MERGE = {
   id: "key",
-  name: DESCRIPTIVE,
-  args: DESCRIPTIVE,
-  kwargs: DESCRIPTIVE,
-  queue: DESCRIPTIVE,
-  routingKey: DESCRIPTIVE,
-  exchange: DESCRIPTIVE,
-  rootId: DESCRIPTIVE,
-  parentId: DESCRIPTIVE,
-  eta: DESCRIPTIVE,
-  expires: DESCRIPTIVE,
+  // Descriptive fields, and the source they came from.
+  name: DESCRIPTIVE, args: DESCRIPTIVE, kwargs: DESCRIPTIVE, queue: DESCRIPTIVE, routingKey: DESCRIPTIVE,
+  exchange: DESCRIPTIVE, rootId: DESCRIPTIVE, parentId: DESCRIPTIVE, eta: DESCRIPTIVE, expires: DESCRIPTIVE,
   infoSource: greatest,
-  state: incomingIf(STATE_WINS),
-  stateKey: greatest,
-  worker: incomingIf(WORKER_WINS),
-  workerKey: greatest,
-  result: incomingIf(RESULT_WINS),
-  runtime: incomingIf(RESULT_WINS),
-  resultKey: greatest,
-  exception: incomingIf(EXCEPTION_WINS),
-  traceback: incomingIf(EXCEPTION_WINS),
-  exceptionKey: greatest,
+  // Each value with its key: from the event with the greatest one.
+  state: incomingIf(STATE_WINS), stateKey: greatest,
+  worker: incomingIf(WORKER_WINS), workerKey: greatest,
+  result: incomingIf(RESULT_WINS), runtime: incomingIf(RESULT_WINS), resultKey: greatest,
+  exception: incomingIf(EXCEPTION_WINS), traceback: incomingIf(EXCEPTION_WINS), exceptionKey: greatest,
+  // Times: the first send and sighting; the latest run; the most retries.
+  sentAt: least, firstSeenAt: least,
+  receivedAt: greatest, startedAt: greatest, finishedAt: greatest, lastEventAt: greatest,
   retries: greatest,
-  sentAt: least,
-  receivedAt: greatest,
-  startedAt: greatest,
-  finishedAt: greatest,
-  firstSeenAt: least,
-  lastEventAt: greatest,
 } satisfies MergeRules<typeof tasks>;
 
 const upsertTasks = upsert(tasks, TASK_MERGE);
@@ -158,24 +143,14 @@ const FROM_NEWER_STATS = firstNonNull("excluded.stats_at > stored.stats_at or st
 /** mergeWorkerPatch (state/worker.ts), column by column, in SQL. */
 const WORKER_MERGE = {
   hostname: "key",
-  lastHeartbeatAt: greatest,
-  statsAt: greatest,
-  freq: FROM_NEWER_STATS,
-  active: FROM_NEWER_STATS,
-  processed: FROM_NEWER_STATS,
-  loadavg: FROM_NEWER_STATS,
-  pid: FROM_NEWER_STATS,
-  swIdent: FROM_NEWER_STATS,
-  swVer: FROM_NEWER_STATS,
-  swSys: FROM_NEWER_STATS,
-  onlineAt: greatest,
-  offlineAt: greatest,
+  // Signs of life and their times: the latest; the first sighting: the earliest.
+  lastHeartbeatAt: greatest, statsAt: greatest, onlineAt: greatest, offlineAt: greatest,
   firstSeenAt: least,
+  // The stats of the latest worker event.
+  freq: FROM_NEWER_STATS, active: FROM_NEWER_STATS, processed: FROM_NEWER_STATS, loadavg: FROM_NEWER_STATS,
+  pid: FROM_NEWER_STATS, swIdent: FROM_NEWER_STATS, swVer: FROM_NEWER_STATS, swSys: FROM_NEWER_STATS,
   // What the worker says it holds, from remote control (queries/detect.ts recordInspection).
-  reserved: "not written",
-  reservedTasks: "not written",
-  activeTasks: "not written",
-  inspectedAt: "not written",
+  reserved: "not written", reservedTasks: "not written", activeTasks: "not written", inspectedAt: "not written",
 } satisfies MergeRules<typeof workers>;
 
 const upsertWorkerRows = upsert(workers, WORKER_MERGE);

@@ -3,9 +3,9 @@
  * columns and one merge rule per column (store/writes.ts holds the rules).
  *
  * Rows travel as they are, in one JSON parameter: the keys are the schema's
- * property names (`routingKey`), times are unix seconds. json_to_recordset
- * unpacks them server-side, the same on PostgreSQL and PGlite, with no
- * parameter limit. The statement text is built once, at startup: the
+ * property names (`routingKey`), times are unix seconds, and a key the
+ * statement does not name is ignored. json_to_recordset unpacks them
+ * server-side, the same on PostgreSQL and PGlite, with no parameter limit. The statement text is built once, at startup: the
  * collector's hot path only serializes the rows.
  */
 import { type Column, getTableColumns, getTableName, is } from "drizzle-orm";

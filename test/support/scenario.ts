@@ -59,7 +59,8 @@ export function scenarios(name: string, options: ScenarioOptions) {
   let redis: RedisServer | undefined;
   let pg: PostgresServer | undefined;
   let count = 0;
-  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanups: { what: string; run: () => Promise<unknown> }[] = [];
+  const atStop = (what: string, run: () => Promise<unknown>) => cleanups.push({ what, run });
 
   async function create<C extends { stop(): Promise<void> }>(
     startCrisperWith: (env: Record<string, string>) => Promise<C>,
@@ -71,7 +72,7 @@ export function scenarios(name: string, options: ScenarioOptions) {
     const brokerUrl = `redis://127.0.0.1:${redis.port}/${db}`;
     const resultBackend = `redis://127.0.0.1:${redis.port}/${db + RESULT_DB_OFFSET}`;
     const dataDir = mkdtempSync(join(tmpdir(), `crisper-${name}-`));
-    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    atStop(`scenario ${db}'s data directory`, async () => rmSync(dataDir, { recursive: true, force: true }));
     const crisperEnv: Record<string, string> = {
       BROKER_URL: brokerUrl,
       RESULT_BACKEND_URL: resultBackend,
@@ -86,12 +87,12 @@ export function scenarios(name: string, options: ScenarioOptions) {
       env: crisperEnv,
       async worker(hostname, opts = {}) {
         const w = await startWorker({ ...lab, hostname, concurrency: 1, ...opts });
-        cleanups.push(() => w.kill());
+        atStop(`scenario ${db}'s worker ${hostname}`, () => w.kill());
         return w;
       },
       async beat(opts) {
         const b = await startBeat({ ...lab, ...opts });
-        cleanups.push(() => b.kill());
+        atStop(`scenario ${db}'s Beat`, () => b.kill());
         return b;
       },
       async restartCrisper() {
@@ -100,7 +101,7 @@ export function scenarios(name: string, options: ScenarioOptions) {
         return scenario.crisper;
       },
     };
-    cleanups.push(() => scenario.crisper.stop());
+    atStop(`scenario ${db}'s Crisper`, () => scenario.crisper.stop());
     return scenario;
   }
 
@@ -120,7 +121,7 @@ export function scenarios(name: string, options: ScenarioOptions) {
     scenarioProcess: (env: Record<string, string> = {}, settings: Partial<LabSettings> = {}) => create(startCrisperProcess, env, settings),
     /** Ends every scenario (workers, Beats, Crisper, data), newest first, then the servers. */
     async stop() {
-      for (const [i, cleanup] of cleanups.splice(0).reverse().entries()) await bounded(`${name} cleanup #${i}`, cleanup());
+      for (const { what, run } of cleanups.splice(0).reverse()) await bounded(`${name}: ${what}`, run());
       await bounded("redis and postgres", Promise.all([redis?.stop(), pg?.stop()]));
     },
   };

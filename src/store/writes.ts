@@ -8,12 +8,18 @@
  * join of state/task-patch.ts written in SQL, events are keyed by content,
  * workers keep the greatest timestamps. Two collectors, a replay, or a retry
  * after a failed commit all end in the same rows.
+ *
+ * The task and worker upserts are a merge rule per column (TASK_MERGE,
+ * WORKER_MERGE below); store/upsert.ts writes their SQL from the drizzle
+ * schema. A new column is one edit in the schema and its rule here.
  */
 import type { QueueSample } from "../broker/port.ts";
 import type { EventRow } from "../state/event-row.ts";
 import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
 import { type Database, sql } from "./database.ts";
+import { tasks, workers } from "./schema/index.ts";
+import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
   hostname: string;
@@ -33,18 +39,16 @@ export interface Batch {
 
 export async function writeBatch(database: Database, batch: Batch): Promise<void> {
   // Sorted so that concurrent collectors lock rows in the same order (no deadlocks).
-  const tasks = [...batch.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const workers = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+  const taskPatches = [...batch.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const workerPatches = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   // The collector's hot path: plain SQL text and parameters, no query builder.
   await database.transaction(async (query) => {
     if (batch.events.length > 0) await query(...insertEvents(batch.events));
-    if (tasks.length > 0) await query(...upsertTasks(tasks));
-    if (workers.length > 0) await query(...upsertWorkers(workers));
+    if (taskPatches.length > 0) await query(...upsertTasks(taskPatches));
+    if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
     if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
   });
 }
-
-type Statement = [text: string, params: unknown[]];
 
 /**
  * Events travel as one JSON array per column, zipped back into rows
@@ -97,143 +101,63 @@ function insertWorkerEvents(rows: WorkerEventRow[]): Statement {
   ];
 }
 
-/** Descriptive columns: from the better source, first non-null (mergeTaskPatch). */
-const DESCRIPTIVE = ["name", "args", "kwargs", "queue", "routing_key", "exchange", "root_id", "parent_id", "eta", "expires"];
-
 /**
  * A value travels with its key: the greater (key, tie) wins. The tie compares
  * text in the C collation, as JavaScript compares strings in mergeTaskPatch.
+ * `$` stands for the row: stored or incoming (excluded).
  */
-function winner(key: string, tie: string) {
-  return `(excluded.${key}, ${tie.replaceAll("$", "excluded")} collate "C") > (tasks.${key}, ${tie.replaceAll("$", "tasks")} collate "C")`;
+function winsBy(key: string, tie: string): string {
+  return `(excluded.${key}, ${tie.replaceAll("$", "excluded")} collate "C") > (stored.${key}, ${tie.replaceAll("$", "stored")} collate "C")`;
 }
 
-const STATE_WINS = winner("state_key", "$.state");
-const WORKER_WINS = winner("worker_key", "coalesce($.worker, '')");
-const RESULT_WINS = winner("result_key", "coalesce($.result, '') || chr(1) || coalesce($.runtime::text, '')");
-const EXCEPTION_WINS = winner("exception_key", "coalesce($.exception, '') || chr(1) || coalesce($.traceback, '')");
+const STATE_WINS = winsBy("state_key", "$.state");
+const WORKER_WINS = winsBy("worker_key", "coalesce($.worker, '')");
+const RESULT_WINS = winsBy("result_key", "coalesce($.result, '') || chr(1) || coalesce($.runtime::text, '')");
+const EXCEPTION_WINS = winsBy("exception_key", "coalesce($.exception, '') || chr(1) || coalesce($.traceback, '')");
+/** From the better source (the event stream's over the result backend's), first non-null. */
+const DESCRIPTIVE = firstNonNull("excluded.info_source > stored.info_source");
 
-const TASK_UPSERT_SET = [
-  ...DESCRIPTIVE.map(
-    (c) => `${c} = case when excluded.info_source > tasks.info_source then coalesce(excluded.${c}, tasks.${c}) else coalesce(tasks.${c}, excluded.${c}) end`,
-  ),
-  "info_source = greatest(tasks.info_source, excluded.info_source)",
-  `state = case when ${STATE_WINS} then excluded.state else tasks.state end`,
-  "state_key = greatest(tasks.state_key, excluded.state_key)",
-  `worker = case when ${WORKER_WINS} then excluded.worker else tasks.worker end`,
-  "worker_key = greatest(tasks.worker_key, excluded.worker_key)",
-  `result = case when ${RESULT_WINS} then excluded.result else tasks.result end`,
-  `runtime = case when ${RESULT_WINS} then excluded.runtime else tasks.runtime end`,
-  "result_key = greatest(tasks.result_key, excluded.result_key)",
-  `exception = case when ${EXCEPTION_WINS} then excluded.exception else tasks.exception end`,
-  `traceback = case when ${EXCEPTION_WINS} then excluded.traceback else tasks.traceback end`,
-  "exception_key = greatest(tasks.exception_key, excluded.exception_key)",
-  // greatest/least ignore nulls in PostgreSQL: exactly the merge's min/max.
-  "retries = greatest(tasks.retries, excluded.retries)",
-  "sent_at = least(tasks.sent_at, excluded.sent_at)",
-  "received_at = greatest(tasks.received_at, excluded.received_at)",
-  "started_at = greatest(tasks.started_at, excluded.started_at)",
-  "finished_at = greatest(tasks.finished_at, excluded.finished_at)",
-  "first_seen_at = least(tasks.first_seen_at, excluded.first_seen_at)",
-  "last_event_at = greatest(tasks.last_event_at, excluded.last_event_at)",
-].join(",\n      ");
+/** mergeTaskPatch (state/task-patch.ts), column by column, in SQL. */
+const TASK_MERGE = {
+  id: "key",
+  // Descriptive fields, and the source they came from.
+  name: DESCRIPTIVE, args: DESCRIPTIVE, kwargs: DESCRIPTIVE, queue: DESCRIPTIVE, routingKey: DESCRIPTIVE,
+  exchange: DESCRIPTIVE, rootId: DESCRIPTIVE, parentId: DESCRIPTIVE, eta: DESCRIPTIVE, expires: DESCRIPTIVE,
+  infoSource: greatest,
+  // Each value with its key: from the event with the greatest one.
+  state: incomingIf(STATE_WINS), stateKey: greatest,
+  worker: incomingIf(WORKER_WINS), workerKey: greatest,
+  result: incomingIf(RESULT_WINS), runtime: incomingIf(RESULT_WINS), resultKey: greatest,
+  exception: incomingIf(EXCEPTION_WINS), traceback: incomingIf(EXCEPTION_WINS), exceptionKey: greatest,
+  // Times: the first send and sighting; the latest run; the most retries.
+  sentAt: least, firstSeenAt: least,
+  receivedAt: greatest, startedAt: greatest, finishedAt: greatest, lastEventAt: greatest,
+  retries: greatest,
+} satisfies MergeRules<typeof tasks>;
 
-function upsertTasks(patches: TaskPatch[]): Statement {
-  const payload = JSON.stringify(
-    patches.map((p) => ({
-      id: p.id,
-      name: p.name,
-      args: p.args,
-      kwargs: p.kwargs,
-      queue: p.queue,
-      routing_key: p.routingKey,
-      exchange: p.exchange,
-      root_id: p.rootId,
-      parent_id: p.parentId,
-      eta: p.eta,
-      expires: p.expires,
-      info_source: p.infoSource,
-      state: p.state,
-      state_key: p.stateKey,
-      worker: p.worker,
-      worker_key: p.workerKey,
-      result: p.result,
-      runtime: p.runtime,
-      result_key: p.resultKey,
-      exception: p.exception,
-      traceback: p.traceback,
-      exception_key: p.exceptionKey,
-      retries: p.retries,
-      sent_at: p.sentAt,
-      received_at: p.receivedAt,
-      started_at: p.startedAt,
-      finished_at: p.finishedAt,
-      first_seen_at: p.firstSeenAt,
-      last_event_at: p.lastEventAt,
-    })),
-  );
-  return [
-    `insert into tasks as tasks (id, name, args, kwargs, queue, routing_key, exchange, root_id, parent_id, eta, expires,
-      info_source, state, state_key, worker, worker_key, result, runtime, result_key, exception, traceback, exception_key,
-      retries, sent_at, received_at, started_at, finished_at, first_seen_at, last_event_at)
-    select id, name, args, kwargs, queue, routing_key, exchange, root_id, parent_id, eta, expires,
-      info_source, state, state_key, worker, worker_key, result, runtime, result_key, exception, traceback, exception_key,
-      retries, to_timestamp(sent_at), to_timestamp(received_at), to_timestamp(started_at), to_timestamp(finished_at),
-      to_timestamp(first_seen_at), to_timestamp(last_event_at)
-    from json_to_recordset($1::text::json) as x(id text, name text, args text, kwargs text, queue text, routing_key text,
-      exchange text, root_id text, parent_id text, eta text, expires text, info_source smallint, state text, state_key bigint,
-      worker text, worker_key bigint, result text, runtime float8, result_key bigint, exception text, traceback text,
-      exception_key bigint, retries integer, sent_at float8, received_at float8, started_at float8, finished_at float8,
-      first_seen_at float8, last_event_at float8)
-    on conflict (id) do update set
-      ${TASK_UPSERT_SET}`,
-    [payload],
-  ];
-}
+const upsertTasks = upsert(tasks, TASK_MERGE);
 
-const WORKER_STATS = ["freq", "active", "processed", "loadavg", "pid", "sw_ident", "sw_ver", "sw_sys"];
+/** Stats from the worker event with the latest sender timestamp, first non-null. */
+const FROM_NEWER_STATS = firstNonNull("excluded.stats_at > stored.stats_at or stored.stats_at is null");
+
+/** mergeWorkerPatch (state/worker.ts), column by column, in SQL. */
+const WORKER_MERGE = {
+  hostname: "key",
+  // Signs of life and their times: the latest; the first sighting: the earliest.
+  lastHeartbeatAt: greatest, statsAt: greatest, onlineAt: greatest, offlineAt: greatest,
+  firstSeenAt: least,
+  // The stats of the latest worker event.
+  freq: FROM_NEWER_STATS, active: FROM_NEWER_STATS, processed: FROM_NEWER_STATS, loadavg: FROM_NEWER_STATS,
+  pid: FROM_NEWER_STATS, swIdent: FROM_NEWER_STATS, swVer: FROM_NEWER_STATS, swSys: FROM_NEWER_STATS,
+  // What the worker says it holds, from remote control (queries/detect.ts recordInspection).
+  reserved: "not written", reservedTasks: "not written", activeTasks: "not written", inspectedAt: "not written",
+} satisfies MergeRules<typeof workers>;
+
+const upsertWorkerRows = upsert(workers, WORKER_MERGE);
 
 function upsertWorkers(patches: WorkerPatch[]): Statement {
   const now = Date.now() / 1000;
-  const payload = JSON.stringify(
-    patches.map((w) => ({
-      hostname: w.hostname,
-      last_heartbeat_at: w.lastHeartbeatAt,
-      stats_at: w.statsAt,
-      freq: w.freq,
-      active: w.active,
-      processed: w.processed,
-      loadavg: w.loadavg,
-      pid: w.pid,
-      sw_ident: w.swIdent,
-      sw_ver: w.swVer,
-      sw_sys: w.swSys,
-      online_at: w.onlineAt,
-      offline_at: w.offlineAt,
-      first_seen_at: w.lastHeartbeatAt ?? w.offlineAt ?? now,
-    })),
-  );
-  const newer = "excluded.stats_at > workers.stats_at or workers.stats_at is null";
-  const set = [
-    "last_heartbeat_at = greatest(workers.last_heartbeat_at, excluded.last_heartbeat_at)",
-    ...WORKER_STATS.map((c) => `${c} = case when ${newer} then coalesce(excluded.${c}, workers.${c}) else coalesce(workers.${c}, excluded.${c}) end`),
-    "stats_at = greatest(workers.stats_at, excluded.stats_at)",
-    "online_at = greatest(workers.online_at, excluded.online_at)",
-    "offline_at = greatest(workers.offline_at, excluded.offline_at)",
-    "first_seen_at = least(workers.first_seen_at, excluded.first_seen_at)",
-  ].join(",\n      ");
-  return [
-    `insert into workers as workers (hostname, last_heartbeat_at, stats_at, freq, active, processed, loadavg, pid,
-      sw_ident, sw_ver, sw_sys, online_at, offline_at, first_seen_at)
-    select hostname, to_timestamp(last_heartbeat_at), to_timestamp(stats_at), freq, active, processed, loadavg, pid,
-      sw_ident, sw_ver, sw_sys, to_timestamp(online_at), to_timestamp(offline_at), to_timestamp(first_seen_at)
-    from json_to_recordset($1::text::json) as x(hostname text, last_heartbeat_at float8, stats_at float8, freq float8,
-      active integer, processed integer, loadavg jsonb, pid integer, sw_ident text, sw_ver text, sw_sys text,
-      online_at float8, offline_at float8, first_seen_at float8)
-    on conflict (hostname) do update set
-      ${set}`,
-    [payload],
-  ];
+  return upsertWorkerRows(patches.map((w) => ({ ...w, firstSeenAt: w.lastHeartbeatAt ?? w.offlineAt ?? now })));
 }
 
 export async function insertQueueSamples(database: Database, samples: QueueSample[]): Promise<void> {
@@ -248,19 +172,19 @@ export async function insertQueueSamples(database: Database, samples: QueueSampl
       oldest: s.oldestUnackedAgeS,
     })),
   );
+  const rows = sql`json_to_recordset(${payload}::json)
+      as x(queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)`;
   // Two statements: prepared statements (postgres.js) take one at a time.
   await database.db.transaction(async (tx) => {
     await tx.execute(sql`
     insert into queue_samples (queue, sampled_at, depth, by_priority, unacked, oldest_unacked_age_s)
     select queue, to_timestamp(sampled_at), depth, by_priority, unacked, oldest
-    from json_to_recordset(${payload}::json)
-      as x(queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)
+    from ${rows}
     on conflict do nothing`);
     await tx.execute(sql`
     insert into queues as queues (name, depth, by_priority, unacked, oldest_unacked_age_s, sampled_at, first_seen_at)
     select queue, depth, by_priority, unacked, oldest, to_timestamp(sampled_at), to_timestamp(sampled_at)
-    from json_to_recordset(${payload}::json)
-      as x(queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)
+    from ${rows}
     on conflict (name) do update set
       depth = excluded.depth, by_priority = excluded.by_priority, unacked = excluded.unacked,
       oldest_unacked_age_s = excluded.oldest_unacked_age_s, sampled_at = excluded.sampled_at

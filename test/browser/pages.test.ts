@@ -7,32 +7,26 @@
  * test-results/screens/ for a person to look at.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import type { Browser, Page } from "playwright-core";
+import { type LabSettings, sendTasks } from "../support/celery.ts";
+import { launchBrowser, SCREENS } from "../support/browser.ts";
+import type { CrisperUnderTest } from "../support/crisper.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { scenarios } from "../support/scenario.ts";
 
-const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screens");
 const XSS = `<img src=x onerror=alert(1)> <script>alert(2)</script> naïve`;
-let redis: RedisServer;
+const servers = scenarios("pages", { store: "pglite" });
 let crisper: CrisperUnderTest;
-let worker: CeleryProcess;
 let browser: Browser;
-let dataDir: string;
-let lab: { brokerUrl: string; resultBackend: string };
+let lab: LabSettings;
 const ids: Record<string, string> = {};
 
 beforeAll(async () => {
-  mkdirSync(SCREENS, { recursive: true });
-  redis = await startRedis();
-  dataDir = mkdtempSync(join(tmpdir(), "crisper-pages-"));
-  lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
-  crisper = await startCrisper({ BROKER_URL: lab.brokerUrl, RESULT_BACKEND_URL: lab.resultBackend, DATA_DIR: dataDir, ENABLE_EVENTS_INTERVAL_S: "1" });
-  worker = await startWorker({ ...lab, hostname: "pages@lab", concurrency: 2 });
+  await servers.start();
+  const s = await servers.scenario({ ENABLE_EVENTS_INTERVAL_S: "1" });
+  ({ crisper, lab } = s);
+  await s.worker("pages@lab", { concurrency: 2 });
   // Tasks sent once Crisper has switched the worker's task events on have a
   // whole timeline, as a person normally sees it: warm-up tasks until one
   // comes back with its worker's task-received.
@@ -58,15 +52,12 @@ beforeAll(async () => {
   for (const id of [echo, add, boom]) {
     await waitUntil(async () => ["SUCCESS", "FAILURE"].includes((await crisper.get(`/api/tasks/${id}`)).body?.task?.state), 60_000, `task ${id}`, 200);
   }
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await worker?.kill();
-  await crisper?.stop();
-  await redis?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await servers.stop();
 });
 
 /** A page that records script errors and dialogs (an XSS would open one). */

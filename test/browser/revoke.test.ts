@@ -5,52 +5,40 @@
  * hostile site cannot make an admin's browser revoke anything.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
-import { type CeleryProcess, type LabSettings, sendTasks, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import type { Browser } from "playwright-core";
+import { type LabSettings, sendTasks } from "../support/celery.ts";
+import { launchBrowser, SCREENS } from "../support/browser.ts";
+import type { CrisperUnderTest } from "../support/crisper.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { scenarios } from "../support/scenario.ts";
 
-const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screens");
 const ALICE = { username: "alice", password: "alice-pw" };
 const BOB = { username: "bob", password: "bob pw:with colon" };
 const basic = (u: { username: string; password: string }) => `Basic ${Buffer.from(`${u.username}:${u.password}`).toString("base64")}`;
 
-let redis: RedisServer;
+const servers = scenarios("revoke", { store: "pglite" });
 let crisper: CrisperUnderTest;
-let worker: CeleryProcess;
 let browser: Browser;
-let dataDir: string;
 let lab: LabSettings;
 
 beforeAll(async () => {
-  mkdirSync(SCREENS, { recursive: true });
-  redis = await startRedis();
-  dataDir = mkdtempSync(join(tmpdir(), "crisper-revoke-"));
-  lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1"), taskEvents: true };
+  await servers.start();
   // Bob's password is stored as an argon2id hash, Alice's as text: both forms work.
   const bobHash = await Bun.password.hash(BOB.password);
-  crisper = await startCrisper({
-    BROKER_URL: lab.brokerUrl,
-    RESULT_BACKEND_URL: lab.resultBackend as string,
-    DATA_DIR: dataDir,
-    ENABLE_EVENTS_INTERVAL_S: "1",
-    CRISPER_AUTH: `admin:alice:${ALICE.password} viewer:bob:${bobHash}`,
-  });
+  const s = await servers.scenario(
+    { ENABLE_EVENTS_INTERVAL_S: "1", CRISPER_AUTH: `admin:alice:${ALICE.password} viewer:bob:${bobHash}` },
+    { taskEvents: true },
+  );
+  ({ crisper, lab } = s);
   // A slot for each test's long task: the refused revokes leave theirs running.
-  worker = await startWorker({ ...lab, hostname: "revoke@lab", concurrency: 4 });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  await s.worker("revoke@lab", { concurrency: 4 });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await worker?.kill();
-  await crisper?.stop();
-  await redis?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await servers.stop();
 });
 
 const api = (path: string, init: RequestInit & { as?: typeof ALICE } = {}) =>

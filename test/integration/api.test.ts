@@ -3,19 +3,16 @@
  * paths, errors, and hostile input.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { buildBatch } from "../../src/collector/batch.ts";
 import { decodeRawMessage } from "../../src/collector/decode.ts";
 import { logger } from "../../src/log.ts";
-import { type Database, openDatabase } from "../../src/store/database.ts";
-import { migrate } from "../../src/store/migrate.ts";
+import type { Database } from "../../src/store/database.ts";
 import { writeBatch } from "../../src/store/writes.ts";
 import { createApp } from "../../src/web/app.ts";
 import { captureMessages, readCapture } from "../fixtures/captures.ts";
+import { emptyStore, type TestStore } from "../support/store.ts";
 
-let dir: string;
+let store: TestStore;
 let database: Database;
 let app: ReturnType<typeof createApp>;
 const FLAKY = "c1f5847a-a3de-43a7-8d91-07bc215c2d09";
@@ -23,9 +20,8 @@ const ECHO = "120f0b65-0f80-4fb4-8296-3d606ee33f69";
 const DUP = "7c50fa48-dbd7-42d5-a155-777ec02a207c";
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "crisper-api-"));
-  database = await openDatabase({ dataDir: dir });
-  await migrate(database);
+  store = await emptyStore("api");
+  database = store.database;
   const events = [
     ...captureMessages(readCapture("celery-5.2-redis-mixed.jsonl")),
     ...captureMessages(readCapture("celery-5.2-redis-faults.jsonl")),
@@ -35,10 +31,7 @@ beforeAll(async () => {
   app = createApp({ database, log: logger("test", () => {}), now: () => 1795476100 });
 });
 
-afterAll(async () => {
-  await database.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => store?.remove());
 
 const get = async (path: string) => {
   const res = await app.request(path);

@@ -5,33 +5,21 @@
  * on. Tasks come back through the JSON API with what the workers really did.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type CeleryProcess, type LabSettings, sendTasks, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
-import { type PostgresServer, startPostgres } from "../support/postgres-server.ts";
+import type { CrisperUnderTest } from "../support/crisper.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { type Scenario, scenarios } from "../support/scenario.ts";
 
 const stores = [
-  { kind: "PGlite", start: async () => ({ env: {}, stop: async () => {} }) },
-  {
-    kind: "PostgreSQL",
-    start: async () => {
-      const pg: PostgresServer = await startPostgres();
-      return { env: { DATABASE_URL: pg.url }, stop: () => pg.stop() };
-    },
-  },
-];
+  { kind: "PGlite", store: "pglite" },
+  { kind: "PostgreSQL", store: "postgres" },
+] as const;
 
 for (const store of stores) {
   describe(`collector end to end on ${store.kind}`, () => {
-    let redis: RedisServer;
-    let storeHandle: { env: Record<string, string>; stop: () => Promise<void> };
-    let dataDir: string;
+    const servers = scenarios("e2e", { store: store.store });
+    let s: Scenario<CrisperUnderTest>;
     let crisper: CrisperUnderTest;
-    let env: Record<string, string>;
     let lab: LabSettings;
     let worker: CeleryProcess | null = null;
     const ids: Record<string, string> = {};
@@ -42,28 +30,14 @@ for (const store of stores) {
       until(`${id} ${state}`, async () => (await crisper.get(`/api/tasks/${id}`)).body?.task?.state === state);
 
     beforeAll(async () => {
-      [redis, storeHandle] = await Promise.all([startRedis(), store.start()]);
-      dataDir = mkdtempSync(join(tmpdir(), "crisper-e2e-"));
-      const brokerUrl = `redis://127.0.0.1:${redis.port}/0`;
-      const resultBackend = `redis://127.0.0.1:${redis.port}/1`;
-      lab = { brokerUrl, resultBackend };
-      env = {
-        BROKER_URL: brokerUrl,
-        RESULT_BACKEND_URL: resultBackend,
-        DATA_DIR: dataDir,
-        ENABLE_EVENTS_INTERVAL_S: "1",
-        QUEUE_SAMPLE_INTERVAL_S: "1",
-        ...storeHandle.env,
-      };
-      crisper = await startCrisper(env);
+      await servers.start();
+      s = await servers.scenario({ ENABLE_EVENTS_INTERVAL_S: "1", QUEUE_SAMPLE_INTERVAL_S: "1" });
+      ({ crisper, lab } = s);
     });
 
     afterAll(async () => {
       await worker?.stop();
-      await crisper?.stop();
-      await storeHandle?.stop();
-      await redis?.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await servers.stop();
     });
 
     test("tasks queued before any worker show in /api/queues by priority", async () => {
@@ -161,8 +135,7 @@ for (const store of stores) {
     test("a restart of Crisper keeps the history", async () => {
       const before = (await crisper.get("/api/tasks?limit=500")).body.tasks.length;
       expect(before).toBeGreaterThanOrEqual(9);
-      await crisper.stop();
-      crisper = await startCrisper(env);
+      crisper = await s.restartCrisper();
       const after = (await crisper.get("/api/tasks?limit=500")).body.tasks;
       expect(after.length).toBe(before);
       expect((await task(ids.queued as string)).task.state).toBe("SUCCESS");

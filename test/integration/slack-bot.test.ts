@@ -5,80 +5,50 @@
  * Commands are signed the way Slack signs them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Links } from "../../bot/messages.ts";
 import { createSlackBot } from "../../bot/slack-app.ts";
 import { syncAlerts } from "../../src/alerts/store.ts";
 import { logger } from "../../src/log.ts";
 import { createApp } from "../../src/web/app.ts";
-import { type CeleryProcess, type LabSettings, sendTasks, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import { type LabSettings, sendTasks } from "../support/celery.ts";
 import { type FakeSlack, messageText, sendSlashCommand, slackSignature, startFakeSlack } from "../support/fake-slack.ts";
-import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { QUICK_INTERVALS, scenarios } from "../support/scenario.ts";
 
 const SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
 const PUBLIC_URL = "https://crisper.example.com";
 
-let redis: RedisServer;
-let pg: PostgresServer;
+const servers = scenarios("slack", { store: "postgres" });
 let slack: FakeSlack;
-let db = 0;
-const cleanups: (() => Promise<void>)[] = [];
 const until = (what: string, check: () => Promise<boolean> | boolean, ms = 60_000) => waitUntil(async () => check(), ms, what, 200);
 
 beforeAll(async () => {
-  [redis, pg, slack] = await Promise.all([startRedis(), startPostgres(), startFakeSlack()]);
+  [, slack] = await Promise.all([servers.start(), startFakeSlack()]);
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  await Promise.all([redis?.stop(), pg?.stop(), slack?.stop()]);
+  await servers.stop();
+  await slack?.stop();
 });
 
 /** A fresh Redis db, database and Crisper with the bot on, posting to `channel`. */
 async function setup(channel: string, lab: Partial<LabSettings> = {}) {
-  db++;
-  const brokerUrl = `redis://127.0.0.1:${redis.port}/${db}`;
-  const resultBackend = `redis://127.0.0.1:${redis.port}/${db + 8}`;
-  const dataDir = mkdtempSync(join(tmpdir(), "crisper-slack-"));
-  const crisper = await startCrisper({
-    BROKER_URL: brokerUrl,
-    RESULT_BACKEND_URL: resultBackend,
-    DATABASE_URL: await createDatabase(pg.url, `slack${db}`),
-    DATA_DIR: dataDir,
-    ENABLE_EVENTS_INTERVAL_S: "1",
-    QUEUE_SAMPLE_INTERVAL_S: "1",
-    DETECT_INTERVAL_S: "0.5",
-    INSPECT_INTERVAL_S: "1",
-    SLACK_BOT_TOKEN: "xoxb-test-token",
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_ALERT_CHANNEL: channel,
-    SLACK_API_URL: slack.apiUrl,
-    SLACK_POLL_INTERVAL_S: "0.5",
-    PUBLIC_URL,
-  });
-  const workers: CeleryProcess[] = [];
-  cleanups.push(async () => {
-    for (const w of workers) await w.kill();
-    await crisper.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const settings: LabSettings = { brokerUrl, resultBackend, ...lab };
-  return {
-    crisper,
-    lab: settings,
-    async worker(hostname: string, opts: Partial<Parameters<typeof startWorker>[0]> = {}) {
-      const w = await startWorker({ ...settings, hostname, concurrency: 1, ...opts });
-      workers.push(w);
-      return w;
+  const s = await servers.scenario(
+    {
+      ...QUICK_INTERVALS,
+      SLACK_BOT_TOKEN: "xoxb-test-token",
+      SLACK_SIGNING_SECRET: SECRET,
+      SLACK_ALERT_CHANNEL: channel,
+      SLACK_API_URL: slack.apiUrl,
+      SLACK_POLL_INTERVAL_S: "0.5",
+      PUBLIC_URL,
     },
+    lab,
+  );
+  return Object.assign(s, {
     /** Successful posts to this channel. */
     posts: () => slack.posts().filter((p) => p.channel === channel),
-  };
+  });
 }
 
 describe("/celery commands answer with real data", () => {

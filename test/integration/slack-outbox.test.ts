@@ -6,30 +6,23 @@
  * history, and an alert that resolved before it could be posted says so.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type PostMessage, createAlertPoster } from "../../bot/alert-poster.ts";
 import { Links } from "../../bot/messages.ts";
 import type { AlertSpec } from "../../src/alerts/kinds.ts";
 import { syncAlerts } from "../../src/alerts/store.ts";
 import { logger } from "../../src/log.ts";
-import { type Database, openDatabase, sql } from "../../src/store/database.ts";
-import { migrate } from "../../src/store/migrate.ts";
+import { type Database, sql } from "../../src/store/database.ts";
+import { emptyStore, type TestStore } from "../support/store.ts";
 
-let dir: string;
+let store: TestStore;
 let database: Database;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "crisper-outbox-"));
-  database = await openDatabase({ dataDir: dir });
-  await migrate(database);
+  store = await emptyStore("outbox");
+  database = store.database;
 });
 
-afterAll(async () => {
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => store?.remove());
 
 interface Posted {
   channel: string;

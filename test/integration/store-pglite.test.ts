@@ -4,26 +4,25 @@
  * event) changes nothing.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../../src/store/database.ts";
 import { migrate } from "../../src/store/migrate.ts";
+import { emptyStore, type TestStore } from "../support/store.ts";
 import { storeContract } from "./store-contract.ts";
 
+let store: TestStore;
 let dir: string;
 let database: Database;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "crisper-pglite-"));
-  database = await openDatabase({ dataDir: dir });
-  await migrate(database);
+  store = await emptyStore("pglite");
+  ({ dir, database } = store);
 });
 
 afterAll(async () => {
+  // The test below reopens the store: close that one too.
   await database?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await store?.remove();
 });
 
 describe("PGlite store", () => {

@@ -4,32 +4,19 @@
  * restart, tasks sent at irregular times — must open no alert at all.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type CeleryProcess, revokeTask, sendTasks, startWorker, type TaskRequest } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
-import { type PostgresServer, startPostgres } from "../support/postgres-server.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { QUICK_INTERVALS, scenarios } from "../support/scenario.ts";
 
 const CALM_SECONDS = Number(process.env.CRISPER_CALM_SECONDS ?? 180);
-let redis: RedisServer;
-let pg: PostgresServer;
-let crisper: CrisperUnderTest;
-let dataDir: string;
+const servers = scenarios("calm", { store: "postgres" });
 const workers: CeleryProcess[] = [];
 
-beforeAll(async () => {
-  [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
-  dataDir = mkdtempSync(join(tmpdir(), "crisper-calm-"));
-});
+beforeAll(() => servers.start());
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
-  await crisper?.stop();
-  await Promise.all([redis?.stop(), pg?.stop()]);
-  rmSync(dataDir, { recursive: true, force: true });
+  await servers.stop();
 });
 
 /** A deterministic pseudo-random sequence, so a failure can be replayed. */
@@ -41,17 +28,7 @@ function rng(seed: number) {
 }
 
 test(`${CALM_SECONDS} s of ordinary traffic opens no alert`, async () => {
-  const lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
-  crisper = await startCrisper({
-    BROKER_URL: lab.brokerUrl,
-    RESULT_BACKEND_URL: lab.resultBackend,
-    DATABASE_URL: pg.url,
-    DATA_DIR: dataDir,
-    ENABLE_EVENTS_INTERVAL_S: "2",
-    QUEUE_SAMPLE_INTERVAL_S: "1",
-    DETECT_INTERVAL_S: "0.5",
-    INSPECT_INTERVAL_S: "2",
-  });
+  const { crisper, lab } = await servers.scenario({ ...QUICK_INTERVALS, ENABLE_EVENTS_INTERVAL_S: "2", INSPECT_INTERVAL_S: "2" });
   workers.push(await startWorker({ ...lab, hostname: "calm1@lab", concurrency: 2 }));
   workers.push(await startWorker({ ...lab, hostname: "calm2@lab", concurrency: 2 }));
   const random = rng(42);

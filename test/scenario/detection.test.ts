@@ -6,70 +6,21 @@
  * purpose: the targets are measured, not asserted, so a busy machine passes.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type CeleryProcess, type LabSettings, sendTasks, startBeat, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
-import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
+import { type LabSettings, sendTasks } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { QUICK_INTERVALS, scenarios } from "../support/scenario.ts";
 
-let redis: RedisServer;
-let pg: PostgresServer;
-let db = 0;
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
-});
-
-afterAll(async () => {
-  // A cleanup that hangs is reported, not waited on for the rest of the run.
-  const bounded = async (what: string, p: Promise<unknown>) => {
-    const t0 = performance.now();
-    const done = await Promise.race([p.then(() => true, () => true), Bun.sleep(30_000).then(() => false)]);
-    if (!done) console.error(`[cleanup] ${what} still running after ${((performance.now() - t0) / 1000).toFixed(0)} s; moving on`);
-  };
-  for (const [i, c] of cleanups.reverse().entries()) await bounded(`scenario cleanup #${i}`, c());
-  await bounded("redis and postgres", Promise.all([redis?.stop(), pg?.stop()]));
-});
+const servers = scenarios("detection", { store: "postgres" });
+beforeAll(() => servers.start());
+afterAll(() => servers.stop());
 
 /** A fresh Redis db, database and Crisper for one scenario. */
-async function scenario(env: Record<string, string> = {}, lab: Partial<LabSettings> = {}) {
-  db++;
-  const brokerUrl = `redis://127.0.0.1:${redis.port}/${db}`;
-  const resultBackend = `redis://127.0.0.1:${redis.port}/${db + 8}`;
-  const dataDir = mkdtempSync(join(tmpdir(), "crisper-scenario-"));
-  const crisper = await startCrisper({
-    BROKER_URL: brokerUrl,
-    RESULT_BACKEND_URL: resultBackend,
-    DATABASE_URL: await createDatabase(pg.url, `scenario${db}`),
-    DATA_DIR: dataDir,
-    ENABLE_EVENTS_INTERVAL_S: "1",
-    QUEUE_SAMPLE_INTERVAL_S: "1",
-    DETECT_INTERVAL_S: "0.5",
-    INSPECT_INTERVAL_S: "1",
-    ...env,
+async function scenario(env: Record<string, string> = {}, settings: Partial<LabSettings> = {}) {
+  const s = await servers.scenario({ ...QUICK_INTERVALS, ...env }, settings);
+  return Object.assign(s, {
+    alerts: async (status = "all") => (await s.crisper.get(`/api/alerts?status=${status}&limit=500`)).body.alerts as any[],
+    task: async (id: string) => (await s.crisper.get(`/api/tasks/${id}`)).body,
   });
-  const workers: CeleryProcess[] = [];
-  cleanups.push(async () => {
-    for (const w of workers) await w.kill();
-    await crisper.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const settings: LabSettings = { brokerUrl, resultBackend, ...lab };
-  return {
-    crisper,
-    lab: settings,
-    async worker(hostname: string, opts: Partial<Parameters<typeof startWorker>[0]> = {}) {
-      const w = await startWorker({ ...settings, hostname, concurrency: 1, ...opts });
-      workers.push(w);
-      return w;
-    },
-    alerts: async (status = "all") => (await crisper.get(`/api/alerts?status=${status}&limit=500`)).body.alerts as any[],
-    task: async (id: string) => (await crisper.get(`/api/tasks/${id}`)).body,
-  };
 }
 
 /** Polls until an alert of `kind` for `subject` exists; returns seconds since `since`. */
@@ -155,8 +106,7 @@ describe("detection on real Celery", () => {
   test("Celery Beat killed: the learned schedule goes missing and beat_missed opens", async () => {
     const s = await scenario();
     await s.worker("beatw@lab");
-    const beat = await startBeat({ ...s.lab, beatIntervalS: 1 });
-    cleanups.push(() => beat.kill());
+    const beat = await s.beat({ beatIntervalS: 1 });
     await until("schedule learned", async () => {
       const sch = (await s.crisper.get("/api/schedules")).body.schedules.find((x: any) => x.task === "labapp.canary");
       return sch?.source === "learned" && sch.status === "ok";
@@ -170,8 +120,7 @@ describe("detection on real Celery", () => {
     console.log(`[ttd] beat_missed: ${(missed.ttd / sch.expected_interval_s).toFixed(1)} intervals`);
     expect(missed.alert.details).toMatchObject({ task: "labapp.canary", source: "learned" });
     // Beat back: the schedule is on time again and the alert resolves.
-    const back = await startBeat({ ...s.lab, beatIntervalS: 1 });
-    cleanups.push(() => back.kill());
+    const back = await s.beat({ beatIntervalS: 1 });
     await until("beat_missed resolved", async () => (await s.alerts("open")).every((a) => a.kind !== "beat_missed"));
     await back.kill();
   }, 180_000);

@@ -6,49 +6,26 @@
  * get their final state from the result backend.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Redis } from "ioredis";
-import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
-import { type CrisperProcess, startCrisperProcess } from "../support/crisper.ts";
-import { type PostgresServer, startPostgres } from "../support/postgres-server.ts";
+import { sendTasks } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { scenarios } from "../support/scenario.ts";
 
-let redis: RedisServer;
-let pg: PostgresServer;
-let crisper: CrisperProcess | null = null;
-let worker: CeleryProcess | null = null;
-let dataDir: string;
-
-beforeAll(async () => {
-  // A small PUB/SUB output buffer, so a modest burst is enough to get cut.
-  [redis, pg] = await Promise.all([startRedis({ args: ["--client-output-buffer-limit", "pubsub 256kb 128kb 5"] }), startPostgres()]);
-  dataDir = mkdtempSync(join(tmpdir(), "crisper-gap-"));
-});
-
-afterAll(async () => {
-  await worker?.kill();
-  await crisper?.stop();
-  await Promise.all([redis?.stop(), pg?.stop()]);
-  rmSync(dataDir, { recursive: true, force: true });
-});
+// A small PUB/SUB output buffer, so a modest burst is enough to get cut.
+const servers = scenarios("gap", { store: "postgres", redisArgs: ["--client-output-buffer-limit", "pubsub 256kb 128kb 5"] });
+beforeAll(() => servers.start());
+afterAll(() => servers.stop());
 
 test("frozen and cut off by Redis: the gap is recorded and reconciled from the result backend", async () => {
-  const lab = { brokerUrl: redis.url, resultBackend: redis.url.replace(/\/0$/, "/1") };
-  crisper = await startCrisperProcess({
-    BROKER_URL: lab.brokerUrl,
-    RESULT_BACKEND_URL: lab.resultBackend,
-    DATABASE_URL: pg.url,
-    DATA_DIR: dataDir,
+  // The first scenario: its broker is Redis db 0 (the `/0.` in the event channels below).
+  const s = await servers.scenarioProcess({
     ENABLE_EVENTS_INTERVAL_S: "1",
     DETECT_INTERVAL_S: "0.5",
     // Resolved once the stream has been up this long (alert-noise.test.ts shows the merging).
     EVENT_GAP_MERGE_S: "2",
   });
-  const c = crisper;
-  worker = await startWorker({ ...lab, hostname: "gap@lab", concurrency: 3 });
+  const { crisper: c, lab } = s;
+  await s.worker("gap@lab", { concurrency: 3 });
   const ids = await sendTasks(lab, [1, 2, 3].map(() => ({ task: "labapp.sleepy", args: [3] })));
   await waitUntil(
     async () => {

@@ -4,40 +4,29 @@
  * beat_missed names the declared schedule; deleting it resolves the alert.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type CeleryProcess, type LabSettings, startBeat, startWorker } from "../support/celery.ts";
-import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
+import type { CrisperUnderTest } from "../support/crisper.ts";
 import { waitUntil } from "../support/processes.ts";
-import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { scenarios } from "../support/scenario.ts";
 
 const ADMIN = `Basic ${Buffer.from("ops:ops-pw").toString("base64")}`;
 const VIEWER = `Basic ${Buffer.from("dev:dev-pw").toString("base64")}`;
-let redis: RedisServer;
+const servers = scenarios("schedules", { store: "pglite" });
 let crisper: CrisperUnderTest;
 let lab: LabSettings;
-let dataDir: string;
 const procs: CeleryProcess[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  dataDir = mkdtempSync(join(tmpdir(), "crisper-schedules-"));
-  lab = { brokerUrl: redis.url, taskEvents: true };
-  crisper = await startCrisper({
-    BROKER_URL: redis.url,
-    DATA_DIR: dataDir,
-    DETECT_INTERVAL_S: "0.5",
-    BEAT_SCHEDULES: "from-config=labapp.add@60",
-    CRISPER_AUTH: "admin:ops:ops-pw viewer:dev:dev-pw",
-  });
+  await servers.start();
+  ({ crisper, lab } = await servers.scenario(
+    { DETECT_INTERVAL_S: "0.5", BEAT_SCHEDULES: "from-config=labapp.add@60", CRISPER_AUTH: "admin:ops:ops-pw viewer:dev:dev-pw" },
+    { taskEvents: true },
+  ));
 });
 
 afterAll(async () => {
   for (const p of procs) await p.kill();
-  await crisper?.stop();
-  await redis?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await servers.stop();
 });
 
 const call = async (method: string, path: string, auth: string, body?: unknown) => {

@@ -2,12 +2,12 @@
  * A real PostgreSQL on a free loopback port, in a temporary directory.
  * PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
  */
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { freePort } from "./ports.ts";
-import { spawnTracked, waitUntil } from "./processes.ts";
+import { startServer } from "./processes.ts";
 
 export interface PostgresServer {
   /** postgres://crisper@127.0.0.1:PORT/crisper */
@@ -51,61 +51,41 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   const settings = opts.durable
     ? ["-c", "shared_buffers=256MB", "-c", "max_wal_size=2GB"]
     : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
-  let proc: ReturnType<typeof Bun.spawn> | null = null;
-
-  const launch = async () => {
-    const { proc: p, output: out } = spawnTracked(
-      asPostgresUser([join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port), ...settings]),
-    );
-    proc = p;
-    await waitUntil(
-      async () => {
-        if (p.exitCode !== null) throw new Error(`postgres exited with ${p.exitCode}:\n${out.text()}`);
-        const sql = postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, connect_timeout: 1, onnotice: () => {} });
-        try {
-          await sql`select 1`;
-          return true;
-        } catch {
-          return false;
-        } finally {
-          await sql.end({ timeout: 1 });
-        }
-      },
-      30_000,
-      `postgres on port ${port}`,
-      100,
-    );
-  };
-  await launch();
-  const admin = postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, onnotice: () => {} });
-  await admin.unsafe("create database crisper");
-  await admin.end();
-
-  const stopProc = async () => {
-    const p = proc;
-    proc = null;
-    if (!p || p.exitCode !== null) return;
+  // The server's maintenance database, as the superuser the tests use.
+  const admin = (o: { connect_timeout?: number } = {}) =>
+    postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, onnotice: () => {}, ...o });
+  const server = await startServer({
+    name: "postgres",
+    port,
+    dir,
+    command: asPostgresUser([join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port), ...settings]),
+    ready: async () => {
+      const sql = admin({ connect_timeout: 1 });
+      try {
+        await sql`select 1`;
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    },
+    timeoutMs: 30_000,
+    stepMs: 100,
     // A fast shutdown through pg_ctl: signals to `runuser` would reach
     // postgres as SIGTERM, a "smart" shutdown that waits for every client.
-    try {
-      await run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "20", "stop"], "pg_ctl stop");
-    } catch {
-      p.kill("SIGKILL");
-    }
-    await p.exited;
-  };
-  return {
-    url: `postgres://crisper@127.0.0.1:${port}/crisper`,
-    port,
-    async stop() {
-      await stopProc();
-      rmSync(dir, { recursive: true, force: true });
+    shutdown: async (p) => {
+      try {
+        await run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "20", "stop"], "pg_ctl stop");
+      } catch {
+        p.kill("SIGKILL");
+      }
     },
-    async restart() {
-      await stopProc();
-      await launch();
-    },
-  };
+  });
+  const sql = admin();
+  await sql.unsafe("create database crisper");
+  await sql.end();
+  return { url: `postgres://crisper@127.0.0.1:${port}/crisper`, port, stop: server.stop, restart: server.restart };
 }
 
 /** Creates another empty database on the same server; returns its URL. */

@@ -2,6 +2,7 @@
  * Child processes started by tests: all killed when the test process exits,
  * even on a crash, so no server outlives its test run.
  */
+import { rmSync } from "node:fs";
 import type { Subprocess } from "bun";
 
 const children = new Set<Subprocess>();
@@ -91,4 +92,67 @@ export function spawnTracked(cmd: string[], opts: { cwd?: string; env?: Record<s
   void output.pipe(proc.stdout as ReadableStream<Uint8Array>);
   void output.pipe(proc.stderr as ReadableStream<Uint8Array>);
   return { proc, output };
+}
+
+export interface ServerProcess {
+  /** Stops the server (idempotent) and removes its directory. */
+  stop(): Promise<void>;
+  /** Stops it if it runs, and starts it again on the same port, its files kept. */
+  restart(): Promise<void>;
+  /** Signals the running server (SIGSTOP / SIGCONT freeze it without closing connections). */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
+}
+
+/**
+ * A server for the tests (redis-server, PostgreSQL): `command` is started,
+ * killed with the test process, and `ready` is polled until the server
+ * answers; exiting before that fails with its last output. `shutdown` stops
+ * it (SIGKILL when not given); `dir` holds its files.
+ */
+export async function startServer(o: {
+  name: string;
+  port: number;
+  dir: string;
+  command: string[];
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+  stepMs: number;
+  shutdown?: (proc: Subprocess) => Promise<void>;
+}): Promise<ServerProcess> {
+  let proc: Subprocess | null = null;
+  const launch = async () => {
+    const { proc: p, output } = spawnTracked(o.command);
+    proc = p;
+    await waitUntil(
+      async () => {
+        if (p.exitCode !== null) throw new Error(`${o.name} exited with ${p.exitCode}:\n${output.text()}`);
+        return o.ready();
+      },
+      o.timeoutMs,
+      `${o.name} on port ${o.port}`,
+      o.stepMs,
+    );
+  };
+  const stopProc = async () => {
+    const p = proc;
+    proc = null;
+    if (!p || p.exitCode !== null) return;
+    if (o.shutdown) await o.shutdown(p);
+    else p.kill("SIGKILL");
+    await p.exited;
+  };
+  await launch();
+  return {
+    async stop() {
+      await stopProc();
+      rmSync(o.dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stopProc();
+      await launch();
+    },
+    signal(signal) {
+      proc?.kill(signal);
+    },
+  };
 }

@@ -1,9 +1,9 @@
 /** A real redis-server on a free loopback port, for one test file. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
-import { spawnTracked, waitUntil } from "./processes.ts";
+import { startServer } from "./processes.ts";
 
 export interface RedisServer {
   url: string;
@@ -20,50 +20,22 @@ export interface RedisServer {
 export async function startRedis(opts: { args?: string[] } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "crisper-redis-"));
-  let proc: ReturnType<typeof Bun.spawn> | null = null;
-
-  const launch = async () => {
-    const { proc: p, output: out } = spawnTracked([
-      "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...(opts.args ?? []),
-    ]);
-    proc = p;
-    await waitUntil(
-      async () => {
-        if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}:\n${out.text()}`);
-        return ping(port);
-      },
-      15_000,
-      `redis-server on port ${port}`,
-      50,
-    );
-  };
-  await launch();
-
-  const stopProc = async () => {
-    const p = proc;
-    proc = null;
-    if (!p || p.exitCode !== null) return;
-    p.kill("SIGKILL");
-    await p.exited;
-  };
-
+  const server = await startServer({
+    name: "redis-server",
+    port,
+    dir,
+    command: ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...(opts.args ?? [])],
+    ready: () => ping(port),
+    timeoutMs: 15_000,
+    stepMs: 50,
+  });
   return {
     url: `redis://127.0.0.1:${port}/0`,
     port,
-    async stop() {
-      await stopProc();
-      rmSync(dir, { recursive: true, force: true });
-    },
-    async restart() {
-      await stopProc();
-      await launch();
-    },
-    pause() {
-      proc?.kill("SIGSTOP");
-    },
-    resume() {
-      proc?.kill("SIGCONT");
-    },
+    stop: server.stop,
+    restart: server.restart,
+    pause: () => server.signal("SIGSTOP"),
+    resume: () => server.signal("SIGCONT"),
   };
 }
 

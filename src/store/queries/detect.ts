@@ -3,9 +3,8 @@ import { and, desc, eq, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Database } from "../database.ts";
 import { AT_WORKER_STATES, sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
 import { NEWEST_FIRST } from "./tasks.ts";
+import { unixSeconds } from "../schema/columns.ts";
 import { queueSamples, schedules, tasks, workers } from "../schema/index.ts";
-
-const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
 
 /** RECEIVED/STARTED tasks (tasks_unfinished_idx), oldest first, bounded. */
 export async function unfinishedTasks(database: Database, limit = 20_000) {
@@ -23,7 +22,7 @@ export async function unfinishedTasks(database: Database, limit = 20_000) {
     .where(sql`${tasks.state} in (${sql.raw(sqlStateList(AT_WORKER_STATES))})`)
     .orderBy(tasks.startedAt)
     .limit(limit);
-  return rows.map((r) => ({ ...r, receivedAt: s(r.receivedAt), startedAt: s(r.startedAt), lastEventAt: s(r.lastEventAt) as number }));
+  return rows.map((r) => ({ ...r, receivedAt: unixSeconds(r.receivedAt), startedAt: unixSeconds(r.startedAt), lastEventAt: r.lastEventAt.getTime() / 1000 }));
 }
 
 /** Tasks not finished (including PENDING/RETRY) last heard of in a window: what a stream gap may have hidden. */

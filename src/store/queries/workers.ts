@@ -1,6 +1,7 @@
 import { asc, eq } from "drizzle-orm";
 import { workerLiveness } from "../../state/worker.ts";
 import type { Database } from "../database.ts";
+import { unixSeconds } from "../schema/columns.ts";
 import { workers } from "../schema/index.ts";
 
 export type WorkerRow = typeof workers.$inferSelect;
@@ -16,8 +17,7 @@ export async function getWorker(database: Database, hostname: string): Promise<W
 
 /** Celery's heartbeat rule applied to a stored worker at `now` (unix s). */
 export function livenessOf(w: WorkerRow, now: number) {
-  const s = (d: Date | null) => (d ? d.getTime() / 1000 : null);
-  return workerLiveness({ lastHeartbeatAt: s(w.lastHeartbeatAt), offlineAt: s(w.offlineAt), freq: w.freq }, now);
+  return workerLiveness({ lastHeartbeatAt: unixSeconds(w.lastHeartbeatAt), offlineAt: unixSeconds(w.offlineAt), freq: w.freq }, now);
 }
 
 /** `{id, name}` of the tasks in a `reserved`/`active` reply (worker-supplied: bounded, strings only). */

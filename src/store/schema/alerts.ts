@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
-import { bigserial, doublePrecision, index, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+import { bigserial, doublePrecision, index, jsonb, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { ts } from "./columns.ts";
 
 /**
  * Alerts with a lifecycle: at most one open alert per (kind, subject) — the

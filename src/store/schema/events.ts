@@ -1,6 +1,5 @@
-import { bigint, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+import { bigint, jsonb, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
+import { ts } from "./columns.ts";
 
 /**
  * Every task event, kept as it came. The key is a hash of the event's content

@@ -1,6 +1,15 @@
-import { doublePrecision, integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import { doublePrecision, integer, jsonb, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
+import { ts } from "./columns.ts";
 
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+/** What one sample of a queue says: kept as history, and as the queue's latest. */
+function sampleColumns() {
+  return {
+    depth: integer("depth").notNull(),
+    byPriority: jsonb("by_priority").$type<Record<string, number>>().notNull(),
+    unacked: integer("unacked").notNull(),
+    oldestUnackedAgeS: doublePrecision("oldest_unacked_age_s"),
+  };
+}
 
 /** Queue depth samples, kept as history (the queues page charts them). */
 export const queueSamples = pgTable(
@@ -8,10 +17,7 @@ export const queueSamples = pgTable(
   {
     queue: text("queue").notNull(),
     sampledAt: ts("sampled_at").notNull(),
-    depth: integer("depth").notNull(),
-    byPriority: jsonb("by_priority").$type<Record<string, number>>().notNull(),
-    unacked: integer("unacked").notNull(),
-    oldestUnackedAgeS: doublePrecision("oldest_unacked_age_s"),
+    ...sampleColumns(),
   },
   (t) => [primaryKey({ name: "queue_samples_pkey", columns: [t.queue, t.sampledAt] })],
 );
@@ -19,10 +25,7 @@ export const queueSamples = pgTable(
 /** Every queue ever seen, with its latest sample (so listing queues never scans history). */
 export const queues = pgTable("queues", {
   name: text("name").primaryKey(),
-  depth: integer("depth").notNull(),
-  byPriority: jsonb("by_priority").$type<Record<string, number>>().notNull(),
-  unacked: integer("unacked").notNull(),
-  oldestUnackedAgeS: doublePrecision("oldest_unacked_age_s"),
+  ...sampleColumns(),
   sampledAt: ts("sampled_at").notNull(),
   firstSeenAt: ts("first_seen_at").notNull(),
 });

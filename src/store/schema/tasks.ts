@@ -1,8 +1,7 @@
 import { sql } from "drizzle-orm";
 import { sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
-import { bigint, doublePrecision, index, integer, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+import { bigint, doublePrecision, index, integer, pgTable, smallint, text } from "drizzle-orm/pg-core";
+import { ts } from "./columns.ts";
 
 /**
  * One row per Celery task id: the merge of every event seen about it

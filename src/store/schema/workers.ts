@@ -1,6 +1,5 @@
-import { doublePrecision, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+import { doublePrecision, integer, jsonb, pgTable, text } from "drizzle-orm/pg-core";
+import { ts } from "./columns.ts";
 
 /** One row per worker node name; liveness is computed from it (state/worker.ts). */
 export const workers = pgTable("workers", {

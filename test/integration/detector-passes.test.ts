@@ -5,29 +5,22 @@
  * pass counts too; stopping rejects whoever still waits.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { StreamGap } from "../../src/collector/collector.ts";
 import { createDetector, DEFAULT_DETECT_CONFIG } from "../../src/detect/index.ts";
 import { logger } from "../../src/log.ts";
 import { detectorMetrics } from "../../src/metrics.ts";
-import { type Database, openDatabase } from "../../src/store/database.ts";
-import { migrate } from "../../src/store/migrate.ts";
+import type { Database } from "../../src/store/database.ts";
+import { emptyStore, type TestStore } from "../support/store.ts";
 
-let dir: string;
+let store: TestStore;
 let database: Database;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "crisper-passes-"));
-  database = await openDatabase({ dataDir: dir });
-  await migrate(database);
+  store = await emptyStore("passes");
+  database = store.database;
 });
 
-afterAll(async () => {
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => store?.remove());
 
 /** A detector without a broker whose `gaps()` (read by the last check) runs `during` inside each pass. */
 function detector(during: () => void = () => {}) {

@@ -5,30 +5,23 @@
  * the same alert; a pass with nothing new writes nothing.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { AlertChanges } from "../../src/alerts/store.ts";
 import { listAlerts } from "../../src/alerts/store.ts";
 import type { StreamGap } from "../../src/collector/collector.ts";
 import { createDetector, DEFAULT_DETECT_CONFIG } from "../../src/detect/index.ts";
 import { logger } from "../../src/log.ts";
-import { type Database, openDatabase } from "../../src/store/database.ts";
-import { migrate } from "../../src/store/migrate.ts";
+import type { Database } from "../../src/store/database.ts";
+import { emptyStore, type TestStore } from "../support/store.ts";
 
-let dir: string;
+let store: TestStore;
 let database: Database;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "crisper-gap-merge-"));
-  database = await openDatabase({ dataDir: dir });
-  await migrate(database);
+  store = await emptyStore("gap-merge");
+  database = store.database;
 });
 
-afterAll(async () => {
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => store?.remove());
 
 const T0 = 1_800_000_000;
 const MERGE_S = 600;

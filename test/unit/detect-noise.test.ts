@@ -11,30 +11,10 @@ import { cutBegan, cutEnded, episodeFromAlert, eventGapAlert, type GapEpisode, s
 import { detectWorkerDeath } from "../../src/detect/checks/worker-death.ts";
 import { DEFAULT_DETECT_CONFIG as cfg, detectConfig } from "../../src/detect/config.ts";
 import { nextFire, parseCron, timezoneName } from "../../src/detect/cron.ts";
-import type { TaskView, WorkerView } from "../../src/detect/pass.ts";
+import type { WorkerView } from "../../src/detect/pass.ts";
+import { T0, task, worker } from "../support/detect-views.ts";
 import { scheduleStatus } from "../../src/detect/schedules.ts";
 
-const T0 = 1_800_000_000;
-const worker = (o: Partial<WorkerView> = {}): WorkerView => ({
-  hostname: "w1@lab",
-  freq: 2,
-  lastHeartbeatAt: T0,
-  onlineAt: T0 - 100,
-  offlineAt: null,
-  processed: 10,
-  reservedTaskIds: [],
-  ...o,
-});
-const task = (o: Partial<TaskView> = {}): TaskView => ({
-  id: "t1",
-  name: "app.charge",
-  state: "STARTED",
-  worker: "w1@lab",
-  receivedAt: T0 - 5,
-  startedAt: T0 - 4,
-  lastEventAt: T0 - 4,
-  ...o,
-});
 
 describe("a worker Crisper cannot judge yet keeps its alerts as they are", () => {
   // w1 stopped heartbeating at T0 (dead from T0+6); w2 heartbeats.

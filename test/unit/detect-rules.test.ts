@@ -11,7 +11,7 @@ import { detectStalled } from "../../src/detect/checks/task-stalled.ts";
 import { detectVisibilityRisk } from "../../src/detect/checks/visibility-timeout-risk.ts";
 import { detectWorkerDeath } from "../../src/detect/checks/worker-death.ts";
 import { DEFAULT_DETECT_CONFIG as cfg } from "../../src/detect/config.ts";
-import type { TaskView, WorkerView } from "../../src/detect/pass.ts";
+import { T0, task, worker } from "../support/detect-views.ts";
 import { nextFire, parseCron } from "../../src/detect/cron.ts";
 import { learnInterval, parseDeclaredSchedules, scheduleStatus } from "../../src/detect/schedules.ts";
 import { duplicateRuns, executionsFromEvents } from "../../src/state/executions.ts";
@@ -19,27 +19,6 @@ import { taskPatchesFromEvents } from "../../src/state/task-patch.ts";
 import { workerPatchesFromEvents } from "../../src/state/worker.ts";
 import { captureMessages, readCapture } from "../fixtures/captures.ts";
 
-const T0 = 1_800_000_000;
-const worker = (o: Partial<WorkerView> = {}): WorkerView => ({
-  hostname: "w1@lab",
-  freq: 2,
-  lastHeartbeatAt: T0,
-  onlineAt: T0 - 100,
-  offlineAt: null,
-  processed: 10,
-  reservedTaskIds: [],
-  ...o,
-});
-const task = (o: Partial<TaskView> = {}): TaskView => ({
-  id: "t1",
-  name: "app.charge",
-  state: "STARTED",
-  worker: "w1@lab",
-  receivedAt: T0 - 5,
-  startedAt: T0 - 4,
-  lastEventAt: T0 - 4,
-  ...o,
-});
 
 describe("worker death", () => {
   test("alive within Celery's window plus grace; dead after, with its tasks lost", () => {

@@ -17,6 +17,7 @@
  * - times: sent_at and first_seen_at take the earliest; received/started/finished
  *   the latest (the current run); retries the most.
  */
+import { foldPatches } from "./fold.ts";
 import type { CeleryEvent } from "../celery/event.ts";
 import { TASK_EVENT_STATE, type TaskState, isTaskEventType, stateKey } from "../celery/states.ts";
 
@@ -201,12 +202,5 @@ function pick(a: TaskPatch, b: TaskPatch, key: "stateKey" | "workerKey" | "resul
 
 /** Folds a batch of events into one patch per task. */
 export function taskPatchesFromEvents(events: Iterable<CeleryEvent>): Map<string, TaskPatch> {
-  const out = new Map<string, TaskPatch>();
-  for (const e of events) {
-    const p = taskPatchFromEvent(e);
-    if (!p) continue;
-    const prev = out.get(p.id);
-    out.set(p.id, prev ? mergeTaskPatch(prev, p) : p);
-  }
-  return out;
+  return foldPatches(events, taskPatchFromEvent, (p) => p.id, mergeTaskPatch);
 }

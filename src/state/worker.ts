@@ -7,6 +7,7 @@
  * A `worker-offline` event is a clean shutdown; heartbeats that just stop are
  * a worker that died.
  */
+import { foldPatches } from "./fold.ts";
 import type { CeleryEvent } from "../celery/event.ts";
 
 export const HEARTBEAT_EXPIRE_WINDOW = 200;
@@ -105,15 +106,9 @@ export function mergeWorkerPatch(a: WorkerPatch, b: WorkerPatch): WorkerPatch {
   };
 }
 
+/** Folds a batch of events into one patch per worker. */
 export function workerPatchesFromEvents(events: Iterable<CeleryEvent>): Map<string, WorkerPatch> {
-  const out = new Map<string, WorkerPatch>();
-  for (const e of events) {
-    const p = workerPatchFromEvent(e);
-    if (!p) continue;
-    const prev = out.get(p.hostname);
-    out.set(p.hostname, prev ? mergeWorkerPatch(prev, p) : p);
-  }
-  return out;
+  return foldPatches(events, workerPatchFromEvent, (p) => p.hostname, mergeWorkerPatch);
 }
 
 export type WorkerStatus = "online" | "offline";

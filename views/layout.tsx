@@ -86,7 +86,14 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */
 export const STYLESHEET_PATH = `/assets/crisper.css?v=${new Bun.CryptoHasher("sha256").update(CSS).digest("hex").slice(0, 12)}`;
 
-export function Layout(props: { title: string; path: string; user?: { name: string; role: string } | null; children: Child }) {
+export function Layout(props: {
+  title: string;
+  path: string;
+  user?: { name: string; role: string } | null;
+  /** Reload the page every so many seconds (the 503 page, until the database answers). */
+  refreshS?: number;
+  children: Child;
+}) {
   return (
     <html lang="en">
       <head>
@@ -94,6 +101,7 @@ export function Layout(props: { title: string; path: string; user?: { name: stri
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{props.title} · Crisper</title>
         <link rel="icon" href="data:," />
+        {props.refreshS ? <meta http-equiv="refresh" content={String(props.refreshS)} /> : null}
         <meta name="htmx-config" content={HTMX_CONFIG} />
         <link rel="stylesheet" href={STYLESHEET_PATH} />
         <script src="/assets/htmx.min.js" defer></script>

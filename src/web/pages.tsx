@@ -34,7 +34,7 @@ import type { LiveHub } from "./live.ts";
 import { type Auth, adminOnly, currentUser } from "../http/auth.ts";
 import type { Env } from "../http/context.ts";
 import { answerWithin } from "../http/deadline.ts";
-import { type ErrorAnswer, HttpError, validated } from "../http/errors.ts";
+import { DATABASE_NOT_ANSWERING, type ErrorAnswer, HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
@@ -69,7 +69,13 @@ export function errorPage(c: Context<Env>, answer: ErrorAnswer): Response | Prom
   const browser = c.req.header("hx-request") !== undefined || (c.req.header("accept") ?? "").includes("text/html");
   if (!browser || c.req.path.startsWith("/api/")) return null;
   return c.html(
-    <Layout user={currentUser(c)} title={errorTitle(answer.status)} path={c.req.path}>
+    <Layout
+      user={currentUser(c)}
+      title={errorTitle(answer.status, answer.message)}
+      path={c.req.path}
+      // A page the database could not give: tried again every 10 s, no script needed.
+      refreshS={answer.message === DATABASE_NOT_ANSWERING && c.req.method === "GET" ? 10 : undefined}
+    >
       <ErrorPage status={answer.status} message={answer.message} />
     </Layout>,
     answer.status,

@@ -61,7 +61,7 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
   routes.get("/metrics", async (c) => {
     const t = now();
     const read = await within(METRICS_STORE_DEADLINE_MS, Promise.all([listWorkers(deps.database), listQueues(deps.database)])).catch((e: unknown) => {
-      deps.log?.once(`metrics-stale:${e instanceof Error ? e.constructor.name : "error"}`, `/metrics: the database did not answer (${errorText(e)}); its gauges are left out until it does`);
+      deps.log?.once("metrics-stale", `/metrics: the database did not answer (${errorText(e)}); its gauges are left out while it does not`);
       return null;
     });
     stale.set(read ? 0 : 1);

@@ -152,7 +152,7 @@ export function createHealthRoutes(deps: { database: Database; broker?: BrokerPo
         () => "ok",
         (e: unknown) => {
           if (e instanceof DeadlineExceeded) return `not answering within ${READY_DEADLINE_MS} ms`;
-          deps.log?.once(`readyz:${part}:${errorText(e).slice(0, 80)}`, `readyz: ${part} is down: ${errorText(e)}`);
+          deps.log?.once(`readyz:${part}`, `readyz: ${part} is down: ${errorText(e)}`);
           // The reason's code only: /readyz is open, and a driver's message names hosts and ports.
           const code = e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : "error";
           return `down (${code.slice(0, 40)})`;

@@ -55,14 +55,17 @@ export function validated<Target extends keyof ValidationTargets, Schema extends
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT"]);
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1-3]|57014)$/;
 
-/** Whether an error (or what it wraps: drizzle wraps the driver's) says the database is down or too slow, not that a query is wrong. */
-export function isDatabaseUnavailable(err: unknown): boolean {
+/** The code that says the database is down or too slow (ECONNREFUSED, 57P01, …), in the error or what it wraps (drizzle wraps the driver's); undefined for any other error. */
+function unavailableCode(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = "code" in e ? e.code : undefined;
-    if (typeof code === "string" && (CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+    if (typeof code === "string" && (CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return code;
   }
-  return false;
+  return undefined;
 }
+
+/** Whether an error says the database is down or too slow, not that a query is wrong. */
+export const isDatabaseUnavailable = (err: unknown): boolean => unavailableCode(err) !== undefined;
 
 export interface ErrorAnswer {
   status: ErrorStatus;
@@ -78,14 +81,18 @@ export interface ErrorAnswer {
  * without the query's parameters), and a bare 500.
  */
 export function answerFor(err: Error, where: string, log: Logger): ErrorAnswer {
-  if (err instanceof HttpError) return { status: err.status, message: err.message, extra: err.extra };
+  if (err instanceof HttpError) {
+    if (err.message === DATABASE_NOT_ANSWERING) log.once("database-deadline", "the database did not answer a page or an API request in time; they answer 503 until it does");
+    return { status: err.status, message: err.message, extra: err.extra };
+  }
   // Hono's own refusals (a body that is not JSON, say): their status, in the same shape.
   if (err instanceof HTTPException && err.status < 500) {
     const status = err.status === 413 || err.status === 415 ? err.status : 400;
     return { status, message: err.message || "bad request", extra: {} };
   }
-  if (isDatabaseUnavailable(err)) {
-    log.once(`database-unavailable:${errorText(err).slice(0, 80)}`, `web: the database is not answering (${errorText(err)}); pages and the API answer 503 until it does`);
+  const code = unavailableCode(err);
+  if (code) {
+    log.once(`database-unavailable:${code}`, `the database is not answering (${errorText(err)}); pages and the API answer 503 until it does`);
     return { status: 503, message: DATABASE_NOT_ANSWERING, extra: {} };
   }
   const frames = (err.stack ?? "").split("\n").filter((l) => l.trimStart().startsWith("at "));

@@ -52,7 +52,10 @@ async function open(path: string): Promise<{ page: Page; errors: string[]; viola
   return {
     page,
     errors,
-    violations: () => page.evaluate(() => (Reflect.get(window, "cspViolations") as string[] | undefined) ?? []),
+    violations: async () => {
+      const seen: unknown = await page.evaluate(() => Reflect.get(window, "cspViolations"));
+      return Array.isArray(seen) ? seen.map(String) : [];
+    },
   };
 }
 

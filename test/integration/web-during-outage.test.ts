@@ -137,7 +137,7 @@ async function ask(path: string, accept = "text/html"): Promise<Answer> {
     const text = await res.text();
     return { path, status: res.status, ms: performance.now() - started, text, type: res.headers.get("content-type") ?? "" };
   } catch (e) {
-    throw new Error(`${path}: no answer within ${HANG} ms (${(e as Error).message}); crisper:\n${crisper.output.text()}`);
+    throw new Error(`${path}: no answer within ${HANG} ms (${e instanceof Error ? e.message : String(e)}); crisper:\n${crisper.output.text()}`);
   }
 }
 

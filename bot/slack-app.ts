@@ -5,10 +5,20 @@
  * http.Server, so `handleSlackRequest` hands each request to the receiver's
  * own `requestListener` (its signature check with the 5-minute replay
  * window, its parsing, its 3-second ack timer) through a small node-style
- * request/response pair.
+ * request/response pair. The body is read here first, counted as it comes:
+ * past Slack's size it is cut off with 413, never buffered whole.
+ *
+ * Who may ask: anyone whose request Slack signs, which is any member of
+ * the workspace the app is installed in (README, Slack). The bot answers
+ * only with what the pages show and changes nothing.
+ *
+ * Slack's `auth.test` (the bot's own ids) is asked at start and again in the
+ * background until it answers; a request never waits for it, so a signed
+ * command is answered while Slack's Web API is unreachable.
  */
 import { Readable } from "node:stream";
-import { App, HTTPReceiver, LogLevel, type Logger as SlackLogger } from "@slack/bolt";
+import { App, type Authorize, HTTPReceiver, LogLevel, type Logger as SlackLogger, webApi } from "@slack/bolt";
+import { readAtMost, tooLarge } from "../src/http/requests.ts";
 import type { Logger } from "../src/log.ts";
 import { slackMetrics } from "../src/metrics.ts";
 import type { Database } from "../src/store/database.ts";
@@ -17,8 +27,10 @@ import { answer, parseCommand } from "./commands.ts";
 import type { Links, SlackMessage } from "./messages.ts";
 
 export const SLACK_EVENTS_PATH = "/slack/events";
-/** Slack's requests are small; anything bigger is not from Slack. */
-const MAX_BODY_BYTES = 1024 * 1024;
+/** Slack's requests are small (a slash command is a few KB); anything past 1 MB is not from Slack. */
+export const MAX_SLACK_BODY_BYTES = 1024 * 1024;
+/** How often a missing bot identity is asked for again, when a request comes. */
+const IDENTITY_RETRY_MS = 60_000;
 
 export interface SlackBotOptions {
   token: string;
@@ -68,22 +80,42 @@ export function createSlackBot(o: SlackBotOptions) {
     // Acknowledge first: Slack gives a request 3 seconds.
     processBeforeResponse: false,
   });
-  const app = new App({
-    token: o.token,
-    receiver,
-    logger,
-    // auth.test is called below, off the request path, so a Slack outage at
-    // start does not stop the bot from answering.
-    tokenVerificationEnabled: false,
-    clientOptions: {
-      slackApiUrl: o.apiUrl,
-      // Retries are the alert poster's job (durable, with backoff): the
-      // client gives up at once and says why.
-      retryConfig: { retries: 0 },
-      rejectRateLimitedCalls: true,
-      timeout: 10_000,
-    },
-  });
+  const clientOptions = {
+    slackApiUrl: o.apiUrl,
+    // Retries are the alert poster's job (durable, with backoff): the
+    // client gives up at once and says why.
+    retryConfig: { retries: 0 },
+    rejectRateLimitedCalls: true,
+    timeout: 10_000,
+  };
+  const client = new webApi.WebClient(o.token, { ...clientOptions, logger });
+
+  // The bot's ids, from auth.test. Bolt given only a token calls auth.test
+  // before every request it handles (with token verification off) and
+  // refuses the request when Slack's API does not answer; given `authorize`,
+  // it asks this instead, which never waits on Slack.
+  let identity: { botId?: string; botUserId?: string; user?: string; team?: string } | null = null;
+  let identityAskedAt = 0;
+  let asking: Promise<void> | null = null;
+  const learnIdentity = () => {
+    identityAskedAt = Date.now();
+    asking ??= client.auth
+      .test()
+      .then((who) => {
+        identity = { botId: who.bot_id, botUserId: who.user_id, user: who.user, team: who.team };
+      })
+      .finally(() => {
+        asking = null;
+      });
+    return asking;
+  };
+  const authorize: Authorize<boolean> = async () => {
+    if (!identity && !asking && Date.now() - identityAskedAt > IDENTITY_RETRY_MS) {
+      learnIdentity().catch((e: Error) => o.log.once(`auth.test:${e.message}`, `Slack auth.test failed: ${e.message}; commands are answered meanwhile`));
+    }
+    return { botToken: o.token, botId: identity?.botId, botUserId: identity?.botUserId };
+  };
+  const app = new App({ authorize, receiver, logger, clientOptions });
 
   const quickAnswerMs = o.quickAnswerMs ?? 2000;
   app.command("/celery", async ({ command, ack, respond }) => {
@@ -113,7 +145,7 @@ export function createSlackBot(o: SlackBotOptions) {
       pollIntervalS: o.pollIntervalS,
       log: o.log,
       async post(m) {
-        const r = await app.client.chat.postMessage({
+        const r = await client.chat.postMessage({
           channel: m.channel,
           text: m.text,
           blocks: m.blocks,
@@ -133,9 +165,10 @@ export function createSlackBot(o: SlackBotOptions) {
     /** Hands a request from Hono to Bolt's HTTPReceiver and returns its answer. */
     async fetch(req: Request): Promise<Response> {
       const declared = Number(req.headers.get("content-length") ?? 0);
-      if (declared > MAX_BODY_BYTES) return new Response(null, { status: 413 });
-      const body = Buffer.from(await req.arrayBuffer());
-      if (body.length > MAX_BODY_BYTES) return new Response(null, { status: 413 });
+      if (declared > MAX_SLACK_BODY_BYTES) return tooLarge(MAX_SLACK_BODY_BYTES);
+      // A chunked body declares nothing: counted while read, cut off past the limit.
+      const body = await readAtMost(req.body, MAX_SLACK_BODY_BYTES);
+      if (!body) return tooLarge(MAX_SLACK_BODY_BYTES);
       const headers: Record<string, string> = {};
       req.headers.forEach((v, k) => {
         headers[k] = v;
@@ -154,10 +187,12 @@ export function createSlackBot(o: SlackBotOptions) {
     async start() {
       poster?.start();
       try {
-        const who = await app.client.auth.test();
-        o.log.info(`Slack bot on as ${who.user ?? "?"} in ${who.team ?? "?"}; /celery requests at ${SLACK_EVENTS_PATH}`);
+        await learnIdentity();
+        o.log.info(`Slack bot on as ${identity?.user ?? "?"} in ${identity?.team ?? "?"}; /celery requests at ${SLACK_EVENTS_PATH}`);
       } catch (e) {
-        o.log.warn(`Slack token check (auth.test) failed: ${(e as Error).message}; commands are still answered, alerts kept until Slack takes them`);
+        o.log.warn(
+          `Slack token check (auth.test) failed: ${e instanceof Error ? e.message : String(e)}; commands are still answered, alerts kept until Slack takes them`,
+        );
       }
     },
     async stop() {

@@ -3,9 +3,28 @@
  * The page shell: navigation, styles, htmx and its SSE extension. Every page
  * renders whole without JavaScript; with it, hx-boost turns links and forms
  * into fragment swaps that push the URL.
+ *
+ * Nothing inline: styles and scripts are files under /assets/, so the
+ * Content-Security-Policy (src/http/headers.ts) allows no inline script or
+ * style at all. htmx is told (htmx-config) not to add its own <style>, and
+ * never to evaluate code from attributes (hx-on, `js:`, trigger filters).
  */
 import type { Child } from "hono/jsx";
-import { raw } from "hono/html";
+
+/**
+ * htmx's settings, read from a meta tag before it starts. Error answers are
+ * swapped in like any other: they are pages that say what went wrong (a 503
+ * while the database is down), and a click that shows nothing is worse.
+ */
+const HTMX_CONFIG = JSON.stringify({
+  includeIndicatorStyles: false,
+  allowEval: false,
+  allowScriptTags: false,
+  responseHandling: [
+    { code: "204", swap: false },
+    { code: "[2345]..", swap: true },
+  ],
+});
 
 const NAV = [
   ["/", "Overview"],
@@ -16,7 +35,8 @@ const NAV = [
   ["/alerts", "Alerts"],
 ] as const;
 
-const CSS = `
+/** The pages' stylesheet, served at STYLESHEET_PATH. */
+export const CSS = `
 :root { --fg:#1d2330; --muted:#667085; --line:#e4e7ec; --bg:#f8f9fb; --card:#fff; --accent:#2f5bd3;
   --ok:#137a3f; --fail:#b42318; --warn:#b54708; --run:#175cd3; --idle:#667085; }
 * { box-sizing: border-box; }
@@ -51,16 +71,29 @@ header .who { margin-left:auto; color:#d0d5dd; font-size:13px; }
 .health span { color:#475467; font-size:13px; }
 figure.chart { margin:0 0 8px; } figure.chart svg { max-width:100%; height:auto; }
 figcaption .key { margin-right:14px; font-size:12px; color:#475467; }
-figcaption .key i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:4px; vertical-align:-1px; }
+figcaption .key svg { margin-right:2px; vertical-align:-1px; }
 form.revoke { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
 dl.facts { display:grid; grid-template-columns: 150px 1fr; gap:6px 12px; margin:0; }
 dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-word; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap:12px; }
 .stat .n { font-size:24px; font-weight:700; } .stat .l { color:var(--muted); font-size:12px; }
 .live { font-size:12px; color:var(--muted); }
+.card h2:first-child { margin-top:0; }
+.problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
+.problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
 `;
 
-export function Layout(props: { title: string; path: string; user?: { name: string; role: string } | null; children: Child }) {
+/** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */
+export const STYLESHEET_PATH = `/assets/crisper.css?v=${new Bun.CryptoHasher("sha256").update(CSS).digest("hex").slice(0, 12)}`;
+
+export function Layout(props: {
+  title: string;
+  path: string;
+  user?: { name: string; role: string } | null;
+  /** Reload the page every so many seconds (the 503 page, until the database answers). */
+  refreshS?: number;
+  children: Child;
+}) {
   return (
     <html lang="en">
       <head>
@@ -68,7 +101,9 @@ export function Layout(props: { title: string; path: string; user?: { name: stri
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{props.title} · Crisper</title>
         <link rel="icon" href="data:," />
-        <style>{raw(CSS)}</style>
+        {props.refreshS ? <meta http-equiv="refresh" content={String(props.refreshS)} /> : null}
+        <meta name="htmx-config" content={HTMX_CONFIG} />
+        <link rel="stylesheet" href={STYLESHEET_PATH} />
         <script src="/assets/htmx.min.js" defer></script>
         <script src="/assets/sse.min.js" defer></script>
       </head>

@@ -55,7 +55,10 @@ export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; w
       <figcaption>
         {layers.map(([label, colour]) => (
           <span class="key">
-            <i style={`background:${colour}`} /> {label}
+            <svg width="10" height="10" aria-hidden="true">
+              <rect width="10" height="10" rx="2" fill={colour} />
+            </svg>{" "}
+            {label}
           </span>
         ))}
       </figcaption>

@@ -34,7 +34,7 @@ export function QueuesPage(props: { queues: Queue[]; history: Map<string, { at: 
         {props.queues.length === 0 ? <p class="muted">No queue seen yet.</p> : null}
         {props.queues.map((q) => (
           <div class="card">
-            <h2 style="margin-top:0">
+            <h2>
               <a href={`/tasks?queue=${encodeURIComponent(q.name)}`}>{q.name}</a>
             </h2>
             <dl class="facts">

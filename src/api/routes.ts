@@ -15,8 +15,10 @@ import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
 import { type Auth, adminOnly } from "../http/auth.ts";
 import type { Env } from "../http/context.ts";
+import { answerWithin, DeadlineExceeded, within } from "../http/deadline.ts";
 import { HttpError, validated } from "../http/errors.ts";
-import type { Logger } from "../log.ts";
+import { bodyAtMost } from "../http/requests.ts";
+import { type Logger, errorText } from "../log.ts";
 import { revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
@@ -54,6 +56,8 @@ export interface ApiDeps {
 export function createApiRoutes(deps: ApiDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
   const api = new Hono<Env>();
+  // An answer the database cannot give in time is a 503, not a hang; an action's body is small.
+  api.use("*", answerWithin(), bodyAtMost());
 
   api.get("/tasks/:id", validated("param", TaskIdParams), async (c) => {
     const { id } = c.req.valid("param");
@@ -134,19 +138,33 @@ export function createApiRoutes(deps: ApiDeps) {
   return api;
 }
 
-export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort }) {
+/** /readyz gives each part this long: a probe's own timeout is often 2 s. */
+export const READY_DEADLINE_MS = 1500;
+
+export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort; log?: Logger }) {
   const health = new Hono<Env>();
+  // Liveness: the process answers. It touches nothing, so a database outage never restarts Crisper.
   health.get("/healthz", (c) => c.json({ ok: true }));
+  // Readiness: the database and the broker answer, each within its deadline, both at once.
   health.get("/readyz", async (c) => {
-    const check = async (f: () => Promise<void>) =>
-      f().then(
+    const check = (part: string, ping: () => Promise<void>) =>
+      within(READY_DEADLINE_MS, ping()).then(
         () => "ok",
-        (e: Error) => e.message.slice(0, 200),
+        (e: unknown) => {
+          if (e instanceof DeadlineExceeded) return `not answering within ${READY_DEADLINE_MS} ms`;
+          deps.log?.once(`readyz:${part}`, `readyz: ${part} is down: ${errorText(e)}`);
+          // The reason's code only: /readyz is open, and a driver's message names hosts and ports.
+          const code = e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : "error";
+          return `down (${code.slice(0, 40)})`;
+        },
       );
-    const database = await check(() => deps.database.ping());
-    const broker = deps.broker ? await check(() => deps.broker!.ping()) : "not used by this process";
-    const ok = database === "ok" && (broker === "ok" || !deps.broker);
-    return c.json({ ok, database, broker }, ok ? 200 : 503);
+    const broker = deps.broker;
+    const [database, brokerState] = await Promise.all([
+      check("database", () => deps.database.ping()),
+      broker ? check("broker", () => broker.ping()) : Promise.resolve("not used by this process"),
+    ]);
+    const down = [...(database === "ok" ? [] : ["database"]), ...(broker && brokerState !== "ok" ? ["broker"] : [])];
+    return c.json({ ok: down.length === 0, database, broker: brokerState, down }, down.length ? 503 : 200);
   });
   return health;
 }

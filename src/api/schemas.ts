@@ -35,6 +35,20 @@ const maybeInstant = instant.nullable();
 /** What a caller sent, shortened, for a message that says what was wrong. */
 const shown = (v: string) => JSON.stringify(v.slice(0, 40));
 
+/**
+ * Text a person or a worker could have written: no control character (C0,
+ * DEL, C1: a NUL would make PostgreSQL refuse the query, a newline would
+ * forge log lines) and no half of a UTF-16 surrogate pair (JSON's "\ud800"
+ * decodes to one; it is not text). With the `u` flag a whole pair is one
+ * code point, outside the class; a lone half is inside it.
+ */
+const PLAIN = /^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff]*$/u;
+const PLAIN_PROBLEM = "control characters and lone surrogates are not allowed";
+
+/** A name, id, hostname or search: plain text of at most 255 characters. */
+const plainText = () => z.string().max(MAX_TEXT, `at most ${MAX_TEXT} characters`).regex(PLAIN, PLAIN_PROBLEM);
+const isPlainText = (v: string) => v.length <= MAX_TEXT && PLAIN.test(v);
+
 /** Adds the issue and gives up on this value. */
 function invalid(ctx: z.RefinementCtx, message: string): never {
   ctx.addIssue({ code: "custom", message });
@@ -43,9 +57,7 @@ function invalid(ctx: z.RefinementCtx, message: string): never {
 
 /** A text filter: at most 255 characters; empty is no filter. */
 const textParam = (description: string) =>
-  z
-    .string()
-    .max(MAX_TEXT, `at most ${MAX_TEXT} characters`)
+  plainText()
     .optional()
     .transform((v) => v || undefined)
     .meta({ description });
@@ -63,14 +75,14 @@ const timeParam = (description: string) =>
     })
     .meta({ description: `${description}: ISO 8601, or unix seconds`, example: "2026-11-24T12:00:00Z" });
 
-/** How many to return: default 50; more than 500 is 500. */
+/** How many to return: default 50; more than 500 is 500. Digits only: not `1e3`, `-1`, `2.5` or ` 5`. */
 const limitParam = z
   .string()
   .optional()
   .transform((v, ctx) => {
     if (!v) return DEFAULT_LIMIT;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) return invalid(ctx, `expected a whole number from 1 to ${MAX_LIMIT}, got ${shown(v)}`);
+    if (!/^[0-9]+$/.test(v) || n < 1) return invalid(ctx, `expected a whole number from 1 to ${MAX_LIMIT}, got ${shown(v)}`);
     return Math.min(n, MAX_LIMIT);
   })
   .meta({ description: `How many to return, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT}; more is taken as ${MAX_LIMIT}).`, example: "50" });
@@ -79,7 +91,7 @@ const limitParam = z
 
 /** `/api/tasks/{id}`: Celery's task id. */
 export const TaskIdParams = z.object({
-  id: z.string().max(MAX_TEXT, `at most ${MAX_TEXT} characters`).meta({ description: "Celery's task id", example: "6f1c0d6e-8e4b-4c6a-9d1e-2f3a4b5c6d7e" }),
+  id: plainText().meta({ description: "Celery's task id", example: "6f1c0d6e-8e4b-4c6a-9d1e-2f3a4b5c6d7e" }),
 });
 
 /** `GET /api/tasks` and the tasks page: filters, newest first, paged by cursor. */
@@ -106,11 +118,24 @@ export const TaskListQuery = z.object({
     .optional()
     .transform((v, ctx) => {
       if (!v) return null;
-      return decodeCursor(v) ?? invalid(ctx, "not a cursor this server gave out (use next_cursor from the previous page)");
+      const cursor = decodeCursor(v);
+      // It came back from the client: its parts go into a query, so they are checked like any other parameter.
+      if (!cursor || !POSTGRES_TIMESTAMP.test(cursor.at) || !isPlainText(cursor.id)) {
+        return invalid(ctx, "not a cursor this server gave out (use next_cursor from the previous page)");
+      }
+      return cursor;
     })
     .meta({ description: "`next_cursor` of the previous page." }),
 });
 export type TaskListQuery = z.output<typeof TaskListQuery>;
+
+/** A timestamp as PostgreSQL prints it (a task cursor's sort key): `2026-11-24 12:00:00.123456+00`. */
+const POSTGRES_TIMESTAMP = /^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?([+-]\d\d(:\d\d)?|Z)?$/;
+
+/** `/workers/{hostname}` (the worker's page). */
+export const WorkerParams = z.object({
+  hostname: plainText().meta({ description: "The worker's hostname", example: "celery@web-1" }),
+});
 
 /** Which alerts: `GET /api/alerts` and the alerts page. */
 export const AlertFilter = z.object({
@@ -138,7 +163,9 @@ export const AlertListQuery = AlertFilter.extend({
     .optional()
     .transform((v, ctx) => {
       if (!v) return undefined;
-      const beforeId = Number(Buffer.from(v, "base64url").toString("utf8"));
+      // Exactly what alertCursor gives out: base64url of a whole number (Buffer's decoder skips what is not base64).
+      const text = /^[A-Za-z0-9_-]{1,24}$/.test(v) ? Buffer.from(v, "base64url").toString("utf8") : "";
+      const beforeId = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
       return Number.isSafeInteger(beforeId) ? beforeId : invalid(ctx, "not a cursor from this API");
     })
     .meta({ description: "`next_cursor` of the previous page." }),
@@ -185,11 +212,12 @@ const taskName = "expected the Celery task name";
 export const ScheduleBody = z
   .object(
     {
-      name: z.string({ error: scheduleName }).trim().min(1, scheduleName).max(MAX_TEXT, scheduleName).meta({ example: "nightly" }),
-      task: z.string({ error: taskName }).trim().min(1, taskName).max(MAX_TEXT, taskName).meta({ example: "app.tasks.report" }),
+      name: z.string({ error: scheduleName }).trim().min(1, scheduleName).max(MAX_TEXT, scheduleName).regex(PLAIN, PLAIN_PROBLEM).meta({ example: "nightly" }),
+      task: z.string({ error: taskName }).trim().min(1, taskName).max(MAX_TEXT, taskName).regex(PLAIN, PLAIN_PROBLEM).meta({ example: "app.tasks.report" }),
       every_s: z
         .number({ error: "expected a positive number of seconds" })
         .positive("expected a positive number of seconds")
+        .max(366 * 86_400, "at most a year (31622400 seconds)")
         .optional()
         .meta({ description: "Every so many seconds.", example: 86400 }),
       cron: z
@@ -211,7 +239,7 @@ export const ScheduleBody = z
   .meta({ example: { name: "nightly", task: "app.tasks.report", cron: "0 3 * * *" } });
 
 /** `DELETE /api/schedules/{name}`. */
-export const ScheduleNameParams = z.object({ name: z.string().meta({ description: "The schedule's name", example: "nightly" }) });
+export const ScheduleNameParams = z.object({ name: plainText().meta({ description: "The schedule's name", example: "nightly" }) });
 
 // ---- answers ----------------------------------------------------------------------------------
 

@@ -14,6 +14,11 @@
  * cross-site form cannot send, and a cross-site script cannot without a CORS
  * preflight Crisper never grants), and a request whose Origin is another site
  * is refused.
+ *
+ * Guessing: a wrong user name costs the same as a wrong password (the
+ * same verification runs, against a stand-in secret), so timing does not
+ * tell which user names exist; and failures are limited per client address
+ * (sign-in-limit.ts).
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
@@ -21,6 +26,7 @@ import { createMiddleware } from "hono/factory";
 import { parseAuth, type User } from "../auth/users.ts";
 import type { AdminEnv, Env } from "./context.ts";
 import { HttpError } from "./errors.ts";
+import { clientAddress, createSignInLimit } from "./sign-in-limit.ts";
 
 /** Paths open without credentials even when auth is on. */
 const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/assets\//];
@@ -85,11 +91,24 @@ export function adminOnly(auth: Auth | undefined, body?: "json" | "form") {
   });
 }
 
+export interface AuthOptions {
+  /** Failed sign-ins a client address may make in a minute before it gets 429 (default 10). */
+  failuresPerMinute?: number;
+}
+
 /** `publicUrl`: where people reach Crisper, when a proxy in front rewrites Host. */
-export function createAuth(text: string | undefined, publicUrl?: string): Auth {
+export function createAuth(text: string | undefined, publicUrl?: string, options: AuthOptions = {}): Auth {
   const parsed = text ? parseAuth(text) : [];
   if (typeof parsed === "string") throw new Error(`CRISPER_AUTH: ${parsed}`);
   const accounts = new Map(parsed.map((a) => [a.name, a]));
+  const limit = createSignInLimit(options.failuresPerMinute ?? 10);
+  // What a failed check verifies besides the account's own secret, so every
+  // failure costs the same: a hash of the kind (and cost) the accounts use,
+  // when any account has one (its result is ignored), and a text compare.
+  const standInHash = parsed.find((a) => isHash(a.secret))?.secret;
+  const standInText = createHash("sha256").update(`crisper-stand-in\u0000${text ?? ""}`).digest("hex");
+  const verify = async (password: string, secret: string) =>
+    isHash(secret) ? await Bun.password.verify(password, secret).catch(() => false) : sameText(password, secret);
   const key = createHash("sha256").update(`crisper-form-token\u0000${text ?? ""}`).digest();
   const formToken = (user: User) => createHmac("sha256", key).update(user.name).digest("hex");
   // Checking an argon2 hash takes tens of milliseconds: remember the
@@ -108,12 +127,12 @@ export function createAuth(text: string | undefined, publicUrl?: string): Auth {
       return null;
     }
     const colon = decoded.indexOf(":");
-    if (colon < 0) return null;
-    const account = accounts.get(decoded.slice(0, colon));
+    const account = colon < 0 ? undefined : accounts.get(decoded.slice(0, colon));
     const password = decoded.slice(colon + 1);
-    if (!account) return null;
-    const ok = isHash(account.secret) ? await Bun.password.verify(password, account.secret).catch(() => false) : sameText(password, account.secret);
-    if (!ok) return null;
+    // Unknown user: the same work as a wrong password, then no.
+    const ok = await verify(password, account?.secret ?? standInText);
+    if (standInHash && !isHash(account?.secret ?? "")) await verify(password, standInHash);
+    if (!account || !ok) return null;
     const user = { name: account.name, role: account.role };
     if (verified.size > 1000) verified.clear();
     verified.set(cacheKey, user);
@@ -138,8 +157,16 @@ export function createAuth(text: string | undefined, publicUrl?: string): Auth {
     enabled: accounts.size > 0,
     middleware: async (c, next) => {
       if (accounts.size === 0 || OPEN.some((p) => p.test(c.req.path))) return signedOut(c, next);
-      const user = await check(c.req.header("authorization"));
+      const header = c.req.header("authorization");
+      const address = clientAddress(c);
+      const wait = header === undefined ? 0 : limit.retryAfter(address);
+      if (wait > 0) {
+        return c.json({ error: `too many failed sign-ins from this address: try again in ${wait} s` }, 429, { "retry-after": String(wait) });
+      }
+      const user = await check(header);
       if (!user) {
+        // A browser's first request carries no credentials: only a wrong one counts.
+        if (header !== undefined) limit.failed(address);
         return c.json({ error: "sign in: this Crisper needs a user name and password (CRISPER_AUTH)" }, 401, {
           "www-authenticate": 'Basic realm="Crisper", charset="UTF-8"',
         });

@@ -3,15 +3,16 @@
  * composition root mounts beside them (Slack's events).
  */
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { createMetricsRoutes } from "../api/metrics.ts";
 import { type ApiDeps, createApiRoutes, createHealthRoutes } from "../api/routes.ts";
 import { signedOut } from "../http/auth.ts";
 import type { Env, MountedHandler } from "../http/context.ts";
-import { HttpError } from "../http/errors.ts";
+import { type ErrorAnswer, answerFor } from "../http/errors.ts";
+import { securityHeaders } from "../http/headers.ts";
+import { wellFormedUrl } from "../http/requests.ts";
 import type { Logger } from "../log.ts";
 import type { LiveHub } from "./live.ts";
-import { createPageRoutes } from "./pages.tsx";
+import { createPageRoutes, errorPage } from "./pages.tsx";
 
 export interface AppDeps extends ApiDeps {
   log: Logger;
@@ -24,6 +25,9 @@ export interface AppDeps extends ApiDeps {
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<Env>();
+  // On every answer, Slack's and the errors included.
+  app.use("*", securityHeaders);
+  app.use("*", wellFormedUrl);
   // Before sign-in: Slack signs its requests, and has no CRISPER_AUTH password.
   const slack = deps.slack;
   if (slack) app.post(slack.path, (c) => slack.fetch(c.req.raw));
@@ -35,13 +39,14 @@ export function createApp(deps: AppDeps) {
     app.route("/api", createApiRoutes(deps));
     app.route("/", createPageRoutes(deps));
   }
-  app.notFound((c) => c.json({ error: `no such path: ${c.req.path.slice(0, 200)}` }, 404));
+  app.notFound((c) => {
+    const answer: ErrorAnswer = { status: 404, message: `no such path: ${c.req.path.slice(0, 200)}`, extra: {} };
+    return errorPage(c, answer) ?? c.json({ error: answer.message }, 404);
+  });
+  // A browser gets an error page (pages.tsx); the API and other clients `{"error": …}`.
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json({ error: err.message, ...err.extra }, err.status);
-    // Hono's own refusals (a body that is not JSON, say): their status, in the same shape.
-    if (err instanceof HTTPException && err.status < 500) return c.json({ error: err.message }, err.status);
-    deps.log.error(`${c.req.method} ${c.req.path.slice(0, 200)}: ${err.stack ?? err.message}`);
-    return c.json({ error: "internal error (logged)" }, 500);
+    const answer = answerFor(err, `${c.req.method} ${c.req.path.slice(0, 200)}`, deps.log);
+    return errorPage(c, answer) ?? c.json({ error: answer.message, ...answer.extra }, answer.status);
   });
   return app;
 }

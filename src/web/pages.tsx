@@ -4,10 +4,15 @@
  * JSON API serves. A request from htmx for a fragment (`fragment=rows`) gets
  * just that part; everything else gets the whole page, so each page works
  * with JavaScript off and at a stable URL.
+ *
+ * A page whose queries do not finish within ANSWER_DEADLINE_MS (a database
+ * that hangs) or fail because the database is down is a 503 page that says
+ * so; a bad parameter is a 400 page that says which. A browser gets these
+ * as pages; a client that does not ask for HTML, as `{"error": …}`.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { AlertFilter, RevokeForm, TaskListQuery } from "../api/schemas.ts";
+import { AlertFilter, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
 import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -20,14 +25,17 @@ import { SchedulesPage } from "../../views/schedules.tsx";
 import { WorkerPage, WorkersPage } from "../../views/workers.tsx";
 import { alertsForSubject } from "../alerts/store.ts";
 import { AlertsPage } from "../../views/alerts.tsx";
-import { Layout } from "../../views/layout.tsx";
+import { CSS, Layout } from "../../views/layout.tsx";
+import { ErrorPage, errorTitle } from "../../views/error.tsx";
 import { OverviewPage } from "../../views/overview.tsx";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
 import { type Auth, adminOnly, currentUser } from "../http/auth.ts";
 import type { Env } from "../http/context.ts";
-import { HttpError, validated } from "../http/errors.ts";
+import { answerWithin } from "../http/deadline.ts";
+import { DATABASE_NOT_ANSWERING, type ErrorAnswer, HttpError, validated } from "../http/errors.ts";
+import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
 import { revokeLogLine, revokeTask } from "../api/revoke.ts";
@@ -51,15 +59,42 @@ export interface PageDeps {
   log?: Logger;
 }
 
+/**
+ * An error as a browser should see it: a page that says what went wrong, in
+ * the site's frame. htmx swaps error answers in too (views/layout.tsx), so a
+ * link or a live refresh shows the 503 page rather than nothing. Null for a
+ * client that does not ask for HTML (curl, scripts): it gets `{"error": …}`.
+ */
+export function errorPage(c: Context<Env>, answer: ErrorAnswer): Response | Promise<Response> | null {
+  const browser = c.req.header("hx-request") !== undefined || (c.req.header("accept") ?? "").includes("text/html");
+  if (!browser || c.req.path.startsWith("/api/")) return null;
+  return c.html(
+    <Layout
+      user={currentUser(c)}
+      title={errorTitle(answer.status, answer.message)}
+      path={c.req.path}
+      // A page the database could not give: tried again every 10 s, no script needed.
+      refreshS={answer.message === DATABASE_NOT_ANSWERING && c.req.method === "GET" ? 10 : undefined}
+    >
+      <ErrorPage status={answer.status} message={answer.message} />
+    </Layout>,
+    answer.status,
+  );
+}
+
 export function createPageRoutes(deps: PageDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
   const pages = new Hono<Env>();
+  // Every page's queries and rendering: a 503 page rather than a hang when the database does not answer.
+  const inTime = answerWithin();
 
   pages.get("/assets/:file", async (c) => {
+    const cache = { "cache-control": "public, max-age=86400" };
+    if (c.req.param("file") === "crisper.css") return c.body(CSS, 200, { ...cache, "content-type": "text/css; charset=utf-8" });
     const path = ASSETS[c.req.param("file")];
     if (!path) throw new HttpError(404, "no such asset");
     const file = Bun.file(path);
-    return new Response(file, { headers: { "content-type": "text/javascript", "cache-control": "public, max-age=86400" } });
+    return new Response(file, { headers: { "content-type": "text/javascript", ...cache } });
   });
 
   pages.get("/live", (c) => {
@@ -80,7 +115,7 @@ export function createPageRoutes(deps: PageDeps) {
     return throughputCache.value;
   };
 
-  pages.get("/", async (c) => {
+  pages.get("/", inTime, async (c) => {
     const t = now();
     const windowMin = 60;
     const [throughput, workers, queues, alerts, gaps] = await Promise.all([
@@ -109,7 +144,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/tasks", validated("query", TaskListQuery), async (c) => {
+  pages.get("/tasks", validated("query", TaskListQuery), inTime, async (c) => {
     const filters = c.req.valid("query");
     // A task id pasted into the search box means "show me that task": go
     // straight there (a primary-key lookup) rather than search every text
@@ -139,8 +174,8 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/tasks/:id", async (c) => {
-    const id = c.req.param("id").slice(0, 255);
+  pages.get("/tasks/:id", validated("param", TaskIdParams), inTime, async (c) => {
+    const { id } = c.req.valid("param");
     const task = await getTask(deps.database, id);
     if (!task) {
       c.status(404);
@@ -166,15 +201,15 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.post("/tasks/:id/revoke", adminOnly(deps.auth, "form"), validated("form", RevokeForm), async (c) => {
-    const id = c.req.param("id").slice(0, 255);
+  pages.post("/tasks/:id/revoke", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
+    const { id } = c.req.valid("param");
     const request = c.req.valid("form");
     const acknowledged = await revokeTask(deps.broker, id, request);
     deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged, " from its page"));
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
   });
 
-  pages.get("/workers", async (c) => {
+  pages.get("/workers", inTime, async (c) => {
     const t = now();
     const workers = (await listWorkers(deps.database)).map((w) => workerJson(w, t));
     return c.html(
@@ -184,8 +219,8 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/workers/:hostname", async (c) => {
-    const hostname = c.req.param("hostname").slice(0, 255);
+  pages.get("/workers/:hostname", validated("param", WorkerParams), inTime, async (c) => {
+    const { hostname } = c.req.valid("param");
     const w = await getWorker(deps.database, hostname);
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
@@ -197,7 +232,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/queues", async (c) => {
+  pages.get("/queues", inTime, async (c) => {
     const windowMin = 60;
     const queues = await listQueues(deps.database);
     const since = new Date((now() - windowMin * 60) * 1000);
@@ -213,7 +248,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/schedules", async (c) => {
+  pages.get("/schedules", inTime, async (c) => {
     const schedules = (await listSchedules(deps.database)).map(scheduleJson);
     return c.html(
       <Layout user={currentUser(c)} title="Schedules" path="/schedules">
@@ -222,7 +257,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/alerts", validated("query", AlertFilter), async (c) => {
+  pages.get("/alerts", validated("query", AlertFilter), inTime, async (c) => {
     const { status, kind } = c.req.valid("query");
     const alerts = await listAlerts(deps.database, { status, kind, limit: 200 });
     return c.html(

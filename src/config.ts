@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseAmqpUrl } from "./broker/amqp/url.ts";
+import { brokerKind } from "./broker/kind.ts";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
 import { parseAuth } from "./web/auth.ts";
 
@@ -16,8 +17,9 @@ const redisUrl = (name: string, why: string) =>
 
 /** Celery's broker: Redis, or RabbitMQ by any of kombu's spellings (vhost in the path). */
 const brokerUrl = z.string().superRefine((v, ctx) => {
-  if (/^rediss?:\/\//i.test(v)) return;
-  if (!/^(amqps?|pyamqp):\/\//i.test(v)) {
+  const kind = brokerKind(v);
+  if (kind === "redis") return;
+  if (kind === null) {
     ctx.addIssue({ code: "custom", message: `BROKER_URL: expected redis://, rediss://, amqp://, amqps:// or pyamqp://, got ${"{value}"}` });
     return;
   }

@@ -114,5 +114,6 @@ export const checkWorkerDeath: Check = async (pass) => {
   const found = detectWorkerDeath(pass.workers, pass.unfinished, pass.unacked, pass.asOf, pass.streamUpSince, pass.config);
   await pass.sync("worker_offline", found.workerOffline);
   await pass.sync("task_lost", found.taskLost);
-  await pass.sync("prefetched_stranded", found.prefetchedStranded);
+  // RabbitMQ requeues a dead worker's prefetched messages at once: nothing is stranded.
+  await pass.sync("prefetched_stranded", pass.broker?.capabilities.strandsPrefetched === false ? [] : found.prefetchedStranded);
 };

@@ -187,6 +187,30 @@ describe("RabbitMQ broker adapter", () => {
     await conn.close();
   });
 
+  test("two collectors on one queue share it; when one dies, the other gets what it held, and nothing is lost", async () => {
+    const a = broker({ eventQueue: "crisper.shared" });
+    const b = broker({ eventQueue: "crisper.shared" });
+    // A receives but never commits (it is about to be killed); B commits everything.
+    const held = collect(a, false);
+    const carried = collect(b);
+    await Promise.all([held.ready, carried.ready]);
+    const { conn, ch } = await raw();
+    for (let i = 0; i < 100; i++) {
+      ch.publish("celeryev", "worker.heartbeat", Buffer.from(JSON.stringify({ type: "worker-heartbeat", hostname: `s${i}@lab`, timestamp: i })), {
+        contentType: "application/json",
+      });
+    }
+    await waitUntil(() => held.messages.length + carried.messages.length >= 100, 10_000, "100 delivered");
+    // RabbitMQ hands them out in turn.
+    expect(held.messages.length).toBeGreaterThan(0);
+    expect(carried.messages.length).toBeGreaterThan(0);
+    await a.close();
+    await waitUntil(() => new Set(events(carried.messages).map((e) => e.hostname)).size >= 100, 10_000, "all 100 at the survivor");
+    expect(new Set(events(carried.messages).map((e) => e.hostname)).size).toBe(100);
+    await ch.close();
+    await conn.close();
+  });
+
   test("prefetched and late-acked running tasks are unacked, as the worker reports them; the management API counts them", async () => {
     const b = broker({ managementUrl: rabbit.managementUrl });
     expect(b.capabilities.countsUnacked).toBe(true);

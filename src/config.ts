@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { parseAmqpUrl } from "./broker/amqp/url.ts";
 import { brokerKind } from "./broker/kind.ts";
+import { errorText } from "./log.ts";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
 import { parseAuth } from "./web/auth.ts";
 
@@ -26,7 +27,7 @@ const brokerUrl = z.string().superRefine((v, ctx) => {
   try {
     parseAmqpUrl(v);
   } catch (e) {
-    ctx.addIssue({ code: "custom", message: `BROKER_URL: ${(e as Error).message}, got ${"{value}"}` });
+    ctx.addIssue({ code: "custom", message: `BROKER_URL: ${errorText(e)}, got ${"{value}"}` });
   }
 });
 

@@ -8,6 +8,7 @@
 import { LIMITS, truncate } from "./bounds.ts";
 import { toEvent } from "./envelope.ts";
 import type { Decoded } from "./event.ts";
+import { errorText } from "../log.ts";
 
 const JSON_TYPES = new Set(["application/json", "application/x-json", "text/json"]);
 
@@ -31,7 +32,7 @@ export function decodeEventBody(body: string, contentType: string, localReceived
   try {
     payload = JSON.parse(body);
   } catch (e) {
-    return { events: [], errors: [{ reason: "bad_body_json", detail: `message body is not JSON (${(e as Error).message.slice(0, 80)})` }] };
+    return { events: [], errors: [{ reason: "bad_body_json", detail: `message body is not JSON (${errorText(e).slice(0, 80)})` }] };
   }
   const out: Decoded = { events: [], errors: [] };
   for (const item of Array.isArray(payload) ? payload : [payload]) {

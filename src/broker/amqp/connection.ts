@@ -9,7 +9,7 @@
  * holds up events.
  */
 import amqplib, { type Channel, type ChannelModel } from "amqplib";
-import type { Logger } from "../../log.ts";
+import { errorText, type Logger } from "../../log.ts";
 import type { AmqpTarget } from "./url.ts";
 
 /** Reconnect forever, quickly at first: a monitor must come back on its own. */
@@ -86,7 +86,7 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
         } catch (e) {
           // A failed set-up (e.g. a declare refused) closes the channel, not
           // the connection: say so, and try again from scratch shortly.
-          log.error(`${what}: ${(e as Error).message}`);
+          log.error(`${what}: ${errorText(e)}`);
           await m.close().catch(() => {});
           return;
         }
@@ -95,7 +95,7 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
       waiters = [];
       for (const w of ws) w();
     } catch (e) {
-      lastError = (e as Error).message || String(e);
+      lastError = errorText(e);
       log.once(`amqp-unreachable:${connectionName}:${lastError}`, `${what} unreachable (${lastError}); retrying`);
       scheduleRetry();
     }
@@ -136,7 +136,7 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
     watch(up, down) {
       ups.push(up);
       downs.push(down);
-      if (model) void Promise.resolve(up(model)).catch((e) => log.error(`${what}: ${(e as Error).message}`));
+      if (model) void Promise.resolve(up(model)).catch((e) => log.error(`${what}: ${errorText(e)}`));
       else start();
     },
 

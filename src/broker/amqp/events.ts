@@ -16,7 +16,7 @@
  * committed), in delivery order, many at a time (`multiple`).
  */
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import type { Logger } from "../../log.ts";
+import { errorText, type Logger } from "../../log.ts";
 import type { BrokerPort, RawMessage, StreamStatus } from "../port.ts";
 import { subscribeResults, type PatternSubscription } from "../redis/subscription.ts";
 import { EVENT_EXCHANGE } from "../redis/keys.ts";
@@ -120,8 +120,7 @@ export class InOrderAcks {
   private flush() {
     this.scheduled = false;
     let last: ConsumeMessage | null = null;
-    while (this.head < this.pending.length) {
-      const m = this.pending[this.head] as ConsumeMessage;
+    for (let m = this.pending[this.head]; m !== undefined; m = this.pending[this.head]) {
       if (!this.settled.delete(m.fields.deliveryTag)) break;
       last = m;
       this.head++;
@@ -166,7 +165,7 @@ function consumeEvents(
       if (replyCode(e) !== 406) throw e;
       log.once(
         `event-queue-args:${queue.name}`,
-        `event queue ${queue.name} exists with other arguments than EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES say (${(e as Error).message}); using it as it is (delete it, or name another EVENT_QUEUE, to apply the settings)`,
+        `event queue ${queue.name} exists with other arguments than EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES say (${errorText(e)}); using it as it is (delete it, or name another EVENT_QUEUE, to apply the settings)`,
       );
       // The refusal closed the channel: open another, and only check the queue.
       const again = await model.createChannel();

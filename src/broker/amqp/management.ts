@@ -5,7 +5,7 @@
  * deliveries, nor the names of queues nobody mentioned; /api/queues gives
  * both.
  */
-import type { Logger } from "../../log.ts";
+import { errorText, type Logger } from "../../log.ts";
 
 export interface ManagedQueue {
   name: string;
@@ -46,7 +46,7 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       try {
         body = await get(path);
       } catch (e) {
-        log.once(`management:${(e as Error).message}`, `RabbitMQ management API: ${(e as Error).message}`);
+        log.once(`management:${errorText(e)}`, `RabbitMQ management API: ${errorText(e)}`);
         throw e;
       }
       const items = typeof body === "object" && body !== null && "items" in body && Array.isArray(body.items) ? body.items : [];

@@ -5,6 +5,9 @@
  *
  *   lag         event-to-queryable lag p50/p99 at --lag-rate (default 10,000 events/s)
  *   throughput  loss at --rate (default 40,000 events/s) for --seconds (default 60)
+ *   rabbitmq    the same traffic through a real RabbitMQ (its own node, a second
+ *               collector and database) at --rabbit-rate (default --rate) for
+ *               --seconds: loss, and how long the store takes to catch up
  *   memory      collector RSS across --tasks (default 1,000,000) tasks, and bytes per task on disk
  *   pages       with --page-tasks (default 1,000,000) tasks stored, how long the web server
  *               takes to answer the task list, a search, a task page, the overview
@@ -14,16 +17,18 @@
  * collector against a store that is no longer small.
  * Loss is counted exactly: every published task event has a unique key, and
  * the events table is counted at the end; the collector's own drop counter
- * and the Redis subscription's disconnect counter must stay at zero too.
+ * and the event stream's disconnect counter must stay at zero too.
  */
 import { parseArgs } from "node:util";
+import amqplib from "amqplib";
 import Redis from "ioredis";
 import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
-import { startPostgres } from "../test/support/postgres-server.ts";
+import { createDatabase, startPostgres } from "../test/support/postgres-server.ts";
+import { startRabbit } from "../test/support/rabbitmq-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
 import { fillTasks } from "./fill-tasks.ts";
-import { EVENTS_PER_TASK, type PublishedMessage, TrafficGenerator } from "./traffic.ts";
+import { EVENTS_PER_TASK, type PublishedMessage, TrafficGenerator, type Wire } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -31,6 +36,7 @@ const { values: opts, positionals } = parseArgs({
   options: {
     rate: { type: "string", default: "40000" },
     seconds: { type: "string", default: "60" },
+    "rabbit-rate": { type: "string" },
     "lag-rate": { type: "string", default: "10000" },
     "lag-seconds": { type: "string", default: "30" },
     tasks: { type: "string", default: "1000000" },
@@ -39,7 +45,7 @@ const { values: opts, positionals } = parseArgs({
     prefill: { type: "string", default: "0" },
   },
 });
-const phases = positionals.length ? positionals : ["lag", "throughput", "memory", "pages"];
+const phases = positionals.length ? positionals : ["lag", "throughput", "rabbitmq", "memory", "pages"];
 
 const log = (s: string) => console.error(`[bench] ${s}`);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -48,14 +54,21 @@ interface Env {
   redisUrl: string;
   pg: postgres.Sql;
   databaseUrl: string;
+  /** The PostgreSQL server's own URL, to create more databases on it. */
+  serverUrl: string;
   collectorPid: number;
   webUrl: string;
   stop(): Promise<void>;
 }
 
-async function startEnvironment(): Promise<Env> {
-  const redis = await startRedis();
-  const pgServer = await startPostgres({ durable: true });
+interface Collector {
+  pid: number;
+  webUrl: string;
+  stop(): Promise<void>;
+}
+
+/** `crisper serve` as its own process, watching `brokerUrl`, writing into `databaseUrl`. */
+async function startCollector(brokerUrl: string, databaseUrl: string): Promise<Collector> {
   const port = await freePort();
   // CRISPER_BENCH_CPU_PROF=<dir> writes the collector's CPU profile there on exit.
   const profDir = process.env.CRISPER_BENCH_CPU_PROF;
@@ -65,8 +78,8 @@ async function startEnvironment(): Promise<Env> {
     cwd: `${import.meta.dir}/..`,
     env: {
       ...process.env,
-      BROKER_URL: redis.url,
-      DATABASE_URL: pgServer.url,
+      BROKER_URL: brokerUrl,
+      DATABASE_URL: databaseUrl,
       PORT: String(port),
       ENABLE_EVENTS: "false",
       LOG_LEVEL: "warn",
@@ -81,16 +94,30 @@ async function startEnvironment(): Promise<Env> {
     if (i > 300) throw new Error("collector did not become ready");
     await Bun.sleep(100);
   }
+  return {
+    pid: proc.pid,
+    webUrl,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+async function startEnvironment(): Promise<Env> {
+  const redis = await startRedis();
+  const pgServer = await startPostgres({ durable: true });
+  const collector = await startCollector(redis.url, pgServer.url);
   const pg = postgres(pgServer.url, { max: 2, onnotice: () => {} });
   return {
     redisUrl: redis.url,
     pg,
     databaseUrl: pgServer.url,
-    collectorPid: proc.pid,
-    webUrl,
+    serverUrl: pgServer.url,
+    collectorPid: collector.pid,
+    webUrl: collector.webUrl,
     async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
+      await collector.stop();
       await pg.end();
       await pgServer.stop();
       await redis.stop();
@@ -98,7 +125,7 @@ async function startEnvironment(): Promise<Env> {
   };
 }
 
-async function metric(env: Env, name: string): Promise<number> {
+async function metric(env: { webUrl: string }, name: string): Promise<number> {
   const text = await (await fetch(`${env.webUrl}/metrics`)).text();
   let sum = 0;
   for (const line of text.split("\n")) if (line.startsWith(name) && !line.startsWith("#")) sum += Number(line.split(" ").pop());
@@ -117,20 +144,62 @@ const newId = () => {
   return `${crypto.randomUUID().slice(0, 24)}${n}`;
 };
 
+/** Where the traffic goes: Redis PUB/SUB, or RabbitMQ's `celeryev` exchange. */
+interface Publisher {
+  wire: Wire;
+  send(messages: PublishedMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+function redisPublisher(url: string): Publisher {
+  const redis = new Redis(url, { lazyConnect: false });
+  return {
+    wire: "redis",
+    async send(messages) {
+      const p = redis.pipeline();
+      for (const m of messages) p.publish(m.channel, m.data);
+      await p.exec();
+    },
+    async close() {
+      await redis.quit();
+    },
+  };
+}
+
+async function amqpPublisher(url: string): Promise<Publisher> {
+  const conn = await amqplib.connect(url);
+  const ch = await conn.createChannel();
+  await ch.assertExchange("celeryev", "topic", { durable: true });
+  return {
+    wire: "amqp",
+    async send(messages) {
+      for (const m of messages) {
+        // As Celery publishes events: transient, JSON, the routing key saying the type.
+        const ok = ch.publish("celeryev", m.channel, Buffer.from(m.data), { contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 1 });
+        if (!ok) await new Promise((resolve) => ch.once("drain", resolve));
+      }
+    },
+    async close() {
+      await ch.close();
+      await conn.close();
+    },
+  };
+}
+
 /**
- * Publishes `tasks` tasks at `eventsPerSecond`, in 10 ms ticks, with
- * heartbeats every 2 s. Calls onTask with each task's id and the time its
- * last message went out.
+ * Publishes tasks at `eventsPerSecond` for `seconds`, in 10 ms ticks, with
+ * heartbeats every 2 s. Calls onProbe with some tasks' ids as their last
+ * message goes out.
  */
 async function publish(
-  redisUrl: string,
+  to: string | Publisher,
   eventsPerSecond: number,
   seconds: number,
   onTick?: (elapsed: number) => void,
   onProbe?: (id: string) => void,
 ): Promise<{ tasks: number; events: number; seconds: number }> {
-  const redis = new Redis(redisUrl, { lazyConnect: false });
-  const gen = new TrafficGenerator();
+  const publisher = typeof to === "string" ? redisPublisher(to) : to;
+  const gen = new TrafficGenerator(0, undefined, undefined, publisher.wire);
   const tasksPerSecond = eventsPerSecond / EVENTS_PER_TASK;
   const start = performance.now();
   let sent = 0;
@@ -158,23 +227,20 @@ async function publish(
       out.push(...gen.heartbeats(now));
     }
     if (out.length) {
-      const p = redis.pipeline();
-      for (const m of out) p.publish(m.channel, m.data);
-      await p.exec();
+      await publisher.send(out);
       for (const id of probes) onProbe?.(id);
     }
     onTick?.(elapsed);
     await Bun.sleep(Math.max(0, 10 - ((performance.now() - start) % 10)));
   }
-  const p = redis.pipeline();
-  for (const m of gen.flush()) p.publish(m.channel, m.data);
-  await p.exec();
-  await redis.quit();
-  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: (performance.now() - start) / 1000 };
+  await publisher.send(gen.flush());
+  const took = (performance.now() - start) / 1000;
+  await publisher.close();
+  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: took };
 }
 
 /** Waits until the store holds `expected` task events (or stops growing). */
-async function drained(env: Env, expected: number, timeoutS = 120): Promise<{ stored: number; waitedS: number }> {
+async function drained(env: { pg: postgres.Sql }, expected: number, timeoutS = 120): Promise<{ stored: number; waitedS: number }> {
   const t0 = performance.now();
   let last = -1;
   let stableSince = performance.now();
@@ -254,6 +320,64 @@ async function throughputPhase(env: Env, rate: number, seconds: number) {
     maxBuffer,
     drainS: waitedS,
   };
+}
+
+/**
+ * The throughput phase's traffic through RabbitMQ: a node of its own, a
+ * second collector on it writing into a database of its own on the same
+ * PostgreSQL. Events wait in Crisper's queue rather than being dropped, so
+ * what is measured is loss and how long the store takes to catch up.
+ */
+async function rabbitPhase(env: Env, rate: number, seconds: number) {
+  log(`rabbitmq: ${fmt(rate)} events/s for ${seconds} s`);
+  const t0 = performance.now();
+  const rabbit = await startRabbit();
+  log(`rabbitmq: node up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const databaseUrl = await createDatabase(env.serverUrl, "bench_rabbitmq");
+  const collector = await startCollector(rabbit.url, databaseUrl);
+  const pg = postgres(databaseUrl, { max: 2, onnotice: () => {} });
+  try {
+    const mgmt = new URL(rabbit.managementUrl);
+    const auth = { authorization: `Basic ${btoa(`${mgmt.username}:${mgmt.password}`)}` };
+    /** Messages waiting in (or delivered from, not yet acknowledged by) Crisper's event queue. */
+    const queued = async () => {
+      const r = await fetch(`http://${mgmt.host}/api/queues/%2F/crisper.events?columns=messages`, { headers: auth }).catch(() => null);
+      const body: unknown = r?.ok ? await r.json() : null;
+      return typeof body === "object" && body !== null && "messages" in body && typeof body.messages === "number" ? body.messages : 0;
+    };
+    let maxQueued = 0;
+    let maxBuffer = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxQueued = Math.max(maxQueued, await queued());
+        maxBuffer = Math.max(maxBuffer, await metric(collector, "crisper_buffer_messages"));
+        await Bun.sleep(1000);
+      }
+    })();
+    const pub = await publish(await amqpPublisher(rabbit.url.replace(/\/\/$/, "/%2F")), rate, seconds);
+    const { stored, waitedS } = await drained({ pg }, pub.events, 300);
+    sampling = false;
+    await sampler;
+    return {
+      rate,
+      seconds: pub.seconds,
+      achieved: pub.events / pub.seconds,
+      published: pub.events,
+      stored,
+      lost: pub.events - stored,
+      stored_per_s: stored / (pub.seconds + waitedS),
+      dropped: await metric(collector, "crisper_buffer_dropped_total"),
+      disconnects: await metric(collector, "crisper_stream_disconnects_total"),
+      maxQueued,
+      maxBuffer,
+      drainS: waitedS,
+    };
+  } finally {
+    await collector.stop();
+    await pg.end();
+    await rabbit.stop();
+  }
 }
 
 async function memoryPhase(env: Env, tasks: number, rate: number) {
@@ -346,6 +470,12 @@ try {
     const r = await throughputPhase(env, Number(opts.rate), Number(opts.seconds));
     rows.push(
       `| throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; buffer drops ${r.dropped}, Redis disconnects ${r.disconnects}; buffer peak ${fmt(r.maxBuffer)} messages; drained ${r.drainS.toFixed(1)} s after the last publish |`,
+    );
+  }
+  if (phases.includes("rabbitmq")) {
+    const r = await rabbitPhase(env, Number(opts["rabbit-rate"] ?? opts.rate), Number(opts.seconds));
+    rows.push(
+      `| RabbitMQ: throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; ${fmt(r.stored_per_s)} events/s stored end to end; buffer drops ${r.dropped}, disconnects ${r.disconnects}; queue peak ${fmt(r.maxQueued)} messages, buffer peak ${fmt(r.maxBuffer)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
     );
   }
   if (phases.includes("memory")) {

@@ -1,14 +1,20 @@
 /**
  * Celery-shaped event traffic for benchmarks, built like the real captures
- * (test/fixtures/captures): kombu JSON envelopes with base64 bodies; producers'
- * task-sent one per message on `task.sent`; workers' task events batched as
- * JSON lists on `task.multi`; heartbeats on `worker.heartbeat`.
+ * (test/fixtures/captures): producers' task-sent one per message on
+ * `task.sent`; workers' task events batched as JSON lists on `task.multi`;
+ * heartbeats on `worker.heartbeat`. On Redis each message is a kombu JSON
+ * envelope with a base64 body on a PUB/SUB channel; on RabbitMQ it is the
+ * bare JSON body, published to the `celeryev` exchange with its routing key.
  */
 
 export interface PublishedMessage {
+  /** Redis: the PUB/SUB channel; RabbitMQ: the routing key. */
   channel: string;
   data: string;
 }
+
+/** How a broker carries Celery's events: kombu's envelope (Redis) or a bare body (AMQP). */
+export type Wire = "redis" | "amqp";
 
 let tag = 0;
 function envelope(body: unknown, routingKey: string, hostname: string): string {
@@ -40,10 +46,15 @@ export class TrafficGenerator {
     readonly workers = Array.from({ length: 8 }, (_, i) => `bench${i}@host`),
     /** Celery's worker flushes task events in groups (buffer_limit 24 by default). */
     readonly multiSize = 16,
+    readonly wire: Wire = "redis",
   ) {}
 
   private channel(routingKey: string) {
-    return `/${this.db}.celeryev/${routingKey}`;
+    return this.wire === "amqp" ? routingKey : `/${this.db}.celeryev/${routingKey}`;
+  }
+
+  private message(body: unknown, routingKey: string, hostname: string): PublishedMessage {
+    return { channel: this.channel(routingKey), data: this.wire === "amqp" ? JSON.stringify(body) : envelope(body, routingKey, hostname) };
   }
 
   /** One task's life: task-sent, then received/started/succeeded batched by its worker. Four events. */
@@ -72,7 +83,7 @@ export class TrafficGenerator {
       timestamp: now,
       type: "task-sent",
     };
-    out.push({ channel: this.channel("task.sent"), data: envelope(sent, "task.sent", sent.hostname) });
+    out.push(this.message(sent, "task.sent", sent.hostname));
     const base = { hostname: worker, utcoffset: 0, pid: 4242 };
     const events = [
       { ...base, clock: ++this.clock, uuid: id, name, args: sent.args, kwargs: sent.kwargs, root_id: id, parent_id: null, retries: 0, eta: null, expires: null, timestamp: now, type: "task-received" },
@@ -90,7 +101,7 @@ export class TrafficGenerator {
     const list = this.pending.get(worker);
     if (!list || list.length === 0) return [];
     this.pending.set(worker, []);
-    return [{ channel: this.channel("task.multi"), data: envelope(list, "task.multi", worker) }];
+    return [this.message(list, "task.multi", worker)];
   }
 
   /** Flushes every worker's batched task events. */
@@ -99,9 +110,8 @@ export class TrafficGenerator {
   }
 
   heartbeats(now: number): PublishedMessage[] {
-    return this.workers.map((w) => ({
-      channel: this.channel("worker.heartbeat"),
-      data: envelope(
+    return this.workers.map((w) =>
+      this.message(
         {
           hostname: w,
           utcoffset: 0,
@@ -120,7 +130,7 @@ export class TrafficGenerator {
         "worker.heartbeat",
         w,
       ),
-    }));
+    );
   }
 }
 

@@ -6,13 +6,31 @@
  */
 import { z } from "zod";
 import { timezoneName } from "./detect/cron.ts";
+import { parseAmqpUrl } from "./broker/amqp/url.ts";
+import { brokerKind } from "./broker/kind.ts";
+import { errorText } from "./log.ts";
 import { parseDeclaredSchedules, type Schedule } from "./detect/schedules.ts";
 import { parseAuth } from "./auth/users.ts";
 
-const redisUrl = (name: string) =>
+const redisUrl = (name: string, why: string) =>
   z.string().refine((v) => /^rediss?:\/\//.test(v), {
-    message: `${name}: expected redis:// or rediss://, got ${"{value}"} (Crisper reads Celery's Redis broker; RabbitMQ is not supported yet, see README)`,
+    message: `${name}: expected redis:// or rediss://, got ${"{value}"} (${why})`,
   });
+
+/** Celery's broker: Redis, or RabbitMQ by any of kombu's spellings (vhost in the path). */
+const brokerUrl = z.string().superRefine((v, ctx) => {
+  const kind = brokerKind(v);
+  if (kind === "redis") return;
+  if (kind === null) {
+    ctx.addIssue({ code: "custom", message: `BROKER_URL: expected redis://, rediss://, amqp://, amqps:// or pyamqp://, got ${"{value}"}` });
+    return;
+  }
+  try {
+    parseAmqpUrl(v);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: `BROKER_URL: ${errorText(e)}, got ${"{value}"}` });
+  }
+});
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
@@ -22,11 +40,32 @@ const bool = (def: boolean) =>
     .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
 export const configSchema = z.object({
-  BROKER_URL: redisUrl("BROKER_URL").default("redis://localhost:6379/0"),
+  BROKER_URL: brokerUrl.default("redis://localhost:6379/0"),
   /** kombu's `global_keyprefix` transport option, if the watched Celery sets one. */
   BROKER_GLOBAL_KEYPREFIX: z.string().default(""),
   BROKER_VISIBILITY_TIMEOUT: seconds(3600),
-  RESULT_BACKEND_URL: redisUrl("RESULT_BACKEND_URL").optional(),
+  /**
+   * RabbitMQ's `consumer_timeout`, seconds: a delivery unacknowledged this
+   * long makes RabbitMQ close the worker's channel and hand the message to
+   * another worker (RabbitMQ's visibility timeout, in effect).
+   */
+  BROKER_CONSUMER_TIMEOUT: seconds(1800),
+  /** RabbitMQ: Crisper's own event queue, bound to `celeryev`; events wait there while Crisper is away. */
+  EVENT_QUEUE: z.string().min(1).max(255).default("crisper.events"),
+  /** RabbitMQ: the event queue is deleted after this long without a consumer (`x-expires`). */
+  EVENT_QUEUE_EXPIRES_S: seconds(86_400),
+  /** RabbitMQ: most bytes the event queue holds while nobody consumes it; past it the oldest go (`x-max-length-bytes`). */
+  EVENT_QUEUE_MAX_BYTES: z.coerce.number().int().positive().default(256 * 2 ** 20),
+  /** RabbitMQ's management plugin HTTP API (http://user:password@host:15672): unacked counts per queue, more queues. */
+  RABBITMQ_MANAGEMENT_URL: z
+    .string()
+    .url()
+    .refine((v) => /^https?:\/\//.test(v), { message: "expected an http:// or https:// address (the management plugin's, port 15672 by default)" })
+    .optional(),
+  RESULT_BACKEND_URL: redisUrl(
+    "RESULT_BACKEND_URL",
+    "Crisper reads Celery's Redis result backend; rpc:// results go to the caller alone and cannot be read by a third party",
+  ).optional(),
   DATABASE_URL: z
     .string()
     .refine((v) => /^postgres(ql)?:\/\//.test(v), { message: "expected postgres:// or postgresql://" })

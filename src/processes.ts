@@ -100,6 +100,10 @@ export function openBroker(config: Config, log: Logger): BrokerPort {
     brokerUrl: config.BROKER_URL,
     resultBackendUrl: config.RESULT_BACKEND_URL,
     globalKeyprefix: config.BROKER_GLOBAL_KEYPREFIX,
+    eventQueue: config.EVENT_QUEUE,
+    eventQueueExpiresS: config.EVENT_QUEUE_EXPIRES_S,
+    eventQueueMaxBytes: config.EVENT_QUEUE_MAX_BYTES,
+    managementUrl: config.RABBITMQ_MANAGEMENT_URL,
     log,
   });
 }

@@ -1,9 +1,9 @@
 /**
  * The broker port: everything Crisper asks of a Celery broker, in Celery's
  * terms (events, queues, unacknowledged messages, remote control, results).
- * Each broker has an adapter under broker/<name>/ (Redis today, in
- * broker/redis/), and create.ts picks one by the URL's scheme. The
- * collector and the fronts know only this interface.
+ * Each broker has an adapter under broker/<name>/ (Redis in broker/redis/,
+ * RabbitMQ in broker/amqp/), and create.ts picks one by the URL's scheme.
+ * The collector and the fronts know only this interface.
  */
 
 /** One raw message from the event stream (or the result backend), before decoding. */
@@ -22,8 +22,23 @@ export interface RawMessage {
    * buffered.
    */
   data: string;
+  /**
+   * Set where the broker carries the content type beside the message (AMQP
+   * properties): `data` is then the serialized body itself, with no kombu
+   * envelope around it. Unset on Redis, where the envelope says it.
+   */
+  contentType?: string;
   /** Collector's clock at arrival, unix seconds. */
   receivedAt: number;
+  /**
+   * Called by the collector once it is done with the message: its batch is
+   * committed to the database (or it was refused as unusable, or dropped,
+   * counted, as a gap). Where the broker keeps a message until it is
+   * acknowledged (RabbitMQ), the adapter acknowledges it only then, so a
+   * collector that dies first gets it again (writes are idempotent).
+   * Absent where there is nothing to acknowledge (Redis PUB/SUB).
+   */
+  settle?: () => void;
 }
 
 /**
@@ -43,9 +58,19 @@ export interface QueueSample {
   name: string;
   /** Waiting messages, all priorities. */
   depth: number;
-  /** Waiting messages per priority, where the broker keeps them apart (kombu on Redis: steps "0", "3", "6", "9"). */
+  /**
+   * Waiting messages per priority, where the broker keeps them apart (kombu
+   * on Redis: steps "0", "3", "6", "9"); empty where it counts them together
+   * (a RabbitMQ priority queue's depth is all priorities).
+   */
   byPriority: Record<string, number>;
-  /** Delivered to a worker, not yet acknowledged (prefetched or running). */
+  /** Consumers attached (RabbitMQ says; on Redis there is no such count). */
+  consumers?: number;
+  /**
+   * Delivered to a worker, not yet acknowledged (prefetched or running).
+   * RabbitMQ gives this count only through its management API: without
+   * RABBITMQ_MANAGEMENT_URL it is 0 (see `capabilities.countsUnacked`).
+   */
   unacked: number;
   /** Age of the oldest unacknowledged message of this queue, seconds; null if none. */
   oldestUnackedAgeS: number | null;
@@ -84,6 +109,15 @@ export interface BrokerCapabilities {
    * gives counts, not messages).
    */
   listsUnacked: boolean;
+  /** Whether QueueSample.unacked is a real count (Redis; RabbitMQ with its management API). */
+  countsUnacked: boolean;
+  /**
+   * Whether a dead worker's prefetched messages stay unacknowledged until a
+   * timeout returns them (Redis: the visibility timeout) rather than going
+   * back to their queue at once (RabbitMQ requeues them when the worker's
+   * connection closes).
+   */
+  strandsPrefetched: boolean;
 }
 
 export interface BrokerPort {
@@ -97,7 +131,13 @@ export interface BrokerPort {
   subscribe(onMessage: (m: RawMessage) => void, onStatus: (s: StreamStatus) => void): Promise<Subscription>;
   /** Queue depths by priority and unacked counts for the given and discovered queues. */
   sampleQueues(knownQueues?: readonly string[]): Promise<QueueSample[]>;
-  /** Every delivered-but-unacknowledged message; rejects where `capabilities.listsUnacked` is false. */
+  /**
+   * Every delivered-but-unacknowledged message. Where the broker cannot
+   * show them (`capabilities.listsUnacked` false: RabbitMQ), what the live
+   * workers say they hold unacknowledged (`active`, `reserved`): a dead
+   * worker's deliveries are requeued there at once, so that is all of them
+   * but those of workers too busy to answer.
+   */
   unacked(): Promise<UnackedMessage[]>;
   /** Fire-and-forget remote control (e.g. `enable_events`, `revoke`) over Celery's pidbox mailbox. */
   broadcast(method: string, args?: Record<string, unknown>, destination?: string[]): Promise<void>;

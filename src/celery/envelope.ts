@@ -21,9 +21,7 @@ function fail(reason: DecodeReason, detail: string): Decoded {
 /** Decodes one message received on an event channel (`/{db}.celeryev/<routing key>`). */
 export function decodeEventMessage(data: string | Uint8Array, localReceived: number): Decoded {
   const size = typeof data === "string" ? data.length : data.byteLength;
-  if (size > LIMITS.messageBytes) {
-    return fail("too_large", `message of ${size} bytes is over the ${LIMITS.messageBytes}-byte limit`);
-  }
+  if (size > LIMITS.messageBytes) return tooLarge(size);
   const text = typeof data === "string" ? data : utf8(data);
   let envelope: unknown;
   try {
@@ -38,37 +36,61 @@ export function decodeEventMessage(data: string | Uint8Array, localReceived: num
   if (typeof contentType !== "string") {
     return fail("not_envelope", `message is not a kombu envelope (its content-type is ${kindOf(contentType)}, not text)`);
   }
-  if (!JSON_TYPES.has(contentType)) {
-    return fail(
-      "unsupported_serializer",
-      `events serialized as ${JSON.stringify(truncate(contentType, 60))}; Crisper reads JSON events (set event_serializer='json', Celery's default)`,
-    );
-  }
+  const refused = refuseSerializer(contentType);
+  if (refused) return refused;
   const properties = isObject(envelope.properties) ? envelope.properties : {};
   const body = envelope.body;
-  let payload: unknown;
-  let clean: boolean;
   if (typeof body !== "string") {
     // kombu may embed the body as raw JSON when body_encoding is absent. It
     // was parsed with the envelope and is used as it is: never re-serialized,
     // so a body nested 100,000 deep overflows nothing (fields are bounded in
     // depth as they are copied).
-    payload = body;
-    clean = needsCleaning(text);
-  } else {
-    let bodyText = body;
-    if (properties.body_encoding === "base64") {
-      const decoded = decodeBase64(body);
-      if (decoded === null) return fail("bad_base64", "envelope body is not valid base64");
-      bodyText = decoded;
-    }
-    try {
-      payload = JSON.parse(bodyText);
-    } catch (e) {
-      return fail("bad_body_json", `envelope body is not JSON (${errorMessage(e)})`);
-    }
-    clean = needsCleaning(bodyText);
+    return eventsFrom(body, needsCleaning(text), localReceived);
   }
+  let bodyText = body;
+  if (properties.body_encoding === "base64") {
+    const decoded = decodeBase64(body);
+    if (decoded === null) return fail("bad_base64", "envelope body is not valid base64");
+    bodyText = decoded;
+  }
+  return eventsFromJson(bodyText, localReceived);
+}
+
+/**
+ * Decodes one event message that arrives without kombu's envelope: on AMQP
+ * the content type is a message property and the body is the event JSON
+ * itself (a list for `task.multi`); celery-wire.md, "RabbitMQ".
+ */
+export function decodeEventBody(body: string, contentType: string, localReceived: number): Decoded {
+  if (body.length > LIMITS.messageBytes) return tooLarge(body.length);
+  return refuseSerializer(contentType) ?? eventsFromJson(body, localReceived);
+}
+
+function tooLarge(size: number): Decoded {
+  return fail("too_large", `message of ${size} bytes is over the ${LIMITS.messageBytes}-byte limit`);
+}
+
+/** Crisper reads Celery's default JSON serializer; anything else is refused with the fix. */
+function refuseSerializer(contentType: string): Decoded | null {
+  if (JSON_TYPES.has(contentType)) return null;
+  return fail(
+    "unsupported_serializer",
+    `events serialized as ${JSON.stringify(truncate(contentType, 60))}; Crisper reads JSON events (set event_serializer='json', Celery's default)`,
+  );
+}
+
+function eventsFromJson(bodyText: string, localReceived: number): Decoded {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(bodyText);
+  } catch (e) {
+    return fail("bad_body_json", `message body is not JSON (${errorMessage(e)})`);
+  }
+  return eventsFrom(payload, needsCleaning(bodyText), localReceived);
+}
+
+/** One event, or a `task.multi` list of them, each checked and bounded on its own. */
+function eventsFrom(payload: unknown, clean: boolean, localReceived: number): Decoded {
   const out: Decoded = { events: [], errors: [], dropped: [] };
   const items = Array.isArray(payload) ? payload : [payload];
   for (let i = 0; i < items.length; i++) {

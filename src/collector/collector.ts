@@ -94,6 +94,8 @@ export function createCollector(deps: {
     // Counted into the metric per batch (see decode): this runs per message.
     stats.received++;
     if (!buffer.push(msg, msg.receivedAt)) {
+      // Dropped (counted, and recorded as a gap): done with it, like a committed one.
+      msg.settle?.();
       stats.dropped++;
       m.bufferDropped.inc();
       if (firstDrop) {
@@ -220,6 +222,8 @@ export function createCollector(deps: {
             })
           : Promise.resolve()
       ).then(() => {
+        // Committed: a broker that keeps messages until acknowledged (RabbitMQ) may let them go.
+        for (const msg of messages) msg.settle?.();
         stats.written += messages.length;
         inFlight.delete(write);
         inFlightSince.delete(write);

@@ -3,6 +3,7 @@
  * defaults are the configuration's own (src/config.ts), so a default changed
  * there changes here too: nothing is written twice.
  */
+import { brokerKind } from "../broker/kind.ts";
 import { type Config, configSchema } from "../config.ts";
 import type { Schedule } from "./schedules.ts";
 
@@ -16,7 +17,10 @@ export interface DetectConfig {
   taskStallMinS: number;
   taskStallFactor: number;
   taskStallThresholds: Record<string, number>;
+  /** The broker's limit on an unacknowledged delivery, seconds: Redis's visibility timeout, RabbitMQ's consumer_timeout. */
   visibilityTimeoutS: number;
+  /** Which of the two it is, named in alerts. */
+  redeliveryLimit: "visibility_timeout" | "consumer_timeout";
   visibilityRiskRatio: number;
   beatTolerance: number;
   /** The timezone cron schedules are read in (BEAT_TIMEZONE, Celery's `timezone`). */
@@ -53,7 +57,7 @@ export function detectConfig(config: Config): DetectorConfig {
     taskStallMinS: config.TASK_STALL_MIN_S,
     taskStallFactor: config.TASK_STALL_FACTOR,
     taskStallThresholds: config.TASK_STALL_THRESHOLDS,
-    visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT,
+    ...redeliveryLimit(config),
     visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
     beatTolerance: config.BEAT_TOLERANCE,
     beatTimezone: config.BEAT_TIMEZONE,
@@ -67,6 +71,13 @@ export function detectConfig(config: Config): DetectorConfig {
     declaredSchedules: config.BEAT_SCHEDULES,
     resultBackend: Boolean(config.RESULT_BACKEND_URL),
   };
+}
+
+/** RabbitMQ's consumer_timeout plays the part of Redis's visibility timeout. */
+function redeliveryLimit(config: Config): Pick<DetectConfig, "visibilityTimeoutS" | "redeliveryLimit"> {
+  return brokerKind(config.BROKER_URL) === "rabbitmq"
+    ? { visibilityTimeoutS: config.BROKER_CONSUMER_TIMEOUT, redeliveryLimit: "consumer_timeout" }
+    : { visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT, redeliveryLimit: "visibility_timeout" };
 }
 
 /** The settings of a Crisper started with an empty environment. */

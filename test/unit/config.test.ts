@@ -19,14 +19,32 @@ describe("configuration", () => {
     expect("config" in r && r.config.BROKER_URL).toBe("redis://b:6380/2");
   });
 
-  test("a RabbitMQ URL stops with one line naming the variable and the fix, password hidden", () => {
-    const r = parseConfig({ BROKER_URL: "amqp://user:secret@rabbit:5672//" });
-    expect("error" in r).toBe(true);
-    const error = (r as { error: string }).error;
-    expect(error).toStartWith("BROKER_URL: expected redis:// or rediss://");
-    expect(error).toContain("RabbitMQ");
-    expect(error).not.toContain("secret");
-    expect(error).not.toContain("\n");
+  test("RabbitMQ URLs in Celery's spellings are accepted, with their settings' defaults", () => {
+    for (const url of ["amqp://user:secret@rabbit:5672//", "amqps://rabbit/prod", "pyamqp://guest@rabbit//", "AMQP://rabbit"]) {
+      const r = parseConfig({ BROKER_URL: url });
+      if (!("config" in r)) throw new Error(r.error);
+      expect(r.config.BROKER_URL).toBe(url);
+      expect(r.config.EVENT_QUEUE).toBe("crisper.events");
+      expect(r.config.EVENT_QUEUE_EXPIRES_S).toBe(86_400);
+      expect(r.config.EVENT_QUEUE_MAX_BYTES).toBe(256 * 2 ** 20);
+      expect(r.config.BROKER_CONSUMER_TIMEOUT).toBe(1800);
+      expect(r.config.RABBITMQ_MANAGEMENT_URL).toBeUndefined();
+    }
+  });
+
+  test("another broker scheme stops with one line naming the variable and what is read, password hidden", () => {
+    for (const url of ["sqs://user:secret@queue//", "amqp://user:secret@rabbit/%zz"]) {
+      const r = parseConfig({ BROKER_URL: url });
+      expect("error" in r).toBe(true);
+      const error = (r as { error: string }).error;
+      expect(error).toStartWith("BROKER_URL: ");
+      expect(error).not.toContain("secret");
+      expect(error).not.toContain("\n");
+    }
+    expect((parseConfig({ BROKER_URL: "sqs://q" }) as { error: string }).error).toContain("expected redis://, rediss://, amqp://, amqps:// or pyamqp://");
+    // rpc:// cannot be read by a third party: the message says so.
+    expect((parseConfig({ RESULT_BACKEND_URL: "rpc://" }) as { error: string }).error).toContain("rpc://");
+    expect((parseConfig({ RABBITMQ_MANAGEMENT_URL: "amqp://x" }) as { error: string }).error).toStartWith("RABBITMQ_MANAGEMENT_URL:");
   });
 
   test("numbers and booleans are checked", () => {

@@ -40,8 +40,9 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
   const results = redisResultBackend(opts.resultBackendUrl, log);
 
   return {
-    // Any client can read the `unacked` hash.
-    capabilities: { listsUnacked: true },
+    // Any client can read the `unacked` hash; a dead worker's entries stay
+    // there until some worker restores them after the visibility timeout.
+    capabilities: { listsUnacked: true, countsUnacked: true, strandsPrefetched: true },
     subscribe: streams.subscribe,
     ...kombuQueues(commands, keys),
     ...pidbox(commands, keys),

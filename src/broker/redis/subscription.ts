@@ -40,14 +40,7 @@ export function redisStreams(opts: StreamOptions): Streams {
   return {
     async subscribe(onMessage, onStatus) {
       const subs = [psubscribe(opts.brokerUrl, opts.eventChannels, "events", onMessage, onStatus, log)];
-      if (opts.resultBackendUrl) {
-        // Result-backend drops are logged, not reported as event-stream gaps:
-        // the events stream is what the gap record describes.
-        const resultLog = (s: StreamStatus) => {
-          if (s.state === "disconnected") log.warn(`result backend stream lost (${s.reason}); reconnecting`);
-        };
-        subs.push(psubscribe(opts.resultBackendUrl, RESULT_CHANNELS, "result-backend", onMessage, resultLog, log));
-      }
+      if (opts.resultBackendUrl) subs.push(subscribeResults(opts.resultBackendUrl, onMessage, log));
       for (const s of subs) live.add(s);
       // A broker that is down at start is an outage like any other: ioredis
       // keeps reconnecting and subscribes once it can (the command waits in
@@ -73,7 +66,20 @@ export function redisStreams(opts: StreamOptions): Streams {
   };
 }
 
-interface PatternSubscription {
+/**
+ * The result backend's publishes of stored results, on a Redis result
+ * backend (whatever the broker: RabbitMQ's adapter uses this too). Its drops
+ * are logged, not reported as event-stream gaps: the events stream is what
+ * the gap record describes.
+ */
+export function subscribeResults(url: string, onMessage: (m: RawMessage) => void, log: Logger): PatternSubscription {
+  const resultLog = (s: StreamStatus) => {
+    if (s.state === "disconnected") log.warn(`result backend stream lost (${s.reason}); reconnecting`);
+  };
+  return psubscribe(url, RESULT_CHANNELS, "result-backend", onMessage, resultLog, log);
+}
+
+export interface PatternSubscription {
   /** Settles once Redis confirmed the PSUBSCRIBE; it may wait out an outage. */
   subscribed: Promise<unknown>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 /**
  * visibility_timeout_risk: a message unacknowledged for close to the broker's
- * visibility timeout. Past it, Redis hands it to another worker, which runs
- * the task again.
+ * visibility timeout (RabbitMQ: its consumer_timeout). Past it, the broker
+ * hands it to another worker, which runs the task again.
  */
 import type { AlertSpec } from "../../alerts/kinds.ts";
 import { taskNames } from "../../store/queries/detect.ts";
@@ -23,8 +23,11 @@ export function detectVisibilityRisk(unacked: readonly UnackedView[], names: Rea
     out.push({
       kind: "visibility_timeout_risk",
       subject: u.taskId,
-      summary: `${name ?? "task"} ${u.taskId} has been unacknowledged for ${Math.round(age)} s of the ${cfg.visibilityTimeoutS} s visibility timeout: past it, any worker that restores unacked messages runs it again.`,
-      details: { task_id: u.taskId, name, queue: u.queue, delivered_at: iso(u.deliveredAt), unacked_s: Math.round(age), visibility_timeout_s: cfg.visibilityTimeoutS, redelivery_at: iso(u.deliveredAt + cfg.visibilityTimeoutS) },
+      summary:
+        cfg.redeliveryLimit === "consumer_timeout"
+          ? `${name ?? "task"} ${u.taskId} has been unacknowledged for ${Math.round(age)} s of RabbitMQ's ${cfg.visibilityTimeoutS} s consumer_timeout: past it, RabbitMQ closes the worker's channel and gives the message to another worker, which runs it again.`
+          : `${name ?? "task"} ${u.taskId} has been unacknowledged for ${Math.round(age)} s of the ${cfg.visibilityTimeoutS} s visibility timeout: past it, any worker that restores unacked messages runs it again.`,
+      details: { task_id: u.taskId, name, queue: u.queue, delivered_at: iso(u.deliveredAt), unacked_s: Math.round(age), visibility_timeout_s: cfg.visibilityTimeoutS, limit: cfg.redeliveryLimit, redelivery_at: iso(u.deliveredAt + cfg.visibilityTimeoutS) },
     });
   }
   return out;

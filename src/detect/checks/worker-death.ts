@@ -145,5 +145,7 @@ export const checkWorkerDeath: Check = async (pass) => {
   const { workers, tasks } = found.unjudged;
   await pass.sync("worker_offline", found.workerOffline, { leaveOpen: workers });
   await pass.sync("task_lost", found.taskLost, { leaveOpen: tasks });
-  await pass.sync("prefetched_stranded", found.prefetchedStranded, { leaveOpen: workers });
+  // RabbitMQ requeues a dead worker's prefetched messages at once: nothing is stranded.
+  const stranded = pass.broker?.capabilities.strandsPrefetched === false ? [] : found.prefetchedStranded;
+  await pass.sync("prefetched_stranded", stranded, { leaveOpen: workers });
 };

@@ -2,7 +2,7 @@
  * Task lookups for the API, pages and Slack. Every list is bounded and pages
  * newest first on (first_seen_at, id), which each filter's index serves.
  */
-import { type SQL, and, desc, eq, gte, ilike, inArray, lte, or, sql } from "drizzle-orm";
+import { type AnyColumn, type SQL, and, desc, eq, gte, ilike, inArray, lte, or, sql } from "drizzle-orm";
 import type { TaskState } from "../../celery/states.ts";
 import type { Database } from "../database.ts";
 import { events, tasks } from "../schema/index.ts";
@@ -39,6 +39,29 @@ const TASK_COLUMNS = {
   lastEventAt: tasks.lastEventAt,
 };
 export type Task = Pick<TaskRow, keyof typeof TASK_COLUMNS> & { state: TaskState };
+
+/** How much of each large field a list carries; one task's own answer has them whole. */
+export const LIST_PREVIEW_CHARS = 1000;
+
+/**
+ * A large text column as a list shows it: its first LIST_PREVIEW_CHARS
+ * characters, and `…` when there was more. Each field may hold ~64 KB, and a
+ * list of 500 tasks must not carry 500 tracebacks whole.
+ */
+const preview = (column: SQL.Aliased | AnyColumn) =>
+  sql<string | null>`case when length(${column}) > ${LIST_PREVIEW_CHARS} then left(${column}, ${LIST_PREVIEW_CHARS}) || '…' else ${column} end`;
+
+/** The columns of a list: the large ones as previews. */
+function listColumns<C extends Record<keyof typeof TASK_COLUMNS, AnyColumn>>(c: C) {
+  return {
+    ...c,
+    args: preview(c.args),
+    kwargs: preview(c.kwargs),
+    result: preview(c.result),
+    exception: preview(c.exception),
+    traceback: preview(c.traceback),
+  };
+}
 
 /** At most this many events are returned for one task (a flood cannot blow up a page). */
 export const MAX_EVENTS_PER_TASK = 1000;
@@ -115,7 +138,7 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<Tas
   }
   if (f.q) return searchTasks(database, where, f.q, f.limit, f.searchWindow ?? SEARCH_WINDOW);
   const rows = await database.db
-    .select({ ...TASK_COLUMNS, at: CURSOR_AT })
+    .select({ ...listColumns(TASK_COLUMNS), at: CURSOR_AT })
     .from(tasks)
     .where(and(...where))
     .orderBy(...NEWEST_FIRST)
@@ -136,8 +159,10 @@ async function searchTasks(database: Database, where: (SQL | undefined)[], q: st
     .limit(searchWindow)
     .as("window");
   const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  // Matched on whole fields, answered with previews.
+  const { at, ...columns } = window._.selectedFields;
   const rows = await database.db
-    .select()
+    .select({ ...listColumns(columns), at })
     .from(window)
     .where(or(eq(window.id, q), ilike(window.name, like), ilike(window.args, like), ilike(window.kwargs, like), ilike(window.exception, like)))
     .orderBy(sql`${window.firstSeenAt} desc nulls last`, sql`${window.id} desc nulls last`)

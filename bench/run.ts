@@ -17,13 +17,12 @@
  * and the Redis subscription's disconnect counter must stay at zero too.
  */
 import { parseArgs } from "node:util";
-import Redis from "ioredis";
 import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
 import { startPostgres } from "../test/support/postgres-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
 import { fillTasks } from "./fill-tasks.ts";
-import { EVENTS_PER_TASK, type PublishedMessage, TrafficGenerator } from "./traffic.ts";
+import { EVENTS_PER_TASK, publishTraffic as publish } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -109,68 +108,6 @@ function rssMb(pid: number): { rss: number; hwm: number } {
   const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
-}
-
-let taskSeq = 0;
-const newId = () => {
-  const n = (taskSeq++).toString(16).padStart(12, "0");
-  return `${crypto.randomUUID().slice(0, 24)}${n}`;
-};
-
-/**
- * Publishes `tasks` tasks at `eventsPerSecond`, in 10 ms ticks, with
- * heartbeats every 2 s. Calls onTask with each task's id and the time its
- * last message went out.
- */
-async function publish(
-  redisUrl: string,
-  eventsPerSecond: number,
-  seconds: number,
-  onTick?: (elapsed: number) => void,
-  onProbe?: (id: string) => void,
-): Promise<{ tasks: number; events: number; seconds: number }> {
-  const redis = new Redis(redisUrl, { lazyConnect: false });
-  const gen = new TrafficGenerator();
-  const tasksPerSecond = eventsPerSecond / EVENTS_PER_TASK;
-  const start = performance.now();
-  let sent = 0;
-  let lastBeat = 0;
-  let lastProbe = 0;
-  for (;;) {
-    const elapsed = (performance.now() - start) / 1000;
-    if (elapsed >= seconds) break;
-    const due = Math.floor(tasksPerSecond * elapsed);
-    const now = Date.now() / 1000;
-    const out: PublishedMessage[] = [];
-    const probes: string[] = [];
-    while (sent < due) {
-      const id = newId();
-      out.push(...gen.task(id, now));
-      sent++;
-      if (onProbe && elapsed - lastProbe >= 0.05) {
-        lastProbe = elapsed;
-        probes.push(id);
-      }
-    }
-    out.push(...gen.flush());
-    if (elapsed - lastBeat >= 2) {
-      lastBeat = elapsed;
-      out.push(...gen.heartbeats(now));
-    }
-    if (out.length) {
-      const p = redis.pipeline();
-      for (const m of out) p.publish(m.channel, m.data);
-      await p.exec();
-      for (const id of probes) onProbe?.(id);
-    }
-    onTick?.(elapsed);
-    await Bun.sleep(Math.max(0, 10 - ((performance.now() - start) % 10)));
-  }
-  const p = redis.pipeline();
-  for (const m of gen.flush()) p.publish(m.channel, m.data);
-  await p.exec();
-  await redis.quit();
-  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: (performance.now() - start) / 1000 };
 }
 
 /** Waits until the store holds `expected` task events (or stops growing). */

@@ -95,8 +95,10 @@ async function write(events: readonly CeleryEvent[], o: WriterOptions, refusedAb
     m.storeErrors.inc({ kind });
     o.outage.failed(error.cause);
     if (o.isStopping() && attempt >= 2) return false;
-    // Jittered, so that writes in flight do not retry in lockstep.
-    await Bun.sleep(backoff * (0.75 + Math.random() / 2));
+    // Jittered, so that writes in flight do not retry in lockstep; cut
+    // short by a shutdown, which wants one last try and then the batch back.
+    const until = Date.now() + backoff * (0.75 + Math.random() / 2);
+    while (Date.now() < until && !o.isStopping()) await Bun.sleep(Math.min(100, until - Date.now()));
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
   }
 }

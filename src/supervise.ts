@@ -34,8 +34,13 @@ const HEALTHY_RUN_MS = 60_000;
  * again after a pause (1 s, doubling to 30 s while it keeps failing at once).
  * Resolves when `body` returns, or when `stopping()` says so after a failure.
  */
-export async function superviseLoop(loop: string, body: () => Promise<void>, o: { log: Logger; stopping: () => boolean }): Promise<void> {
-  let pause = FIRST_PAUSE_MS;
+export async function superviseLoop(
+  loop: string,
+  body: () => Promise<void>,
+  o: { log: Logger; stopping: () => boolean; firstPauseMs?: number },
+): Promise<void> {
+  const first = o.firstPauseMs ?? FIRST_PAUSE_MS;
+  let pause = first;
   for (;;) {
     const started = Date.now();
     try {
@@ -44,7 +49,7 @@ export async function superviseLoop(loop: string, body: () => Promise<void>, o: 
     } catch (e) {
       reportUnexpected(loop, e, o.log, "loop failed; restarting it");
       if (o.stopping()) return;
-      if (Date.now() - started > HEALTHY_RUN_MS) pause = FIRST_PAUSE_MS;
+      if (Date.now() - started > HEALTHY_RUN_MS) pause = first;
       await Bun.sleep(pause);
       pause = Math.min(pause * 2, MAX_PAUSE_MS);
       if (o.stopping()) return;

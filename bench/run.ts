@@ -221,22 +221,42 @@ function rssMb(pid: number): { rss: number; hwm: number } {
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
 }
 
-/** Waits until the store holds `expected` task events (or stops growing). */
-async function drained(env: Env, expected: number, timeoutS = 120): Promise<{ stored: number; waitedS: number }> {
+/**
+ * Waits until the store holds `expected` task events, or stops growing for
+ * 30 s (what is missing then is lost), or `timeoutS` passes.
+ */
+async function drained(env: Env, expected: number, timeoutS = 900): Promise<{ stored: number; waitedS: number }> {
   const t0 = performance.now();
   let last = -1;
   let stableSince = performance.now();
   for (;;) {
-    const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from events`);
-    const stored = Number(n);
+    const stored = await storedEvents(env);
     const waitedS = (performance.now() - t0) / 1000;
-    if (stored >= expected) return { stored, waitedS };
+    if (stored >= expected || waitedS > timeoutS) return { stored, waitedS };
     if (stored !== last) {
       last = stored;
       stableSince = performance.now();
-    } else if (performance.now() - stableSince > 10_000 || waitedS > timeoutS) return { stored, waitedS };
+    } else if (performance.now() - stableSince > 30_000) return { stored, waitedS };
     await Bun.sleep(250);
   }
+}
+
+/** Before a phase: the collector has written everything it held (a phase's backlog is not the next one's). */
+async function settled(env: Env): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    const text = await scrape(env);
+    if (text !== null && valueIn(text, "crisper_buffer_messages") === 0 && valueIn(text, "crisper_spool_messages") === 0) {
+      const a = await storedEvents(env);
+      await Bun.sleep(2000);
+      if ((await storedEvents(env)) === a) return;
+    }
+    await Bun.sleep(500);
+  }
+  log("the collector did not settle: figures below include the last phase's backlog");
+}
+
+async function storedEvents(env: Env): Promise<number> {
+  return Number(one(await env.pg<{ n: string }[]>`select count(*) as n from events`).n);
 }
 
 const percentile = (xs: number[], p: number) => {
@@ -300,9 +320,6 @@ function peaks(env: Env) {
 const describePeaks = (p: { bufferMessages: number; spoolMessages: number; spoolBytes: number; rssMb: number }) =>
   `buffer peak ${fmt(p.bufferMessages)} messages, spool peak ${fmt(p.spoolMessages)} messages / ${(p.spoolBytes / 2 ** 20).toFixed(0)} MB on disk, collector RSS peak ${p.rssMb.toFixed(0)} MB`;
 
-async function storedEvents(env: Env): Promise<number> {
-  return Number(one(await env.pg<{ n: string }[]>`select count(*) as n from events`).n);
-}
 
 async function throughputPhase(env: Env, rate: number, seconds: number) {
   log(`throughput: ${fmt(rate)} events/s for ${seconds} s`);
@@ -358,7 +375,7 @@ async function outagePhase(env: Env, rate: number, outageSeconds: number) {
   // A client that lived through the outage may be stuck (postgres.js): a new one.
   await env.pg.end({ timeout: 1 });
   env.pg = postgres(env.databaseUrl, { max: 2, onnotice: () => {} });
-  const { stored, waitedS } = await drained(env, before + pub.events, 300);
+  const { stored, waitedS } = await drained(env, before + pub.events);
   const peak = await sampler.stop();
   const recovery = env.output.findLast((l) => l.includes("database writes work again after"));
   const held = recovery ? /held meanwhile \((.*)\)$/.exec(recovery)?.[1] : undefined;
@@ -389,7 +406,7 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
       samples.push({ at: elapsed / seconds, rss: rssMb(env.collectorPid).rss });
     }
   });
-  const { stored } = await drained(env, Number(before) + pub.events, 300);
+  const { stored } = await drained(env, Number(before) + pub.events);
   log(`RSS every second (MB): ${samples.map((x) => Math.round(x.rss)).join(" ")}`);
   const at = (f: number) => samples.find((s) => s.at >= f)?.rss ?? Number.NaN;
   const { tasks: nTasks, bytes } = one(await env.pg<{ tasks: string; bytes: string }[]>`
@@ -462,24 +479,28 @@ for (const setup of setups as Setup[]) {
       rows.push(`| history stored before the phases below (\`--prefill\`), ${on} | ${fmt(Number(n))} tasks |`);
     }
     if (phases.includes("lag")) {
+      await settled(env);
       const r = await lagPhase(env, Number(opts["lag-rate"]), Number(opts["lag-seconds"]));
       rows.push(
         `| event-to-queryable lag at ${fmt(r.rate)} events/s, ${on} | p50 ${(r.p50 * 1000).toFixed(0)} ms, p99 ${(r.p99 * 1000).toFixed(0)} ms, max ${(r.max * 1000).toFixed(0)} ms (${r.probes} probe tasks; ${r.dropped} dropped) |`,
       );
     }
     if (phases.includes("throughput")) {
+      await settled(env);
       const r = await throughputPhase(env, Number(opts.rate), Number(opts.seconds));
       rows.push(
         `| throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s, ${on} | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; drops ${r.dropped}, Redis disconnects ${r.disconnects}; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
       );
     }
     if (phases.includes("outage")) {
+      await settled(env);
       const r = await outagePhase(env, Number(opts["outage-rate"]), Number(opts["outage-seconds"]));
       rows.push(
         `| PostgreSQL fast-stopped for ${r.outageSeconds} s at ${fmt(r.rate)} events/s, ${on} | ${fmt(r.published)} published, ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; drops ${r.dropped}; held when it came back: ${r.heldAtRecovery}; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
       );
     }
     if (phases.includes("memory")) {
+      await settled(env);
       const r = await memoryPhase(env, Number(opts.tasks), Number(opts["memory-rate"]));
       rows.push(
         `| collector RSS across ${fmt(r.tasks)} tasks, ${on} | ${r.rss25.toFixed(0)} MB at 25%, ${r.rss50.toFixed(0)} MB at 50%, ${r.rss100.toFixed(0)} MB at 100%; peak ${r.peak.toFixed(0)} MB; ${fmt(r.lost)} lost |`,
@@ -487,6 +508,7 @@ for (const setup of setups as Setup[]) {
       );
     }
     if (phases.includes("pages")) {
+      await settled(env);
       const r = await pagesPhase(env, Number(opts["page-tasks"]));
       rows.push(`| pages with ${fmt(r.tasks)} tasks stored (30 requests each, p50 / p95), ${on} | ${r.results.join("; ")} |`);
     }

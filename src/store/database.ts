@@ -202,8 +202,11 @@ interface PostgresOptions {
   webStatementTimeoutMs: number;
 }
 
-/** Transactions run at once on one Database: the collector keeps two batch writes in flight. */
-const TRANSACTION_LANES = 2;
+/**
+ * Transactions run at once on one Database: the collector's two batch writes
+ * in flight, and one for the rest (queue samples, the detector's writes).
+ */
+const TRANSACTION_LANES = 3;
 
 function openPostgres(url: string, o: PostgresOptions): Database {
   const options = (applicationName: string, extra: postgres.Options<Record<string, never>>, onclose?: () => void) =>
@@ -214,6 +217,11 @@ function openPostgres(url: string, o: PostgresOptions): Database {
       // A fresh client starts with no failures counted; should one count
       // them, reconnect within a second rather than postgres.js's up to 20 s.
       backoff: (failures: number) => Math.min(0.05 * 2 ** failures, 1),
+      // On each new connection postgres.js would first look up array types,
+      // from a promise nobody awaits: a connection terminated during that
+      // lookup rejects it unhandled. Crisper passes lists as JSON, never as
+      // arrays, and reads no array columns.
+      fetch_types: false,
       ...extra,
       ...(onclose ? { onclose } : {}),
       connection: { application_name: applicationName, ...extra.connection },
@@ -272,7 +280,7 @@ function openPostgres(url: string, o: PostgresOptions): Database {
           {
             max: o.max,
             // Fail fast when PostgreSQL is away, rather than hold a page for 30 s.
-            connect_timeout: 5,
+            connect_timeout: 3,
             connection: { statement_timeout: o.webStatementTimeoutMs },
           },
           onclose,

@@ -11,7 +11,7 @@
 import type { CeleryEvent } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
 import { collectorMetrics as m } from "../metrics.ts";
-import type { Database } from "../store/database.ts";
+import { type Database, failureKind } from "../store/database.ts";
 import { writeBatch } from "../store/writes.ts";
 import { buildBatch } from "./batch.ts";
 
@@ -131,14 +131,9 @@ async function refuse(events: readonly CeleryEvent[], o: WriterOptions, error: u
 }
 
 /**
- * Why a write failed:
- * - "unreachable": the connection failed or was lost (PostgreSQL stopped,
- *   restarting, failed over, the backend terminated, the network cut);
- * - "transient": PostgreSQL answered with an error that passes (out of
- *   resources, a deadlock, shutting down);
- * - "refused": the data itself (a value PostgreSQL rejects, or an exception
- *   turning these events into a batch). An error of no known kind counts as
- *   refused once it repeats while the database answers a ping.
+ * Why a write failed (see failureKind): an error of no known kind counts as
+ * the data's fault (refused) once it repeats while the database answers a
+ * ping.
  */
 async function classify(
   e: unknown,
@@ -146,59 +141,14 @@ async function classify(
   refusedAbove: boolean,
   database: Database,
 ): Promise<"unreachable" | "transient" | "refused"> {
-  const sqlState = serverErrorCode(e);
-  if (sqlState !== null) {
-    const kind = SQLSTATE_CLASSES[sqlState.slice(0, 2)];
-    if (kind) return kind;
-  } else if (isConnectionError(e)) return "unreachable";
+  const kind = failureKind(e);
+  if (kind !== "unknown") return kind;
   if (attempt < UNKNOWN_ERROR_ATTEMPTS && !refusedAbove) return "transient";
   const reachable = await database.ping().then(
     () => true,
     () => false,
   );
   return reachable ? "refused" : "unreachable";
-}
-
-/** PostgreSQL's error classes (the SQLSTATE's first two characters) whose kind is known. */
-const SQLSTATE_CLASSES: Record<string, "unreachable" | "transient" | "refused"> = {
-  "08": "unreachable", // connection exception
-  "57": "unreachable", // operator intervention: shutdown, terminated backend, cannot connect now
-  "53": "transient", // insufficient resources (disk full, out of memory, too many connections)
-  "58": "transient", // system error (I/O)
-  "40": "transient", // transaction rollback: deadlock, serialization
-  "55": "transient", // object not in prerequisite state (lock not available)
-  "25": "transient", // invalid transaction state
-  "21": "refused", // cardinality violation
-  "22": "refused", // data exception
-  "23": "refused", // integrity constraint violation
-  "42": "refused", // syntax error or access rule violation
-  "54": "refused", // program limit exceeded (a value too large)
-  XX: "refused", // internal error, raised by this data
-};
-
-/** The SQLSTATE of an error PostgreSQL (or PGlite) sent, or null for any other error. */
-function serverErrorCode(e: unknown): string | null {
-  const err = errorWithCode(e);
-  return err && typeof err.severity === "string" && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : null;
-}
-
-/**
- * postgres.js's own connection errors (CONNECTION_CLOSED, CONNECT_TIMEOUT, …),
- * Crisper's (CONNECTION_LOST_IN_TRANSACTION) and the socket's (ECONNREFUSED,
- * ECONNRESET, EPIPE, ETIMEDOUT, ENOTFOUND, …).
- */
-function isConnectionError(e: unknown): boolean {
-  const code = errorWithCode(e)?.code;
-  return code !== undefined && (/^CONNECT(ION)?_/.test(code) || /^E[A-Z]+$/.test(code));
-}
-
-function errorWithCode(e: unknown): { code: string; severity?: unknown } | null {
-  // Query builders wrap the driver's error (drizzle: "Failed query: …", cause).
-  for (let x = e, depth = 0; typeof x === "object" && x !== null && depth < 3; depth++) {
-    if ("code" in x && typeof x.code === "string") return { code: x.code, severity: "severity" in x ? x.severity : undefined };
-    x = "cause" in x ? x.cause : undefined;
-  }
-  return null;
 }
 
 /** An error's message, short: a failed query's message can carry its whole parameter list. */

@@ -80,6 +80,63 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
 }
 
 /**
+ * How a query failed:
+ * - "unreachable": the connection failed or was lost (PostgreSQL stopped,
+ *   restarting, failed over, the backend terminated, the network cut), or
+ *   the query was cancelled (a statement timeout);
+ * - "transient": PostgreSQL answered with an error that passes (out of
+ *   resources, a deadlock, a lock not available);
+ * - "refused": the data or the statement itself (a value PostgreSQL rejects);
+ * - "unknown": anything else (an exception of Crisper's own, say).
+ */
+export type FailureKind = "unreachable" | "transient" | "refused" | "unknown";
+
+export function failureKind(e: unknown): FailureKind {
+  const err = errorWithCode(e);
+  if (!err) return "unknown";
+  if (typeof err.severity === "string" && /^[0-9A-Z]{5}$/.test(err.code)) return SQLSTATE_CLASSES[err.code.slice(0, 2)] ?? "unknown";
+  // postgres.js's own (CONNECTION_CLOSED, CONNECT_TIMEOUT, …), Crisper's
+  // (CONNECTION_LOST_IN_TRANSACTION), the socket's (ECONNREFUSED, ECONNRESET, EPIPE, …).
+  return /^CONNECT(ION)?_/.test(err.code) || /^E[A-Z]+$/.test(err.code) ? "unreachable" : "unknown";
+}
+
+/**
+ * Whether an error means the database is away or overwhelmed rather than a
+ * bug or bad data: for pages (a 503, not a 500), /readyz, and loops that
+ * should say "retrying" instead of logging a stack.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const kind = failureKind(e);
+  return kind === "unreachable" || kind === "transient";
+}
+
+/** PostgreSQL's error classes (the SQLSTATE's first two characters) whose kind is known. */
+const SQLSTATE_CLASSES: Record<string, FailureKind> = {
+  "08": "unreachable", // connection exception
+  "57": "unreachable", // operator intervention: shutdown, terminated backend, cannot connect now, query cancelled
+  "53": "transient", // insufficient resources (disk full, out of memory, too many connections)
+  "58": "transient", // system error (I/O)
+  "40": "transient", // transaction rollback: deadlock, serialization
+  "55": "transient", // object not in prerequisite state (lock not available)
+  "25": "transient", // invalid transaction state
+  "21": "refused", // cardinality violation
+  "22": "refused", // data exception
+  "23": "refused", // integrity constraint violation
+  "42": "refused", // syntax error or access rule violation
+  "54": "refused", // program limit exceeded (a value too large)
+  XX: "refused", // internal error, raised by this data
+};
+
+/** The error, or what it wraps (query builders wrap the driver's: drizzle's "Failed query: …" has it as cause), with a string code. */
+function errorWithCode(e: unknown): { code: string; severity?: unknown } | null {
+  for (let x = e, depth = 0; typeof x === "object" && x !== null && depth < 3; depth++) {
+    if ("code" in x && typeof x.code === "string") return { code: x.code, severity: "severity" in x ? x.severity : undefined };
+    x = "cause" in x ? x.cause : undefined;
+  }
+  return null;
+}
+
+/**
  * How long one transaction may take before its connection is presumed dead
  * (a failover that leaves the old address silent: no reset ever arrives) and
  * replaced. A collector batch takes well under a second; a retry is harmless.

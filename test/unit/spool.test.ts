@@ -10,13 +10,15 @@ import type { RawMessage } from "../../src/broker/port.ts";
 import { Backlog } from "../../src/collector/backlog.ts";
 import type { DropWindow } from "../../src/collector/buffer.ts";
 import { Spool } from "../../src/collector/spool.ts";
-import { logger } from "../../src/log.ts";
+import { logger, setLogLevel } from "../../src/log.ts";
 
 const lines: string[] = [];
 const log = logger("spool-test", (l) => lines.push(l));
 
 let dir: string;
 beforeEach(() => {
+  // Other test files in the same run may have raised the (process-wide) level.
+  setLogLevel("info");
   dir = mkdtempSync(join(tmpdir(), "crisper-spool-"));
   lines.length = 0;
 });

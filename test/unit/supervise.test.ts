@@ -1,10 +1,13 @@
 /** Background loops survive what their passes throw; the process survives what nothing caught. */
-import { expect, test } from "bun:test";
+import { beforeEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { StoreOutage } from "../../src/collector/writer.ts";
-import { logger } from "../../src/log.ts";
+import { logger, setLogLevel } from "../../src/log.ts";
 import { registry } from "../../src/metrics.ts";
 import { every, guarded, superviseLoop } from "../../src/supervise.ts";
+
+// Other test files in the same run may have raised the (process-wide) level.
+beforeEach(() => setLogLevel("info"));
 
 const capture = (name: string) => {
   const lines: string[] = [];

@@ -24,7 +24,7 @@
  * the events table is counted at the end; the collector's own drop counter
  * and the Redis subscription's disconnect counter must stay at zero too.
  */
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -83,14 +83,15 @@ Environment: CRISPER_BENCH_CPU_PROF=<dir> (collector CPU profile), CRISPER_BENCH
   process.exit(0);
 }
 
-const unknownPhase = positionals.find((p) => !(PHASES as readonly string[]).includes(p));
+const isPhase = (p: string): p is Phase => PHASES.some((x) => x === p);
+const unknownPhase = positionals.find((p) => !isPhase(p));
 const setups = opts.postgres.split(",").map((x) => x.trim());
 const unknownSetup = setups.find((x) => !(x in SETUPS));
 if (unknownPhase || unknownSetup) {
   console.error(`bench: unknown ${unknownPhase ? `phase ${unknownPhase}` : `setup ${unknownSetup}`} (see --help)`);
   process.exit(2);
 }
-const phasesFor = (setup: Setup): readonly Phase[] => (positionals.length ? (positionals as Phase[]) : SETUPS[setup].defaultPhases);
+const phasesFor = (setup: Setup): readonly Phase[] => (positionals.length ? positionals.filter(isPhase) : SETUPS[setup].defaultPhases);
 
 const log = (s: string) => console.error(`[bench] ${s}`);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -358,7 +359,8 @@ async function outagePhase(env: Env, rate: number, outageSeconds: number) {
   log(`outage: ${fmt(rate)} events/s, PostgreSQL stopped for ${outageSeconds} s after ${lead} s`);
   const before = await storedEvents(env);
   const dropped0 = await counter(env, "crisper_buffer_dropped_total");
-  require("node:fs").writeFileSync(`/proc/${env.collectorPid}/clear_refs`, "5");
+  // The RSS peak (VmHWM) from here on.
+  writeFileSync(`/proc/${env.collectorPid}/clear_refs`, "5");
   const sampler = peaks(env);
   let outage: Promise<void> | null = null;
   const pub = await publish(env.redisUrl, rate, lead + outageSeconds + tail, (elapsed) => {
@@ -467,7 +469,7 @@ async function pagesPhase(env: Env, target: number) {
 }
 
 const rows: string[] = [];
-for (const setup of setups as Setup[]) {
+for (const setup of setups.filter((x): x is Setup => x in SETUPS)) {
   const phases = phasesFor(setup);
   const on = SETUPS[setup].label;
   log(`${on}: ${phases.join(", ")}`);

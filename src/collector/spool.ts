@@ -70,9 +70,10 @@ export class Spool {
   private readonly maxBytes: number;
   private readonly segmentBytes: number;
   private readonly log: Logger;
-  /** Oldest first; the last one is written to while `writeFd` is open. */
+  /** Oldest first. */
   private segments: Segment[] = [];
-  private writeFd: number | null = null;
+  /** The last segment, while it is written to. */
+  private writer: { segment: Segment; fd: number } | null = null;
   private pending = Buffer.allocUnsafe(2 * FLUSH_BYTES);
   private pendingUsed = 0;
   /** The segment being read, its file and where the next unread record starts. */
@@ -133,7 +134,8 @@ export class Spool {
       this.appendUnbounded(message);
       return true;
     } catch (e) {
-      this.log.once(`spool-write:${(e as Error).message}`, `cannot write to the spool in ${this.dir}: ${(e as Error).message}; messages it cannot take are dropped and counted`);
+      const why = errorMessage(e);
+      this.log.once(`spool-write:${why}`, `cannot write to the spool in ${this.dir}: ${why}; messages it cannot take are dropped and counted`);
       return false;
     }
   }
@@ -150,7 +152,8 @@ export class Spool {
     const out: RawMessage[] = [];
     while (out.length < max && this.count > 0) {
       if (this.readAheadHead >= this.readAhead.length && !this.fill()) break;
-      const r = this.readAhead[this.readAheadHead++] as ReadAhead;
+      const r = this.readAhead[this.readAheadHead++];
+      if (!r) break;
       out.push(r.message);
       r.segment.taken = r.end;
       this.count--;
@@ -174,16 +177,16 @@ export class Spool {
    */
   prepend(messages: readonly RawMessage[]): void {
     if (messages.length === 0 || this.closed) return;
-    if (this.count === 0) {
+    const first = this.segments[0];
+    if (this.count === 0 || !first) {
       for (const m of messages) this.appendUnbounded(m);
       return;
     }
     // What was read ahead goes back to its segment, to be read again after these.
-    for (let i = this.readAheadHead; i < this.readAhead.length; i++) (this.readAhead[i] as ReadAhead).segment.unread++;
+    for (const r of this.readAhead.slice(this.readAheadHead)) r.segment.unread++;
     this.readAhead = [];
     this.readAheadHead = 0;
     this.closeReader();
-    const first = this.segments[0] as Segment;
     const segment: Segment = { n: first.n - 1, size: 0, unread: 0, taken: 0 };
     const fd = openSync(this.segmentPath(segment.n), "w");
     try {
@@ -220,8 +223,8 @@ export class Spool {
     this.positionDirty = true;
     this.savePositionQuietly();
     this.closeReader();
-    if (this.writeFd !== null) closeSync(this.writeFd);
-    this.writeFd = null;
+    if (this.writer) closeSync(this.writer.fd);
+    this.writer = null;
     this.closed = true;
     rmSync(join(this.dir, "owner.pid"), { force: true });
   }
@@ -229,37 +232,42 @@ export class Spool {
   // ── writing ────────────────────────────────────────────────────────────
 
   private appendUnbounded(message: RawMessage) {
-    if (this.writeFd === null) this.startSegment();
     const worst = LENGTH_BYTES + FIXED_BYTES + 3 * (message.channel.length + message.data.length);
     if (this.pendingUsed + worst > this.pending.length) {
       this.flush();
       if (worst > this.pending.length) this.pending = Buffer.allocUnsafe(worst);
     }
+    // After the flush: it may have closed the segment (pending bytes always
+    // belong to the segment being written).
+    const segment = this.writer?.segment ?? this.startSegment();
     this.pendingUsed += encode(message, this.pending, this.pendingUsed);
-    (this.segments.at(-1) as Segment).unread++;
+    segment.unread++;
     this.count++;
     if (this.pendingUsed >= FLUSH_BYTES) this.flush();
   }
 
-  private startSegment() {
+  private startSegment(): Segment {
     const last = this.segments.at(-1);
     const segment: Segment = { n: last ? last.n + 1 : FIRST_SEGMENT, size: 0, unread: 0, taken: 0 };
-    this.writeFd = openSync(this.segmentPath(segment.n), "w");
+    this.writer = { segment, fd: openSync(this.segmentPath(segment.n), "w") };
     this.segments.push(segment);
+    return segment;
   }
 
   private flush() {
-    if (this.writeFd === null || this.pendingUsed === 0) return;
-    const segment = this.segments.at(-1) as Segment;
-    writeAll(this.writeFd, this.pending, this.pendingUsed);
+    if (!this.writer || this.pendingUsed === 0) return;
+    const { segment, fd } = this.writer;
+    writeAll(fd, this.pending, this.pendingUsed);
     segment.size += this.pendingUsed;
     this.bytesOnDisk += this.pendingUsed;
     this.pendingUsed = 0;
+    // Grown for one large message: back to the usual size.
+    if (this.pending.length > 2 * FLUSH_BYTES) this.pending = Buffer.allocUnsafe(2 * FLUSH_BYTES);
     // Cut here: the next message starts a new segment, and this one can be
     // deleted as soon as it is read.
     if (segment.size >= this.segmentBytes) {
-      closeSync(this.writeFd);
-      this.writeFd = null;
+      closeSync(fd);
+      this.writer = null;
     }
   }
 
@@ -267,7 +275,8 @@ export class Spool {
     try {
       this.flush();
     } catch (e) {
-      this.log.once(`spool-flush:${(e as Error).message}`, `cannot write to the spool in ${this.dir}: ${(e as Error).message}`);
+      const why = errorMessage(e);
+      this.log.once(`spool-flush:${why}`, `cannot write to the spool in ${this.dir}: ${why}`);
     }
     if (this.positionDirty && Date.now() - this.positionSavedAt >= POSITION_EVERY_MS) this.savePositionQuietly();
   }
@@ -279,8 +288,7 @@ export class Spool {
     for (;;) {
       const segment = this.segments[0];
       if (!segment) return false;
-      const writing = this.writeFd !== null && segment === this.segments.at(-1);
-      if (writing) this.flush();
+      if (this.writer?.segment === segment) this.flush();
       if (this.reading?.segment !== segment) {
         this.closeReader();
         this.reading = { segment, fd: openSync(this.segmentPath(segment.n), "r"), offset: segment.taken };
@@ -290,7 +298,7 @@ export class Spool {
         try {
           if (this.readFrom(r)) return true;
         } catch (e) {
-          this.loseRest(segment, (e as Error).message);
+          this.loseRest(segment, errorMessage(e));
         }
         continue;
       }
@@ -299,7 +307,7 @@ export class Spool {
         this.loseRest(segment, "records counted past its end");
         continue;
       }
-      if (this.writeFd !== null && segment === this.segments.at(-1)) return false;
+      if (this.writer?.segment === segment) return false;
       if (segment.taken < segment.size) return false;
       this.dropReadSegments();
       if (this.segments[0] === segment) return false;
@@ -342,13 +350,12 @@ export class Spool {
     for (;;) {
       const segment = this.segments[0];
       if (!segment || segment.unread > 0 || segment.taken < segment.size) return;
-      if (this.readAhead.length > this.readAheadHead && (this.readAhead[this.readAheadHead] as ReadAhead).segment === segment) return;
-      const writing = this.writeFd !== null && segment === this.segments.at(-1);
-      if (writing) {
+      if (this.readAhead[this.readAheadHead]?.segment === segment) return;
+      if (this.writer?.segment === segment) {
         if (this.pendingUsed > 0) return;
         // All read: start the file over rather than let it grow.
-        closeSync(this.writeFd as number);
-        this.writeFd = null;
+        closeSync(this.writer.fd);
+        this.writer = null;
       }
       if (this.reading?.segment === segment) this.closeReader();
       this.segments.shift();
@@ -387,7 +394,8 @@ export class Spool {
       this.positionDirty = false;
       this.positionSavedAt = Date.now();
     } catch (e) {
-      this.log.once(`spool-position:${(e as Error).message}`, `cannot record the spool's read position in ${this.dir}: ${(e as Error).message}`);
+      const why = errorMessage(e);
+      this.log.once(`spool-position:${why}`, `cannot record the spool's read position in ${this.dir}: ${why}`);
     }
   }
 
@@ -521,6 +529,11 @@ function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    // EPERM: it exists, as another user.
+    return e instanceof Error && "code" in e && e.code === "EPERM";
   }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

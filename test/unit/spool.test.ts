@@ -57,6 +57,21 @@ describe("the spool", () => {
     spool.close();
   });
 
+  test("large messages among small ones, across segment cuts", () => {
+    // A large one arrives when the pending writes fill a segment: the cut comes before it.
+    const spool = Spool.open({ dir, maxBytes: 256 << 20, segmentBytes: 64 << 10, log });
+    const written: RawMessage[] = [];
+    for (let n = 0; n < 400; n++) written.push(message(n, n % 120 === 110 ? 700_000 + n : 3000));
+    for (const m of written) expect(spool.append(m)).toBe(true);
+    const back: RawMessage[] = [];
+    for (let batch = spool.take(37); batch.length > 0; batch = spool.take(37)) back.push(...batch);
+    expect(numbers(back)).toEqual(range(0, 400));
+    expect(back).toEqual(written);
+    expect(spool.lost).toBe(0);
+    expect(lines.filter((l) => l.includes("error"))).toEqual([]);
+    spool.close();
+  });
+
   test("appends while it is being read, and keeps order", () => {
     const spool = Spool.open({ dir, maxBytes: 64 << 20, segmentBytes: 32 << 10, log });
     const back: number[] = [];

@@ -161,7 +161,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
   };
   // Pages, the API and Slack's commands query through connections of their
   // own, with a statement timeout; the collector and detector keep theirs.
-  const web = database.forWeb();
+  const web = parts.web || parts.bot ? database.forWeb() : database;
   const slack = parts.web || parts.bot ? slackBot(config, web, parts, log) : null;
   if (parts.collect) {
     const startedAt = Date.now() / 1000;

@@ -83,7 +83,7 @@ export const collectorMetrics = {
   }),
   storeWritable: new Gauge({
     name: "crisper_store_writable",
-    help: "1 while the collector's writes succeed, 0 from a failed write until one succeeds again (a database outage).",
+    help: "Collecting processes: 1 while the collector's writes succeed, 0 from a failed write until one succeeds again (a database outage).",
     registers: [registry],
   }),
   storeBatches: new Counter({ name: "crisper_store_batches_total", help: "Batches written.", registers: [registry] }),

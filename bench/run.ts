@@ -5,71 +5,116 @@
  *
  *   lag         event-to-queryable lag p50/p99 at --lag-rate (default 10,000 events/s)
  *   throughput  loss at --rate (default 40,000 events/s) for --seconds (default 60)
- *   rabbitmq    the same traffic through a real RabbitMQ (its own node, a second
- *               collector and database) at --rabbit-rate (default --rate) for
- *               --seconds: loss, and how long the store takes to catch up
+ *   outage      loss when PostgreSQL is fast-stopped (`pg_ctl stop -m fast`) for
+ *               --outage-seconds (default 60) at --outage-rate (default 5,000 events/s),
+ *               then started again; buffer and spool peaks
  *   memory      collector RSS across --tasks (default 1,000,000) tasks, and bytes per task on disk
  *   pages       with --page-tasks (default 1,000,000) tasks stored, how long the web server
  *               takes to answer the task list, a search, a task page, the overview
  *
- * `bun run bench [lag|throughput|memory|pages]…` runs some; no argument runs all.
+ * Two PostgreSQL setups (--postgres, default both):
+ *   tuned       fsync on, shared_buffers=256MB, max_wal_size=2GB
+ *   untuned     PostgreSQL's defaults, but fsync=off
+ * With no phase named, the tuned one runs every phase and the untuned one
+ * throughput and outage; phases named run on every setup chosen.
+ *
  * `--prefill N` first stores N tasks of history (in SQL), to measure the
  * collector against a store that is no longer small.
  * Loss is counted exactly: every published task event has a unique key, and
  * the events table is counted at the end; the collector's own drop counter
- * and the event stream's disconnect counter must stay at zero too.
+ * and the Redis subscription's disconnect counter must stay at zero too.
  */
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import amqplib from "amqplib";
-import Redis from "ioredis";
 import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
-import { createDatabase, startPostgres } from "../test/support/postgres-server.ts";
-import { startRabbit } from "../test/support/rabbitmq-server.ts";
+import { type PostgresServer, startPostgres } from "../test/support/postgres-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
 import { fillTasks } from "./fill-tasks.ts";
-import { EVENTS_PER_TASK, type PublishedMessage, TrafficGenerator, type Wire } from "./traffic.ts";
+import { EVENTS_PER_TASK, publishTraffic as publish } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Bun.argv.slice(2),
   allowPositionals: true,
   options: {
+    help: { type: "boolean", short: "h", default: false },
+    postgres: { type: "string", default: "tuned,untuned" },
     rate: { type: "string", default: "40000" },
     seconds: { type: "string", default: "60" },
-    "rabbit-rate": { type: "string" },
     "lag-rate": { type: "string", default: "10000" },
     "lag-seconds": { type: "string", default: "30" },
+    "outage-rate": { type: "string", default: "5000" },
+    "outage-seconds": { type: "string", default: "60" },
     tasks: { type: "string", default: "1000000" },
     "memory-rate": { type: "string", default: "10000" },
     "page-tasks": { type: "string", default: "1000000" },
     prefill: { type: "string", default: "0" },
   },
 });
-const phases = positionals.length ? positionals : ["lag", "throughput", "rabbitmq", "memory", "pages"];
+
+const PHASES = ["lag", "throughput", "outage", "memory", "pages"] as const;
+type Phase = (typeof PHASES)[number];
+const SETUPS = {
+  tuned: { label: "tuned PostgreSQL", settings: ["shared_buffers=256MB", "max_wal_size=2GB"], defaultPhases: PHASES },
+  untuned: { label: "untuned PostgreSQL", settings: ["fsync=off"], defaultPhases: ["throughput", "outage"] },
+} as const;
+type Setup = keyof typeof SETUPS;
+
+if (opts.help) {
+  console.log(`Usage: bun bench/run.ts [${PHASES.join("|")}]… [options]
+
+Phases (none named: the tuned PostgreSQL runs all, the untuned one throughput and outage):
+  lag         event-to-queryable lag at --lag-rate for --lag-seconds
+  throughput  loss at --rate events/s for --seconds
+  outage      loss when PostgreSQL is fast-stopped for --outage-seconds at --outage-rate
+  memory      collector RSS across --tasks tasks at --memory-rate, bytes per task on disk
+  pages       page timings with --page-tasks tasks stored
+
+Options (defaults):
+  --postgres tuned,untuned   which PostgreSQL setups: tuned (fsync on, shared_buffers=256MB,
+                             max_wal_size=2GB), untuned (defaults but fsync=off)
+  --rate 40000 --seconds 60  --lag-rate 10000 --lag-seconds 30
+  --outage-rate 5000 --outage-seconds 60  --tasks 1000000 --memory-rate 10000
+  --page-tasks 1000000  --prefill 0
+
+Environment: CRISPER_BENCH_CPU_PROF=<dir> (collector CPU profile), CRISPER_BENCH_BUN_FLAGS.`);
+  process.exit(0);
+}
+
+const isPhase = (p: string): p is Phase => PHASES.some((x) => x === p);
+const unknownPhase = positionals.find((p) => !isPhase(p));
+const setups = opts.postgres.split(",").map((x) => x.trim());
+const unknownSetup = setups.find((x) => !(x in SETUPS));
+if (unknownPhase || unknownSetup) {
+  console.error(`bench: unknown ${unknownPhase ? `phase ${unknownPhase}` : `setup ${unknownSetup}`} (see --help)`);
+  process.exit(2);
+}
+const phasesFor = (setup: Setup): readonly Phase[] => (positionals.length ? positionals.filter(isPhase) : SETUPS[setup].defaultPhases);
 
 const log = (s: string) => console.error(`[bench] ${s}`);
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 interface Env {
   redisUrl: string;
+  /** Renewed after an outage (a client that lived through one may be stuck). */
   pg: postgres.Sql;
+  pgServer: PostgresServer;
   databaseUrl: string;
-  /** The PostgreSQL server's own URL, to create more databases on it. */
-  serverUrl: string;
+  dataDir: string;
   collectorPid: number;
   webUrl: string;
+  /** The collector's log lines seen so far (it logs at info). */
+  output: string[];
   stop(): Promise<void>;
 }
 
-interface Collector {
-  pid: number;
-  webUrl: string;
-  stop(): Promise<void>;
-}
-
-/** `crisper serve` as its own process, watching `brokerUrl`, writing into `databaseUrl`. */
-async function startCollector(brokerUrl: string, databaseUrl: string): Promise<Collector> {
+async function startEnvironment(setup: Setup): Promise<Env> {
+  const redis = await startRedis();
+  const pgServer = await startPostgres({ settings: [...SETUPS[setup].settings] });
   const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "crisper-bench-"));
   // CRISPER_BENCH_CPU_PROF=<dir> writes the collector's CPU profile there on exit.
   const profDir = process.env.CRISPER_BENCH_CPU_PROF;
   // CRISPER_BENCH_BUN_FLAGS: extra flags for the collector's bun (e.g. --smol), to compare.
@@ -78,15 +123,35 @@ async function startCollector(brokerUrl: string, databaseUrl: string): Promise<C
     cwd: `${import.meta.dir}/..`,
     env: {
       ...process.env,
-      BROKER_URL: brokerUrl,
-      DATABASE_URL: databaseUrl,
+      BROKER_URL: redis.url,
+      DATABASE_URL: pgServer.url,
+      DATA_DIR: dataDir,
       PORT: String(port),
       ENABLE_EVENTS: "false",
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: "info",
     },
     stdout: "inherit",
-    stderr: "inherit",
+    stderr: "pipe",
   });
+  const output: string[] = [];
+  void (async () => {
+    const decoder = new TextDecoder();
+    let partial = "";
+    const reader = proc.stderr.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      partial += decoder.decode(value, { stream: true });
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        output.push(line);
+        // Warnings and errors, and the collector's own story of an outage;
+        // not /metrics failing while PostgreSQL is away (the bench asks every second).
+        if (/ (warn|error) |spool|database writes/.test(line) && !/web: GET \/metrics/.test(line)) console.error(line);
+      }
+    }
+  })();
   const webUrl = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const ok = await fetch(`${webUrl}/readyz`).then((r) => r.ok, () => false);
@@ -94,42 +159,61 @@ async function startCollector(brokerUrl: string, databaseUrl: string): Promise<C
     if (i > 300) throw new Error("collector did not become ready");
     await Bun.sleep(100);
   }
-  return {
-    pid: proc.pid,
+  const env: Env = {
+    redisUrl: redis.url,
+    pg: postgres(pgServer.url, { max: 2, onnotice: () => {} }),
+    pgServer,
+    databaseUrl: pgServer.url,
+    dataDir,
+    collectorPid: proc.pid,
     webUrl,
+    output,
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
-    },
-  };
-}
-
-async function startEnvironment(): Promise<Env> {
-  const redis = await startRedis();
-  const pgServer = await startPostgres({ durable: true });
-  const collector = await startCollector(redis.url, pgServer.url);
-  const pg = postgres(pgServer.url, { max: 2, onnotice: () => {} });
-  return {
-    redisUrl: redis.url,
-    pg,
-    databaseUrl: pgServer.url,
-    serverUrl: pgServer.url,
-    collectorPid: collector.pid,
-    webUrl: collector.webUrl,
-    async stop() {
-      await collector.stop();
-      await pg.end();
+      await env.pg.end({ timeout: 1 });
       await pgServer.stop();
       await redis.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return env;
 }
 
-async function metric(env: { webUrl: string }, name: string): Promise<number> {
-  const text = await (await fetch(`${env.webUrl}/metrics`)).text();
+/** /metrics as text; null while it does not answer (it reads the store too). */
+async function scrape(env: Env): Promise<string | null> {
+  const res = await fetch(`${env.webUrl}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
+  if (!res || res.status !== 200) return null;
+  return res.text();
+}
+
+/** A metric's value in a scrape (summed over labels). */
+function valueIn(text: string, name: string): number {
   let sum = 0;
   for (const line of text.split("\n")) if (line.startsWith(name) && !line.startsWith("#")) sum += Number(line.split(" ").pop());
   return sum;
+}
+
+async function metric(env: Env, name: string): Promise<number | null> {
+  const text = await scrape(env);
+  return text === null ? null : valueIn(text, name);
+}
+
+/** A metric that must be readable (outside an outage). */
+async function counter(env: Env, name: string): Promise<number> {
+  return (await metric(env, name)) ?? Number.NaN;
+}
+
+/** Bytes in the collector's spool directory, read from disk (works when /metrics does not). */
+function spoolBytesOnDisk(env: Env): number {
+  const dir = join(env.dataDir, "spool");
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith(".seg"))
+      .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+  } catch {
+    return 0;
+  }
 }
 
 function rssMb(pid: number): { rss: number; hwm: number } {
@@ -138,123 +222,42 @@ function rssMb(pid: number): { rss: number; hwm: number } {
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
 }
 
-let taskSeq = 0;
-const newId = () => {
-  const n = (taskSeq++).toString(16).padStart(12, "0");
-  return `${crypto.randomUUID().slice(0, 24)}${n}`;
-};
-
-/** Where the traffic goes: Redis PUB/SUB, or RabbitMQ's `celeryev` exchange. */
-interface Publisher {
-  wire: Wire;
-  send(messages: PublishedMessage[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-function redisPublisher(url: string): Publisher {
-  const redis = new Redis(url, { lazyConnect: false });
-  return {
-    wire: "redis",
-    async send(messages) {
-      const p = redis.pipeline();
-      for (const m of messages) p.publish(m.channel, m.data);
-      await p.exec();
-    },
-    async close() {
-      await redis.quit();
-    },
-  };
-}
-
-async function amqpPublisher(url: string): Promise<Publisher> {
-  const conn = await amqplib.connect(url);
-  const ch = await conn.createChannel();
-  await ch.assertExchange("celeryev", "topic", { durable: true });
-  return {
-    wire: "amqp",
-    async send(messages) {
-      for (const m of messages) {
-        // As Celery publishes events: transient, JSON, the routing key saying the type.
-        const ok = ch.publish("celeryev", m.channel, Buffer.from(m.data), { contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 1 });
-        if (!ok) await new Promise((resolve) => ch.once("drain", resolve));
-      }
-    },
-    async close() {
-      await ch.close();
-      await conn.close();
-    },
-  };
-}
-
 /**
- * Publishes tasks at `eventsPerSecond` for `seconds`, in 10 ms ticks, with
- * heartbeats every 2 s. Calls onProbe with some tasks' ids as their last
- * message goes out.
+ * Waits until the store holds `expected` task events, or stops growing for
+ * 30 s (what is missing then is lost), or `timeoutS` passes.
  */
-async function publish(
-  to: string | Publisher,
-  eventsPerSecond: number,
-  seconds: number,
-  onTick?: (elapsed: number) => void,
-  onProbe?: (id: string) => void,
-): Promise<{ tasks: number; events: number; seconds: number }> {
-  const publisher = typeof to === "string" ? redisPublisher(to) : to;
-  const gen = new TrafficGenerator(0, undefined, undefined, publisher.wire);
-  const tasksPerSecond = eventsPerSecond / EVENTS_PER_TASK;
-  const start = performance.now();
-  let sent = 0;
-  let lastBeat = 0;
-  let lastProbe = 0;
-  for (;;) {
-    const elapsed = (performance.now() - start) / 1000;
-    if (elapsed >= seconds) break;
-    const due = Math.floor(tasksPerSecond * elapsed);
-    const now = Date.now() / 1000;
-    const out: PublishedMessage[] = [];
-    const probes: string[] = [];
-    while (sent < due) {
-      const id = newId();
-      out.push(...gen.task(id, now));
-      sent++;
-      if (onProbe && elapsed - lastProbe >= 0.05) {
-        lastProbe = elapsed;
-        probes.push(id);
-      }
-    }
-    out.push(...gen.flush());
-    if (elapsed - lastBeat >= 2) {
-      lastBeat = elapsed;
-      out.push(...gen.heartbeats(now));
-    }
-    if (out.length) {
-      await publisher.send(out);
-      for (const id of probes) onProbe?.(id);
-    }
-    onTick?.(elapsed);
-    await Bun.sleep(Math.max(0, 10 - ((performance.now() - start) % 10)));
-  }
-  await publisher.send(gen.flush());
-  const took = (performance.now() - start) / 1000;
-  await publisher.close();
-  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: took };
-}
-
-/** Waits until the store holds `expected` task events (or stops growing). */
-async function drained(env: { pg: postgres.Sql }, expected: number, timeoutS = 120): Promise<{ stored: number; waitedS: number }> {
+async function drained(env: Env, expected: number, timeoutS = 900): Promise<{ stored: number; waitedS: number }> {
   const t0 = performance.now();
   let last = -1;
   let stableSince = performance.now();
   for (;;) {
-    const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from events`);
-    const stored = Number(n);
+    const stored = await storedEvents(env);
     const waitedS = (performance.now() - t0) / 1000;
-    if (stored >= expected) return { stored, waitedS };
+    if (stored >= expected || waitedS > timeoutS) return { stored, waitedS };
     if (stored !== last) {
       last = stored;
       stableSince = performance.now();
-    } else if (performance.now() - stableSince > 10_000 || waitedS > timeoutS) return { stored, waitedS };
+    } else if (performance.now() - stableSince > 30_000) return { stored, waitedS };
     await Bun.sleep(250);
   }
+}
+
+/** Before a phase: the collector has written everything it held (a phase's backlog is not the next one's). */
+async function settled(env: Env): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    const text = await scrape(env);
+    if (text !== null && valueIn(text, "crisper_buffer_messages") === 0 && valueIn(text, "crisper_spool_messages") === 0) {
+      const a = await storedEvents(env);
+      await Bun.sleep(2000);
+      if ((await storedEvents(env)) === a) return;
+    }
+    await Bun.sleep(500);
+  }
+  log("the collector did not settle: figures below include the last phase's backlog");
+}
+
+async function storedEvents(env: Env): Promise<number> {
+  return Number(one(await env.pg<{ n: string }[]>`select count(*) as n from events`).n);
 }
 
 const percentile = (xs: number[], p: number) => {
@@ -282,32 +285,53 @@ async function lagPhase(env: Env, rate: number, seconds: number) {
       await Bun.sleep(5);
     }
   })();
-  const before = await metric(env, "crisper_buffer_dropped_total");
+  const before = await counter(env, "crisper_buffer_dropped_total");
   await publish(env.redisUrl, rate, seconds, undefined, (id) => pending.set(id, performance.now()));
   polling = false;
   await poller;
-  const dropped = (await metric(env, "crisper_buffer_dropped_total")) - before;
+  const dropped = (await counter(env, "crisper_buffer_dropped_total")) - before;
   return { rate, probes: lags.length, p50: percentile(lags, 50), p99: percentile(lags, 99), max: Math.max(...lags), dropped };
 }
 
-async function throughputPhase(env: Env, rate: number, seconds: number) {
-  log(`throughput: ${fmt(rate)} events/s for ${seconds} s`);
-  const { n: before } = one(await env.pg<{ n: string }[]>`select count(*) as n from events`);
-  const dropped0 = await metric(env, "crisper_buffer_dropped_total");
-  const disc0 = await metric(env, "crisper_stream_disconnects_total");
-  let maxBuffer = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      maxBuffer = Math.max(maxBuffer, await metric(env, "crisper_buffer_messages"));
+/** Samples the buffer and the spool every second; their peaks when stopped. */
+function peaks(env: Env) {
+  const peak = { bufferMessages: 0, spoolMessages: 0, spoolBytes: 0, rssMb: 0 };
+  let on = true;
+  const done = (async () => {
+    while (on) {
+      const text = await scrape(env);
+      if (text !== null) {
+        peak.bufferMessages = Math.max(peak.bufferMessages, valueIn(text, "crisper_buffer_messages"));
+        peak.spoolMessages = Math.max(peak.spoolMessages, valueIn(text, "crisper_spool_messages"));
+      }
+      peak.spoolBytes = Math.max(peak.spoolBytes, spoolBytesOnDisk(env));
+      peak.rssMb = Math.max(peak.rssMb, rssMb(env.collectorPid).rss);
       await Bun.sleep(1000);
     }
   })();
+  return {
+    async stop() {
+      on = false;
+      await done;
+      return peak;
+    },
+  };
+}
+
+const describePeaks = (p: { bufferMessages: number; spoolMessages: number; spoolBytes: number; rssMb: number }) =>
+  `buffer peak ${fmt(p.bufferMessages)} messages, spool peak ${fmt(p.spoolMessages)} messages / ${(p.spoolBytes / 2 ** 20).toFixed(0)} MB on disk, collector RSS peak ${p.rssMb.toFixed(0)} MB`;
+
+
+async function throughputPhase(env: Env, rate: number, seconds: number) {
+  log(`throughput: ${fmt(rate)} events/s for ${seconds} s`);
+  const before = await storedEvents(env);
+  const dropped0 = await counter(env, "crisper_buffer_dropped_total");
+  const disc0 = await counter(env, "crisper_stream_disconnects_total");
+  const sampler = peaks(env);
   const pub = await publish(env.redisUrl, rate, seconds);
-  const { stored, waitedS } = await drained(env, Number(before) + pub.events);
-  sampling = false;
-  await sampler;
-  const got = stored - Number(before);
+  const { stored, waitedS } = await drained(env, before + pub.events);
+  const peak = await sampler.stop();
+  const got = stored - before;
   return {
     rate,
     seconds: pub.seconds,
@@ -315,69 +339,59 @@ async function throughputPhase(env: Env, rate: number, seconds: number) {
     published: pub.events,
     stored: got,
     lost: pub.events - got,
-    dropped: (await metric(env, "crisper_buffer_dropped_total")) - dropped0,
-    disconnects: (await metric(env, "crisper_stream_disconnects_total")) - disc0,
-    maxBuffer,
+    dropped: (await counter(env, "crisper_buffer_dropped_total")) - dropped0,
+    disconnects: (await counter(env, "crisper_stream_disconnects_total")) - disc0,
+    peak,
     drainS: waitedS,
   };
 }
 
 /**
- * The throughput phase's traffic through RabbitMQ: a node of its own, a
- * second collector on it writing into a database of its own on the same
- * PostgreSQL. Events wait in Crisper's queue rather than being dropped, so
- * what is measured is loss and how long the store takes to catch up.
+ * Events flow for 5 s, PostgreSQL is fast-stopped for `outageSeconds` while
+ * they keep flowing, then started again, and they flow 5 s more. /metrics
+ * does not answer during the outage (it reads the store), so the spool's
+ * peak is also read from disk, and the held figures from the collector's
+ * recovery log line.
  */
-async function rabbitPhase(env: Env, rate: number, seconds: number) {
-  log(`rabbitmq: ${fmt(rate)} events/s for ${seconds} s`);
-  const t0 = performance.now();
-  const rabbit = await startRabbit();
-  log(`rabbitmq: node up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const databaseUrl = await createDatabase(env.serverUrl, "bench_rabbitmq");
-  const collector = await startCollector(rabbit.url, databaseUrl);
-  const pg = postgres(databaseUrl, { max: 2, onnotice: () => {} });
-  try {
-    const mgmt = new URL(rabbit.managementUrl);
-    const auth = { authorization: `Basic ${btoa(`${mgmt.username}:${mgmt.password}`)}` };
-    /** Messages waiting in (or delivered from, not yet acknowledged by) Crisper's event queue. */
-    const queued = async () => {
-      const r = await fetch(`http://${mgmt.host}/api/queues/%2F/crisper.events?columns=messages`, { headers: auth }).catch(() => null);
-      const body: unknown = r?.ok ? await r.json() : null;
-      return typeof body === "object" && body !== null && "messages" in body && typeof body.messages === "number" ? body.messages : 0;
-    };
-    let maxQueued = 0;
-    let maxBuffer = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        maxQueued = Math.max(maxQueued, await queued());
-        maxBuffer = Math.max(maxBuffer, await metric(collector, "crisper_buffer_messages"));
-        await Bun.sleep(1000);
-      }
+async function outagePhase(env: Env, rate: number, outageSeconds: number) {
+  const lead = 5;
+  const tail = 5;
+  log(`outage: ${fmt(rate)} events/s, PostgreSQL stopped for ${outageSeconds} s after ${lead} s`);
+  const before = await storedEvents(env);
+  const dropped0 = await counter(env, "crisper_buffer_dropped_total");
+  // The RSS peak (VmHWM) from here on.
+  writeFileSync(`/proc/${env.collectorPid}/clear_refs`, "5");
+  const sampler = peaks(env);
+  let outage: Promise<void> | null = null;
+  const pub = await publish(env.redisUrl, rate, lead + outageSeconds + tail, (elapsed) => {
+    if (elapsed < lead || outage) return;
+    outage = (async () => {
+      await env.pgServer.fastStop();
+      log("outage: PostgreSQL stopped");
+      await Bun.sleep(outageSeconds * 1000);
+      await env.pgServer.startAgain();
+      log("outage: PostgreSQL started again");
     })();
-    const pub = await publish(await amqpPublisher(rabbit.url.replace(/\/\/$/, "/%2F")), rate, seconds);
-    const { stored, waitedS } = await drained({ pg }, pub.events, 300);
-    sampling = false;
-    await sampler;
-    return {
-      rate,
-      seconds: pub.seconds,
-      achieved: pub.events / pub.seconds,
-      published: pub.events,
-      stored,
-      lost: pub.events - stored,
-      stored_per_s: stored / (pub.seconds + waitedS),
-      dropped: await metric(collector, "crisper_buffer_dropped_total"),
-      disconnects: await metric(collector, "crisper_stream_disconnects_total"),
-      maxQueued,
-      maxBuffer,
-      drainS: waitedS,
-    };
-  } finally {
-    await collector.stop();
-    await pg.end();
-    await rabbit.stop();
-  }
+  });
+  await outage;
+  // A client that lived through the outage may be stuck (postgres.js): a new one.
+  await env.pg.end({ timeout: 1 });
+  env.pg = postgres(env.databaseUrl, { max: 2, onnotice: () => {} });
+  const { stored, waitedS } = await drained(env, before + pub.events);
+  const peak = await sampler.stop();
+  const recovery = env.output.findLast((l) => l.includes("database writes work again after"));
+  const held = recovery ? /held meanwhile \((.*)\)$/.exec(recovery)?.[1] : undefined;
+  return {
+    rate,
+    outageSeconds,
+    published: pub.events,
+    stored: stored - before,
+    lost: before + pub.events - stored,
+    dropped: (await counter(env, "crisper_buffer_dropped_total")) - dropped0,
+    peak: { ...peak, rssMb: rssMb(env.collectorPid).hwm },
+    heldAtRecovery: held ?? "not logged",
+    drainS: waitedS,
+  };
 }
 
 async function memoryPhase(env: Env, tasks: number, rate: number) {
@@ -394,7 +408,7 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
       samples.push({ at: elapsed / seconds, rss: rssMb(env.collectorPid).rss });
     }
   });
-  const { stored } = await drained(env, Number(before) + pub.events, 300);
+  const { stored } = await drained(env, Number(before) + pub.events);
   log(`RSS every second (MB): ${samples.map((x) => Math.round(x.rss)).join(" ")}`);
   const at = (f: number) => samples.find((s) => s.at >= f)?.rss ?? Number.NaN;
   const { tasks: nTasks, bytes } = one(await env.pg<{ tasks: string; bytes: string }[]>`
@@ -454,43 +468,55 @@ async function pagesPhase(env: Env, target: number) {
   return { tasks: Number(n), results };
 }
 
-const env = await startEnvironment();
 const rows: string[] = [];
-try {
-  if (Number(opts.prefill) > 0) {
-    await fillTasks(env.pg, Number(opts.prefill), log);
-    const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
-    rows.push(`| history stored before the phases below (\`--prefill\`) | ${fmt(Number(n))} tasks |`);
+for (const setup of setups.filter((x): x is Setup => x in SETUPS)) {
+  const phases = phasesFor(setup);
+  const on = SETUPS[setup].label;
+  log(`${on}: ${phases.join(", ")}`);
+  const env = await startEnvironment(setup);
+  try {
+    if (Number(opts.prefill) > 0) {
+      await fillTasks(env.pg, Number(opts.prefill), log);
+      const { n } = one(await env.pg<{ n: string }[]>`select count(*) as n from tasks`);
+      rows.push(`| history stored before the phases below (\`--prefill\`), ${on} | ${fmt(Number(n))} tasks |`);
+    }
+    if (phases.includes("lag")) {
+      await settled(env);
+      const r = await lagPhase(env, Number(opts["lag-rate"]), Number(opts["lag-seconds"]));
+      rows.push(
+        `| event-to-queryable lag at ${fmt(r.rate)} events/s, ${on} | p50 ${(r.p50 * 1000).toFixed(0)} ms, p99 ${(r.p99 * 1000).toFixed(0)} ms, max ${(r.max * 1000).toFixed(0)} ms (${r.probes} probe tasks; ${r.dropped} dropped) |`,
+      );
+    }
+    if (phases.includes("throughput")) {
+      await settled(env);
+      const r = await throughputPhase(env, Number(opts.rate), Number(opts.seconds));
+      rows.push(
+        `| throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s, ${on} | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; drops ${r.dropped}, Redis disconnects ${r.disconnects}; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
+      );
+    }
+    if (phases.includes("outage")) {
+      await settled(env);
+      const r = await outagePhase(env, Number(opts["outage-rate"]), Number(opts["outage-seconds"]));
+      rows.push(
+        `| PostgreSQL fast-stopped for ${r.outageSeconds} s at ${fmt(r.rate)} events/s, ${on} | ${fmt(r.published)} published, ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; drops ${r.dropped}; held when it came back: ${r.heldAtRecovery}; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
+      );
+    }
+    if (phases.includes("memory")) {
+      await settled(env);
+      const r = await memoryPhase(env, Number(opts.tasks), Number(opts["memory-rate"]));
+      rows.push(
+        `| collector RSS across ${fmt(r.tasks)} tasks, ${on} | ${r.rss25.toFixed(0)} MB at 25%, ${r.rss50.toFixed(0)} MB at 50%, ${r.rss100.toFixed(0)} MB at 100%; peak ${r.peak.toFixed(0)} MB; ${fmt(r.lost)} lost |`,
+        `| PostgreSQL bytes per task (tasks + events, with indexes), ${on} | ${fmt(r.bytesPerTask)} |`,
+      );
+    }
+    if (phases.includes("pages")) {
+      await settled(env);
+      const r = await pagesPhase(env, Number(opts["page-tasks"]));
+      rows.push(`| pages with ${fmt(r.tasks)} tasks stored (30 requests each, p50 / p95), ${on} | ${r.results.join("; ")} |`);
+    }
+  } finally {
+    await env.stop();
   }
-  if (phases.includes("lag")) {
-    const r = await lagPhase(env, Number(opts["lag-rate"]), Number(opts["lag-seconds"]));
-    rows.push(`| event-to-queryable lag at ${fmt(r.rate)} events/s | p50 ${(r.p50 * 1000).toFixed(0)} ms, p99 ${(r.p99 * 1000).toFixed(0)} ms, max ${(r.max * 1000).toFixed(0)} ms (${r.probes} probe tasks; ${r.dropped} dropped) |`);
-  }
-  if (phases.includes("throughput")) {
-    const r = await throughputPhase(env, Number(opts.rate), Number(opts.seconds));
-    rows.push(
-      `| throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; buffer drops ${r.dropped}, Redis disconnects ${r.disconnects}; buffer peak ${fmt(r.maxBuffer)} messages; drained ${r.drainS.toFixed(1)} s after the last publish |`,
-    );
-  }
-  if (phases.includes("rabbitmq")) {
-    const r = await rabbitPhase(env, Number(opts["rabbit-rate"] ?? opts.rate), Number(opts.seconds));
-    rows.push(
-      `| RabbitMQ: throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; ${fmt(r.stored_per_s)} events/s stored end to end; buffer drops ${r.dropped}, disconnects ${r.disconnects}; queue peak ${fmt(r.maxQueued)} messages, buffer peak ${fmt(r.maxBuffer)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
-    );
-  }
-  if (phases.includes("memory")) {
-    const r = await memoryPhase(env, Number(opts.tasks), Number(opts["memory-rate"]));
-    rows.push(
-      `| collector RSS across ${fmt(r.tasks)} tasks | ${r.rss25.toFixed(0)} MB at 25%, ${r.rss50.toFixed(0)} MB at 50%, ${r.rss100.toFixed(0)} MB at 100%; peak ${r.peak.toFixed(0)} MB; ${fmt(r.lost)} lost |`,
-      `| PostgreSQL bytes per task (tasks + events, with indexes) | ${fmt(r.bytesPerTask)} |`,
-    );
-  }
-  if (phases.includes("pages")) {
-    const r = await pagesPhase(env, Number(opts["page-tasks"]));
-    rows.push(`| pages with ${fmt(r.tasks)} tasks stored (30 requests each, p50 / p95) | ${r.results.join("; ")} |`);
-  }
-} finally {
-  await env.stop();
 }
 console.log(["| measure | result |", "|---|---|", ...rows].join("\n"));
 

@@ -7,6 +7,8 @@
  * bare JSON body, published to the `celeryev` exchange with its routing key.
  */
 
+import Redis from "ioredis";
+
 export interface PublishedMessage {
   /** Redis: the PUB/SUB channel; RabbitMQ: the routing key. */
   channel: string;
@@ -135,3 +137,68 @@ export class TrafficGenerator {
 }
 
 export const EVENTS_PER_TASK = 4;
+
+let taskSeq = 0;
+/** A task id unique within this process and across runs. */
+const newId = () => {
+  const n = (taskSeq++).toString(16).padStart(12, "0");
+  return `${crypto.randomUUID().slice(0, 24)}${n}`;
+};
+
+/**
+ * Publishes tasks into a real Redis at `eventsPerSecond` for `seconds`, in
+ * 10 ms ticks, with heartbeats every 2 s. Calls onTick with the seconds
+ * elapsed, and onProbe with some tasks' ids (one per 50 ms) once their last
+ * message went out. Every task event has a unique key: the store holds
+ * exactly `events` of them once all is written.
+ */
+export async function publishTraffic(
+  redisUrl: string,
+  eventsPerSecond: number,
+  seconds: number,
+  onTick?: (elapsed: number) => void,
+  onProbe?: (id: string) => void,
+): Promise<{ tasks: number; events: number; seconds: number }> {
+  const redis = new Redis(redisUrl, { lazyConnect: false });
+  const gen = new TrafficGenerator();
+  const tasksPerSecond = eventsPerSecond / EVENTS_PER_TASK;
+  const start = performance.now();
+  let sent = 0;
+  let lastBeat = 0;
+  let lastProbe = 0;
+  for (;;) {
+    const elapsed = (performance.now() - start) / 1000;
+    if (elapsed >= seconds) break;
+    const due = Math.floor(tasksPerSecond * elapsed);
+    const now = Date.now() / 1000;
+    const out: PublishedMessage[] = [];
+    const probes: string[] = [];
+    while (sent < due) {
+      const id = newId();
+      out.push(...gen.task(id, now));
+      sent++;
+      if (onProbe && elapsed - lastProbe >= 0.05) {
+        lastProbe = elapsed;
+        probes.push(id);
+      }
+    }
+    out.push(...gen.flush());
+    if (elapsed - lastBeat >= 2) {
+      lastBeat = elapsed;
+      out.push(...gen.heartbeats(now));
+    }
+    if (out.length) {
+      const p = redis.pipeline();
+      for (const m of out) p.publish(m.channel, m.data);
+      await p.exec();
+      for (const id of probes) onProbe?.(id);
+    }
+    onTick?.(elapsed);
+    await Bun.sleep(Math.max(0, 10 - ((performance.now() - start) % 10)));
+  }
+  const p = redis.pipeline();
+  for (const m of gen.flush()) p.publish(m.channel, m.data);
+  await p.exec();
+  await redis.quit();
+  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: (performance.now() - start) / 1000 };
+}

@@ -5,6 +5,7 @@
 import { loadConfig } from "./config.ts";
 import { logger, setLogLevel } from "./log.ts";
 import { openStore, run } from "./processes.ts";
+import { keepServingOnUncaughtErrors } from "./supervise.ts";
 import { VERSION } from "./version.ts";
 
 const HELP = `crisper ${VERSION} — a monitor for Celery
@@ -61,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  // A monitor that dies silently is worse than none: whatever escapes every
+  // loop's own handling is logged with its stack, and the process serves on.
+  keepServingOnUncaughtErrors(logger("crisper"));
   const running = await run(config, {
     collect: command === "serve" || command === "collect",
     web: command === "serve" || command === "web",

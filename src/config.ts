@@ -112,6 +112,15 @@ export const configSchema = z.object({
   COLLECTOR_BUFFER_MB: z.coerce.number().min(1).default(128),
   COLLECTOR_BATCH_MESSAGES: z.coerce.number().int().min(1).default(5000),
   /**
+   * When the buffer is full (the database down, or slower than the broker
+   * for long), messages go to a spool on disk, DATA_DIR/spool, up to this
+   * many megabytes, and are written back in order; only past it are they
+   * dropped. 0: no spool.
+   */
+  SPOOL_MAX_MB: z.coerce.number().min(0).default(2048),
+  /** PostgreSQL: a web page's or API call's query is cancelled after this long, so pages answer (or fail) in time. */
+  WEB_STATEMENT_TIMEOUT_S: seconds(5),
+  /**
    * A full garbage collection this often (0: never). JavaScriptCore otherwise
    * lets the collector's garbage (mostly raw message strings) pile up to a
    * ~470 MB sawtooth between its own collections; collected every second the

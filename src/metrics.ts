@@ -9,6 +9,18 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export const registry = new Registry();
 
+/** What the collector holds, read at scrape time (set by the collector). */
+export interface BacklogSizes {
+  bufferMessages: number;
+  bufferBytes: number;
+  spoolMessages: number;
+  spoolBytes: number;
+}
+let backlogProbe: (() => BacklogSizes) | null = null;
+export function observeBacklog(probe: (() => BacklogSizes) | null): void {
+  backlogProbe = probe;
+}
+
 export const collectorMetrics = {
   messagesReceived: new Counter({
     name: "crisper_messages_received_total",
@@ -36,17 +48,49 @@ export const collectorMetrics = {
   }),
   bufferDropped: new Counter({
     name: "crisper_buffer_dropped_total",
-    help: "Messages dropped because the buffer between broker and database was full (the database is too slow or down).",
+    help: "Messages dropped because the buffer between broker and database was full, and the spool on disk too (the database is too slow or down).",
     registers: [registry],
   }),
   bufferMessages: new Gauge({
     name: "crisper_buffer_messages",
-    help: "Messages waiting between the broker socket and the database.",
+    help: "Messages waiting in memory between the broker socket and the database.",
     registers: [registry],
+    collect() {
+      this.set(backlogProbe?.().bufferMessages ?? 0);
+    },
   }),
   bufferBytes: new Gauge({
     name: "crisper_buffer_bytes",
-    help: "Bytes of raw messages waiting between the broker socket and the database (bounded by COLLECTOR_BUFFER_MB).",
+    help: "Bytes of raw messages waiting in memory between the broker socket and the database (bounded by COLLECTOR_BUFFER_MB).",
+    registers: [registry],
+    collect() {
+      this.set(backlogProbe?.().bufferBytes ?? 0);
+    },
+  }),
+  spoolMessages: new Gauge({
+    name: "crisper_spool_messages",
+    help: "Messages waiting in the spool on disk (DATA_DIR/spool), where they go while the memory buffer is full.",
+    registers: [registry],
+    collect() {
+      this.set(backlogProbe?.().spoolMessages ?? 0);
+    },
+  }),
+  spoolBytes: new Gauge({
+    name: "crisper_spool_bytes",
+    help: "Bytes the spool holds on disk (bounded by SPOOL_MAX_MB).",
+    registers: [registry],
+    collect() {
+      this.set(backlogProbe?.().spoolBytes ?? 0);
+    },
+  }),
+  spooled: new Counter({
+    name: "crisper_spooled_messages_total",
+    help: "Messages written to the spool on disk because the memory buffer was full (or was spilling already).",
+    registers: [registry],
+  }),
+  storeWritable: new Gauge({
+    name: "crisper_store_writable",
+    help: "Collecting processes: 1 while the collector's writes succeed, 0 from a failed write until one succeeds again (a database outage).",
     registers: [registry],
   }),
   storeBatches: new Counter({ name: "crisper_store_batches_total", help: "Batches written.", registers: [registry] }),
@@ -89,6 +133,15 @@ export const detectorMetrics = {
   passFailures: new Counter({
     name: "crisper_detector_pass_failures_total",
     help: "Detection passes that failed (the database or the broker could not be read); retried every DETECT_INTERVAL_S.",
+    registers: [registry],
+  }),
+};
+
+export const loopMetrics = {
+  errors: new Counter({
+    name: "crisper_loop_errors_total",
+    help: "Unexpected errors in a background loop (logged with their stack; the loop goes on), by loop.",
+    labelNames: ["loop"] as const,
     registers: [registry],
   }),
 };

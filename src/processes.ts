@@ -5,6 +5,7 @@
 import { createBroker } from "./broker/create.ts";
 import type { BrokerPort } from "./broker/port.ts";
 import { type Collector, createCollector } from "./collector/collector.ts";
+import { join } from "node:path";
 import { type Config, publicUrl, redact } from "./config.ts";
 import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
@@ -74,7 +75,11 @@ async function silenceBeforeStart(database: Database, now: number): Promise<numb
 }
 
 export async function openStore(config: Config, log: Logger): Promise<Database> {
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATA_DIR,
+    webStatementTimeoutMs: config.WEB_STATEMENT_TIMEOUT_S * 1000,
+  });
   // PostgreSQL may come up after Crisper (containers start in any order):
   // wait for it rather than exit, saying so once.
   let applied: string[] = [];
@@ -139,7 +144,10 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     live?.notify(kind);
     publisher?.notify(kind);
   };
-  const slack = parts.web || parts.bot ? slackBot(config, database, parts, log) : null;
+  // Pages, the API and Slack's commands query through connections of their
+  // own, with a statement timeout; the collector and detector keep theirs.
+  const web = parts.web || parts.bot ? database.forWeb() : database;
+  const slack = parts.web || parts.bot ? slackBot(config, web, parts, log) : null;
   if (parts.collect) {
     const startedAt = Date.now() / 1000;
     const silentSince = await silenceBeforeStart(database, startedAt);
@@ -147,6 +155,8 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       config: {
         bufferMessages: config.COLLECTOR_BUFFER_MESSAGES,
         bufferBytes: config.COLLECTOR_BUFFER_MB * 2 ** 20,
+        spoolDir: config.SPOOL_MAX_MB > 0 ? join(config.DATA_DIR, "spool") : null,
+        spoolMaxBytes: config.SPOOL_MAX_MB * 2 ** 20,
         batchMessages: config.COLLECTOR_BATCH_MESSAGES,
         enableEvents: config.ENABLE_EVENTS,
         enableEventsIntervalS: config.ENABLE_EVENTS_INTERVAL_S,
@@ -200,7 +210,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     const auth = createAuth(config.CRISPER_AUTH, publicUrl(config));
     log.info(auth.enabled ? "CRISPER_AUTH on: pages and API need a user; admins can revoke" : "no CRISPER_AUTH: pages and API are open and read-only");
     const app = createApp({
-      database,
+      database: web,
       broker,
       live,
       auth,

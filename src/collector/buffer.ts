@@ -60,23 +60,29 @@ export class MessageBuffer<T> {
     return this.held;
   }
 
-  /** Adds a message; returns false (and counts it) when full. */
-  push(item: T, now = Date.now() / 1000): boolean {
+  /** Adds a message if there is room; returns false (counting nothing) when full. */
+  offer(item: T): boolean {
     const bytes = this.sizeOf(item);
-    if (this.size >= this.capacity || this.held + bytes > this.capacityBytes) {
-      this.dropped++;
-      if (this.dropping) {
-        this.dropping.to = now;
-        this.dropping.count++;
-      } else this.dropping = { from: now, to: now, count: 1 };
-      return false;
-    }
+    if (this.size >= this.capacity || this.held + bytes > this.capacityBytes) return false;
     this.items.push(item);
     this.held += bytes;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
       w();
+    }
+    return true;
+  }
+
+  /** Adds a message; returns false (and counts it as dropped) when full. */
+  push(item: T, now = Date.now() / 1000): boolean {
+    if (!this.offer(item)) {
+      this.dropped++;
+      if (this.dropping) {
+        this.dropping.to = now;
+        this.dropping.count++;
+      } else this.dropping = { from: now, to: now, count: 1 };
+      return false;
     }
     return true;
   }

@@ -9,17 +9,23 @@
 import type { BrokerPort, RawMessage, StreamStatus, Subscription } from "../broker/port.ts";
 import type { CeleryEvent, DecodeReason, Decoded } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
-import { collectorMetrics as m } from "../metrics.ts";
+import { collectorMetrics as m, observeBacklog } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { insertQueueSamples } from "../store/writes.ts";
-import { type DropWindow, MessageBuffer } from "./buffer.ts";
+import { every, type Periodic, reportUnexpected, superviseLoop } from "../supervise.ts";
+import { Backlog } from "./backlog.ts";
+import type { DropWindow } from "./buffer.ts";
 import { decodeRawMessage } from "./decode.ts";
+import { Spool } from "./spool.ts";
 import { TaskMetrics } from "./task-metrics.ts";
-import { writeEvents } from "./writer.ts";
+import { StoreOutage, writeEvents } from "./writer.ts";
 
 export interface CollectorConfig {
   bufferMessages: number;
   bufferBytes: number;
+  /** Where messages go when the memory buffer is full (DATA_DIR/spool); null: nowhere, they are dropped. */
+  spoolDir: string | null;
+  spoolMaxBytes: number;
   batchMessages: number;
   enableEvents: boolean;
   enableEventsIntervalS: number;
@@ -48,11 +54,19 @@ export interface Collector {
   /** Records a window in which nothing was collected (e.g. before this process started). */
   recordGap(g: StreamGap): void;
   readonly stats: { received: number; written: number; dropped: number; buffered: number };
+  /** True from a failed write until one succeeds (the database is down or refusing connections). */
+  readonly storeDown: boolean;
 }
 
 const MAX_KNOWN_QUEUES = 1000;
 const MAX_GAPS_KEPT = 100;
 const MAX_WRITES_IN_FLIGHT = 2;
+/**
+ * How long a shutdown waits for writes in flight. A database that does not
+ * answer must not hold it (process managers kill after ~10 s): what is not
+ * written by then is kept in the spool for the next start.
+ */
+const STOP_WAIT_MS = 5000;
 
 export function createCollector(deps: {
   config: CollectorConfig;
@@ -68,18 +82,17 @@ export function createCollector(deps: {
     if (gaps.length > MAX_GAPS_KEPT) gaps.shift();
   };
   const limits = `${config.bufferMessages} messages / ${Math.round(config.bufferBytes / 2 ** 20)} MB`;
-  const buffer = new MessageBuffer<RawMessage>(
-    { messages: config.bufferMessages, bytes: config.bufferBytes },
-    (w: DropWindow) => {
-      log.error(
-        `dropped ${w.count} messages between ${new Date(w.from * 1000).toISOString()} and ${new Date(w.to * 1000).toISOString()}: ` +
-          `the buffer (${limits}) was full (database too slow or down)`,
-      );
-      recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
-    },
-    // Strings of ASCII take a byte per character; the rest is the object around them.
-    (msg) => msg.data.length + msg.channel.length + 64,
-  );
+  const spool = openSpool(config, log);
+  const backlog = new Backlog({ messages: config.bufferMessages, bytes: config.bufferBytes }, spool, (w: DropWindow) => {
+    log.error(
+      `dropped ${w.count} messages between ${new Date(w.from * 1000).toISOString()} and ${new Date(w.to * 1000).toISOString()}: ` +
+        `the buffer (${limits})${spool ? ` and the spool (${Math.round(config.spoolMaxBytes / 2 ** 20)} MB)` : ""} were full (database too slow or down)`,
+    );
+    recordGap({ from: w.from, to: w.to, reason: `collector buffer full: ${w.count} messages dropped` });
+    dropEpisode = false;
+  });
+  observeBacklog(() => backlog.sizes());
+  const outage = new StoreOutage(log, () => backlog.describe());
   const knownQueues = new Set<string>();
   const taskMetrics = new TaskMetrics();
   const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
@@ -87,20 +100,29 @@ export function createCollector(deps: {
   let stopping = false;
   let loop: Promise<void> | null = null;
   let idle: (() => void)[] = [];
-  const timers: ReturnType<typeof setInterval>[] = [];
-  let firstDrop = true;
+  const periodic: Periodic[] = [];
+  let dropEpisode = false;
+  let spilling = backlog.spooling;
 
   function onMessage(msg: RawMessage) {
     // Counted into the metric per batch (see decode): this runs per message.
     stats.received++;
-    if (!buffer.push(msg, msg.receivedAt)) {
-      // Dropped (counted, and recorded as a gap): done with it, like a committed one.
-      msg.settle?.();
+    const held = backlog.push(msg);
+    // A broker that keeps messages until acknowledged (RabbitMQ) may let go
+    // of one once it is on disk, or dropped (counted, and recorded as a gap).
+    if (held !== "memory") msg.settle?.();
+    if (held === "spool") {
+      m.spooled.inc();
+      if (!spilling) {
+        spilling = true;
+        log.warn(`buffer full (${limits}): new messages go to the spool on disk (${config.spoolDir}) until it drains, in order`);
+      }
+    } else if (held === "dropped") {
       stats.dropped++;
       m.bufferDropped.inc();
-      if (firstDrop) {
-        firstDrop = false;
-        log.error(`buffer full (${limits}): dropping new messages until the database catches up`);
+      if (!dropEpisode) {
+        dropEpisode = true;
+        log.error(`buffer full (${limits})${spool ? " and spool full" : ""}: dropping new messages until the database catches up`);
       }
     }
   }
@@ -183,52 +205,81 @@ export function createCollector(deps: {
   }
 
   /**
-   * Takes batches from the buffer and writes them. Two writes may be in
+   * Takes batches from the backlog and writes them. Two writes may be in
    * flight, so that decoding the next batch overlaps the database's work on
    * this one; merges are order-independent, so their commit order does not
-   * matter.
+   * matter. While stopping it writes only what is in memory, and only while
+   * the database takes writes: the rest stays in (or goes to) the spool.
    */
   const inFlight = new Set<Promise<void>>();
-  /** Oldest arrival in each batch being written. */
+  /** Oldest arrival in each batch being written, and its messages (kept if the write is given up). */
   const inFlightSince = new Map<Promise<void>, number>();
+  const inFlightMessages = new Map<Promise<void>, RawMessage[]>();
+  /** Batches whose write was given up at shutdown (the database down): kept in the spool. */
+  const unwritten: RawMessage[][] = [];
+  const writerOptions = {
+    database,
+    log,
+    outage,
+    isStopping: () => stopping,
+    onCommitted: (written: readonly CeleryEvent[]) => {
+      try {
+        observeLag(written);
+        deps.onCommitted?.(written);
+      } catch (e) {
+        reportUnexpected("writer", e, log, "after a commit");
+      }
+    },
+  };
   async function runWriter() {
-    while (!stopping || buffer.size > 0) {
-      if (buffer.size === 0) {
+    for (;;) {
+      if (stopping) {
+        // Shutdown: write what is in memory while the database takes
+        // writes. The spool stays on disk for the next start.
+        if (outage.down || backlog.sizes().bufferMessages === 0) break;
+      } else if (backlog.size === 0) {
         await Promise.all(inFlight);
-        if (buffer.size > 0) continue;
+        if (backlog.size > 0) continue;
         for (const resolve of idle) resolve();
         idle = [];
-        await buffer.waitForData();
+        await backlog.waitForData();
         continue;
       }
       if (inFlight.size >= MAX_WRITES_IN_FLIGHT) {
         await Promise.race(inFlight);
         continue;
       }
-      const messages = buffer.take(config.batchMessages);
-      m.bufferMessages.set(buffer.size);
-      m.bufferBytes.set(buffer.bytes);
+      const messages = backlog.take(config.batchMessages, !stopping);
+      if (spilling && !backlog.spooling) {
+        spilling = false;
+        log.info("spool drained: new messages are held in memory again");
+      }
+      if (messages.length === 0) {
+        await Bun.sleep(10);
+        continue;
+      }
       const events = decode(messages);
-      const write = (
-        events.length > 0
-          ? writeEvents(events, {
-              database,
-              log,
-              isStopping: () => stopping,
-              onCommitted: (written) => {
-                observeLag(written);
-                deps.onCommitted?.(written);
-              },
-            })
-          : Promise.resolve()
-      ).then(() => {
-        // Committed: a broker that keeps messages until acknowledged (RabbitMQ) may let them go.
-        for (const msg of messages) msg.settle?.();
-        stats.written += messages.length;
-        inFlight.delete(write);
-        inFlightSince.delete(write);
-      });
+      const write: Promise<void> = (events.length > 0 ? writeEvents(events, writerOptions) : Promise.resolve(true)).then(
+        (written) => {
+          if (written) {
+            stats.written += messages.length;
+            // Committed: a broker that keeps messages until acknowledged (RabbitMQ) may let them go.
+            for (const msg of messages) msg.settle?.();
+          } else unwritten.push(messages);
+          settle(write);
+        },
+        (e: unknown) => {
+          // A bug, not the database (writeEvents retries those): these messages are lost.
+          reportUnexpected("writer", e, log, `write of ${messages.length} messages failed`);
+          // Not redelivered either: the same messages would fail the same way.
+          for (const msg of messages) msg.settle?.();
+          stats.written += messages.length;
+          m.storeRejected.inc(events.length);
+          settle(write);
+        },
+      );
       inFlight.add(write);
+      inFlightMessages.set(write, messages);
       if (messages[0]) inFlightSince.set(write, messages[0].receivedAt);
       // Let the socket and the write make progress before taking more.
       await Bun.sleep(0);
@@ -236,6 +287,12 @@ export function createCollector(deps: {
     await Promise.all(inFlight);
     for (const resolve of idle) resolve();
     idle = [];
+  }
+
+  function settle(write: Promise<void>) {
+    inFlight.delete(write);
+    inFlightSince.delete(write);
+    inFlightMessages.delete(write);
   }
 
   async function enableEvents() {
@@ -295,39 +352,70 @@ export function createCollector(deps: {
       return streamUpSince;
     },
     get uncommittedSince() {
-      let oldest = buffer.peek()?.receivedAt ?? null;
+      let oldest = backlog.oldestArrival();
       for (const t of inFlightSince.values()) if (oldest === null || t < oldest) oldest = t;
       return oldest;
     },
     recordGap,
     get stats() {
-      return { ...stats, buffered: buffer.size };
+      return { ...stats, buffered: backlog.size };
+    },
+    get storeDown() {
+      return outage.down;
     },
     async start() {
-      loop = runWriter();
+      loop = superviseLoop("writer", runWriter, { log, stopping: () => stopping });
       subscription = await broker.subscribe(onMessage, onStatus);
       if (config.enableEvents) {
-        void enableEvents();
-        timers.push(setInterval(enableEvents, config.enableEventsIntervalS * 1000));
+        const p = every("enable-events", config.enableEventsIntervalS * 1000, enableEvents, log);
+        void p.runNow();
+        periodic.push(p);
       }
-      void sampleQueues();
-      timers.push(setInterval(sampleQueues, config.queueSampleIntervalS * 1000));
+      const sampler = every("queue-sampler", config.queueSampleIntervalS * 1000, sampleQueues, log);
+      void sampler.runNow();
+      periodic.push(sampler);
     },
     flush() {
-      if (buffer.size === 0 && !loopBusy()) return Promise.resolve();
+      if (backlog.size === 0 && !loopBusy()) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));
     },
     async stop() {
       if (stopping) return;
       stopping = true;
-      for (const t of timers) clearInterval(t);
+      await Promise.all(periodic.map((p) => p.stop()));
       await subscription?.close();
-      buffer.wake();
-      await loop;
+      backlog.wake();
+      const finished = await Promise.race([(loop ?? Promise.resolve()).then(() => true), Bun.sleep(STOP_WAIT_MS).then(() => false)]);
+      // Oldest first: batches given up, then (if the writer did not finish)
+      // those still in flight, then what is left in memory.
+      const keep = unwritten.flat();
+      if (!finished) for (const messages of inFlightMessages.values()) keep.push(...messages);
+      keep.push(...backlog.drainMemory());
+      const lost = backlog.requeue(keep);
+      if (keep.length > 0) {
+        log.warn(
+          lost > 0
+            ? `stopping with ${lost} messages not written (the database is unavailable and there is no spool)`
+            : `stopping with ${keep.length} messages not written (the database is unavailable): kept in the spool for the next start`,
+        );
+      }
+      backlog.close();
+      observeBacklog(null);
     },
   };
 
   function loopBusy() {
     return stats.written < stats.received - stats.dropped;
+  }
+}
+
+/** The spool, if configured and free; without one a full buffer drops (said once). */
+function openSpool(config: CollectorConfig, log: Logger): Spool | null {
+  if (!config.spoolDir || config.spoolMaxBytes <= 0) return null;
+  try {
+    return Spool.open({ dir: config.spoolDir, maxBytes: config.spoolMaxBytes, log });
+  } catch (e) {
+    log.error(`no spool (${(e as Error).message}): when the memory buffer is full, new messages are dropped`);
+    return null;
   }
 }

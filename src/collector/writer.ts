@@ -1,77 +1,158 @@
 /**
  * Writes decoded batches to the store without ever losing what it holds:
- * - the database is down or unreachable: keep the batch and retry with backoff
- *   (meanwhile the buffer fills; overflow there is counted and logged);
+ * - the database is down, restarting or unreachable: keep the batch and retry
+ *   it with backoff (meanwhile the buffer, then the spool, hold what arrives);
+ *   the outage is logged once when it starts and once when it ends;
  * - the database refuses the data itself: split the batch to find the events
  *   it refuses, write the rest, and count and log the refused ones.
+ * Every write is idempotent (store/writes.ts), so retrying a batch that may
+ * have been committed before its connection died is safe.
  */
 import type { CeleryEvent } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
 import { collectorMetrics as m } from "../metrics.ts";
-import type { Database } from "../store/database.ts";
+import { type Database, failureKind } from "../store/database.ts";
 import { writeBatch } from "../store/writes.ts";
 import { buildBatch } from "./batch.ts";
 
 export interface WriterOptions {
   database: Database;
   log: Logger;
+  outage: StoreOutage;
   /** Called after a batch is committed (for lag measurement and live updates). */
   onCommitted?: (events: readonly CeleryEvent[]) => void;
   isStopping: () => boolean;
 }
 
+const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
+/** An error of no known kind is the data's fault once it repeats this often while the database answers. */
+const UNKNOWN_ERROR_ATTEMPTS = 3;
 
-export async function writeEvents(events: readonly CeleryEvent[], o: WriterOptions): Promise<void> {
-  let backoff = 100;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const end = m.batchSeconds.startTimer();
-      await writeBatch(o.database, buildBatch(events));
-      end();
-      m.storeBatches.inc();
-      if (attempt > 1) o.log.info(`database write succeeded after ${attempt} attempts`);
-      o.onCommitted?.(events);
-      return;
-    } catch (e) {
-      const reachable = await o.database.ping().then(
-        () => true,
-        () => false,
-      );
-      if (reachable && attempt >= 2) {
-        // The database answers but refuses this batch: it is the data.
-        m.storeErrors.inc({ kind: "refused" });
-        await bisect(events, o, e as Error);
-        return;
-      }
-      m.storeErrors.inc({ kind: reachable ? "transient" : "unreachable" });
-      if (attempt === 1 || attempt % 20 === 0) {
-        o.log.warn(`database write failed (${reachable ? "will retry" : "database unreachable, holding events and retrying"}): ${(e as Error).message}`);
-      }
-      if (o.isStopping() && attempt >= 3) {
-        o.log.error(`stopping with ${events.length} events not written: ${(e as Error).message}`);
-        return;
-      }
-      await Bun.sleep(backoff);
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-    }
+/**
+ * Whether the database is failing the collector's writes, shared by the
+ * writes in flight: one line when an outage starts, one when it ends, however
+ * many batches retry meanwhile.
+ */
+export class StoreOutage {
+  private since: number | null = null;
+  private failures = 0;
+
+  constructor(
+    private readonly log: Logger,
+    /** What is held meanwhile, for the log line ("1,234 messages in memory, …"). */
+    private readonly held: () => string,
+  ) {
+    m.storeWritable.set(1);
+  }
+
+  get down(): boolean {
+    return this.since !== null;
+  }
+
+  failed(e: unknown): void {
+    this.failures++;
+    m.storeWritable.set(0);
+    if (this.since !== null) return;
+    this.since = Date.now();
+    this.log.error(`cannot write to the database (${describe(e)}): holding events (${this.held()}) and retrying with backoff until it is back`);
+  }
+
+  succeeded(): void {
+    if (this.since === null) return;
+    const s = (Date.now() - this.since) / 1000;
+    this.log.info(`database writes work again after ${s.toFixed(1)} s and ${this.failures} failed attempts; writing the events held meanwhile (${this.held()})`);
+    this.since = null;
+    this.failures = 0;
+    m.storeWritable.set(1);
   }
 }
 
-async function bisect(events: readonly CeleryEvent[], o: WriterOptions, error: Error): Promise<void> {
+/**
+ * Writes `events`, retrying while the database is unavailable. Resolves true
+ * once they are stored (or refused and counted), false if the collector is
+ * stopping while the database is down: the caller keeps their messages.
+ */
+export function writeEvents(events: readonly CeleryEvent[], o: WriterOptions): Promise<boolean> {
+  return write(events, o, false);
+}
+
+async function write(events: readonly CeleryEvent[], o: WriterOptions, refusedAbove: boolean): Promise<boolean> {
+  let backoff = FIRST_BACKOFF_MS;
+  for (let attempt = 1; ; attempt++) {
+    const error = await attemptWrite(events, o.database);
+    if (error === null) {
+      m.storeBatches.inc();
+      o.outage.succeeded();
+      o.onCommitted?.(events);
+      return true;
+    }
+    const kind = await classify(error.cause, attempt, refusedAbove, o.database);
+    if (kind === "refused") {
+      m.storeErrors.inc({ kind });
+      return refuse(events, o, error.cause);
+    }
+    m.storeErrors.inc({ kind });
+    o.outage.failed(error.cause);
+    if (o.isStopping() && attempt >= 2) return false;
+    // Jittered, so that writes in flight do not retry in lockstep; cut
+    // short by a shutdown, which wants one last try and then the batch back.
+    const until = Date.now() + backoff * (0.75 + Math.random() / 2);
+    while (Date.now() < until && !o.isStopping()) await Bun.sleep(Math.min(100, until - Date.now()));
+    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  }
+}
+
+/** One try: null when committed, else what it threw. */
+async function attemptWrite(events: readonly CeleryEvent[], database: Database): Promise<{ cause: unknown } | null> {
+  try {
+    const end = m.batchSeconds.startTimer();
+    await writeBatch(database, buildBatch(events));
+    end();
+    return null;
+  } catch (e) {
+    return { cause: e };
+  }
+}
+
+/** The database refused these events: write each half apart, down to the single events it refuses. */
+async function refuse(events: readonly CeleryEvent[], o: WriterOptions, error: unknown): Promise<boolean> {
   if (events.length === 1) {
     const e = events[0] as CeleryEvent;
     m.storeRejected.inc();
-    o.log.once(`store-refused:${error.message.slice(0, 60)}`, `database refused a ${e.type} event for ${e.uuid ?? e.hostname}: ${error.message}`);
-    return;
+    const reason = describe(error);
+    o.log.once(`store-refused:${reason.slice(0, 60)}`, `database refused a ${e.type} event for ${e.uuid ?? e.hostname}: ${reason}`);
+    return true;
   }
   const half = Math.ceil(events.length / 2);
-  for (const part of [events.slice(0, half), events.slice(half)]) {
-    try {
-      await writeBatch(o.database, buildBatch(part));
-      o.onCommitted?.(part);
-    } catch (e) {
-      await bisect(part, o, e as Error);
-    }
-  }
+  const first = await write(events.slice(0, half), o, true);
+  const second = first && (await write(events.slice(half), o, true));
+  return first && second;
+}
+
+/**
+ * Why a write failed (see failureKind): an error of no known kind counts as
+ * the data's fault (refused) once it repeats while the database answers a
+ * ping.
+ */
+async function classify(
+  e: unknown,
+  attempt: number,
+  refusedAbove: boolean,
+  database: Database,
+): Promise<"unreachable" | "transient" | "refused"> {
+  const kind = failureKind(e);
+  if (kind !== "unknown") return kind;
+  if (attempt < UNKNOWN_ERROR_ATTEMPTS && !refusedAbove) return "transient";
+  const reachable = await database.ping().then(
+    () => true,
+    () => false,
+  );
+  return reachable ? "refused" : "unreachable";
+}
+
+/** An error's message, short: a failed query's message can carry its whole parameter list. */
+function describe(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }

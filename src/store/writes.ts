@@ -17,7 +17,7 @@ import type { QueueSample } from "../broker/port.ts";
 import type { EventRow } from "../state/event-row.ts";
 import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
-import { type Database, sql } from "./database.ts";
+import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
@@ -172,22 +172,27 @@ export async function insertQueueSamples(database: Database, samples: QueueSampl
       oldest: s.oldestUnackedAgeS,
     })),
   );
-  const rows = sql`json_to_recordset(${payload}::json)
+  // Two statements (prepared statements take one at a time) on the same
+  // rows, in the transaction that survives a database restart (database.ts).
+  const rows = `json_to_recordset($1::text::json)
       as x(queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)`;
-  // Two statements: prepared statements (postgres.js) take one at a time.
-  await database.db.transaction(async (tx) => {
-    await tx.execute(sql`
-    insert into queue_samples (queue, sampled_at, depth, by_priority, unacked, oldest_unacked_age_s)
+  await database.transaction(async (query) => {
+    await query(
+      `insert into queue_samples (queue, sampled_at, depth, by_priority, unacked, oldest_unacked_age_s)
     select queue, to_timestamp(sampled_at), depth, by_priority, unacked, oldest
     from ${rows}
-    on conflict do nothing`);
-    await tx.execute(sql`
-    insert into queues as queues (name, depth, by_priority, unacked, oldest_unacked_age_s, sampled_at, first_seen_at)
+    on conflict do nothing`,
+      [payload],
+    );
+    await query(
+      `insert into queues as queues (name, depth, by_priority, unacked, oldest_unacked_age_s, sampled_at, first_seen_at)
     select queue, depth, by_priority, unacked, oldest, to_timestamp(sampled_at), to_timestamp(sampled_at)
     from ${rows}
     on conflict (name) do update set
       depth = excluded.depth, by_priority = excluded.by_priority, unacked = excluded.unacked,
       oldest_unacked_age_s = excluded.oldest_unacked_age_s, sampled_at = excluded.sampled_at
-      where excluded.sampled_at >= queues.sampled_at`);
+      where excluded.sampled_at >= queues.sampled_at`,
+      [payload],
+    );
   });
 }

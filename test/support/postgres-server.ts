@@ -16,6 +16,24 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** Stops and starts it again on the same port, data kept. */
   restart(): Promise<void>;
+  /**
+   * A fast shutdown (`pg_ctl stop -m fast`, what a managed PostgreSQL does on
+   * failover or maintenance), data kept: clients are cut, new ones refused
+   * until `startAgain`.
+   */
+  fastStop(): Promise<void>;
+  /** Starts it again on the same port after `fastStop`. */
+  startAgain(): Promise<void>;
+}
+
+export interface PostgresOptions {
+  /** Benchmarks: fsync on, and tuned (shared_buffers=256MB, max_wal_size=2GB). */
+  durable?: boolean;
+  /**
+   * Exactly these settings (`name=value`), replacing the ones above: e.g.
+   * `["fsync=off"]` for a PostgreSQL left at its defaults otherwise.
+   */
+  settings?: string[];
 }
 
 function binDir(): string {
@@ -35,7 +53,7 @@ async function run(cmd: string[], what: string) {
   if (code !== 0) throw new Error(`${what} failed (${code}):\n${out}\n${err}`);
 }
 
-export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), "crisper-pg-"));
   chmodSync(dir, 0o755);
@@ -48,9 +66,9 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   await run([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "crisper", "-E", "UTF8", "--no-sync"], "initdb");
   const port = await freePort();
   // Tests trade durability for speed; benchmarks ask for the real thing.
-  const settings = opts.durable
-    ? ["-c", "shared_buffers=256MB", "-c", "max_wal_size=2GB"]
-    : ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+  const chosen =
+    opts.settings ?? (opts.durable ? ["shared_buffers=256MB", "max_wal_size=2GB"] : ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]);
+  const settings = chosen.flatMap((s) => ["-c", s]);
   // The server's maintenance database, as the superuser the tests use.
   const admin = (o: { connect_timeout?: number } = {}) =>
     postgres({ host: "127.0.0.1", port, user: "crisper", database: "postgres", max: 1, onnotice: () => {}, ...o });
@@ -85,7 +103,14 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   const sql = admin();
   await sql.unsafe("create database crisper");
   await sql.end();
-  return { url: `postgres://crisper@127.0.0.1:${port}/crisper`, port, stop: server.stop, restart: server.restart };
+  return {
+    url: `postgres://crisper@127.0.0.1:${port}/crisper`,
+    port,
+    stop: server.stop,
+    restart: server.restart,
+    fastStop: server.halt,
+    startAgain: server.resume,
+  };
 }
 
 /** Creates another empty database on the same server; returns its URL. */

@@ -99,6 +99,10 @@ export interface ServerProcess {
   stop(): Promise<void>;
   /** Stops it if it runs, and starts it again on the same port, its files kept. */
   restart(): Promise<void>;
+  /** Stops it (its `shutdown`), files kept, until `resume`. */
+  halt(): Promise<void>;
+  /** Starts it again on the same port after `halt`; nothing when it runs. */
+  resume(): Promise<void>;
   /** Signals the running server (SIGSTOP / SIGCONT freeze it without closing connections). */
   signal(signal: "SIGSTOP" | "SIGCONT"): void;
 }
@@ -150,6 +154,10 @@ export async function startServer(o: {
     async restart() {
       await stopProc();
       await launch();
+    },
+    halt: stopProc,
+    async resume() {
+      if (!proc) await launch();
     },
     signal(signal) {
       proc?.kill(signal);

@@ -11,7 +11,8 @@ import { alertJson } from "../src/api/serialize.ts";
 import type { Alert } from "../src/alerts/kinds.ts";
 import { errorText, type Logger } from "../src/log.ts";
 import { slackMetrics } from "../src/metrics.ts";
-import { type Database, sql } from "../src/store/database.ts";
+import { type Database, isDatabaseUnavailable, sql } from "../src/store/database.ts";
+import { reportUnexpected } from "../src/supervise.ts";
 import { alerts } from "../src/store/schema/alerts.ts";
 import { alertPost, groupedAlertPost, type Links, resolutionPost, type SlackMessage } from "./messages.ts";
 
@@ -239,7 +240,8 @@ export function createAlertPoster(o: AlertPosterOptions) {
       slackMetrics.pending.set(Number(pending?.n ?? 0));
     } catch (e) {
       // The database went away: nothing is lost, the outbox is in it.
-      o.log.once(`slack-pass:${errorText(e)}`, `alert poster: ${errorText(e)}; the outbox is kept, trying again`);
+      if (isDatabaseUnavailable(e)) o.log.once(`slack-pass:${errorText(e)}`, `alert poster: ${errorText(e)}; the outbox is kept, trying again`);
+      else reportUnexpected("slack-poster", e, o.log);
     }
   }
 

@@ -7,7 +7,7 @@
  * loop goes on. Expected failures (the database or the broker away) are each
  * loop's own business; this is for the rest.
  */
-import type { Logger } from "./log.ts";
+import { errorText, type Logger } from "./log.ts";
 import { loopMetrics } from "./metrics.ts";
 
 const reported = new Set<string>();
@@ -20,8 +20,9 @@ export function reportUnexpected(loop: string, e: unknown, log: Logger, what = "
   const key = `${loop}\u0000${message.slice(0, 200)}`;
   if (reported.has(key)) return;
   if (reported.size < MAX_REPORTED) reported.add(key);
-  const stack = e instanceof Error && e.stack ? e.stack : message;
-  log.error(`${loop}: ${what}, carrying on (logged once; counted in crisper_loop_errors_total{loop="${loop}"}): ${clip(stack)}`);
+  // The reason as errorText gives it (never a failed query's parameters), then where it was thrown.
+  const frames = e instanceof Error && e.stack ? e.stack.split("\n").filter((l) => l.trimStart().startsWith("at ")).slice(0, 10) : [];
+  log.error(`${loop}: ${what}, carrying on (logged once; counted in crisper_loop_errors_total{loop="${loop}"}): ${clip([errorText(e), ...frames].join("\n"))}`);
 }
 
 const FIRST_PAUSE_MS = 1000;

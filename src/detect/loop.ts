@@ -12,7 +12,8 @@ import type { CeleryEvent } from "../celery/event.ts";
 import type { StreamGap } from "../collector/collector.ts";
 import { errorText, type Logger } from "../log.ts";
 import { detectorMetrics } from "../metrics.ts";
-import type { Database } from "../store/database.ts";
+import { type Database, isDatabaseUnavailable } from "../store/database.ts";
+import { reportUnexpected } from "../supervise.ts";
 import { unfinishedTasks } from "../store/queries/detect.ts";
 import { heldTasks, listWorkers } from "../store/queries/workers.ts";
 import { checkBeatMissed } from "./checks/beat-missed.ts";
@@ -133,7 +134,18 @@ export function createDetector(o: DetectorOptions): Detector {
     waiting = [];
     try {
       const pass = await readPass(now);
-      for (const check of CHECKS) await check(pass);
+      // A check that fails does not keep the others from running; the pass
+      // then fails with the first error (the database away fails it at once).
+      let failure: { error: unknown } | null = null;
+      for (const check of CHECKS) {
+        try {
+          await check(pass);
+        } catch (e) {
+          if (isDatabaseUnavailable(e)) throw e;
+          failure ??= { error: e };
+        }
+      }
+      if (failure) throw failure.error;
     } catch (e) {
       detectorMetrics.passFailures.inc();
       throw e;
@@ -152,7 +164,8 @@ export function createDetector(o: DetectorOptions): Detector {
         failing = false;
       })
       .catch((e) => {
-        if (!failing) log.warn(`detection pass failed: ${errorText(e)}; retrying every ${config.intervalS} s`);
+        if (!isDatabaseUnavailable(e)) reportUnexpected("detector", e, log);
+        else if (!failing) log.warn(`detection pass failed: ${errorText(e)}; retrying every ${config.intervalS} s`);
         failing = true;
       })
       .finally(() => {

@@ -6,28 +6,31 @@
  */
 import { createHash } from "node:crypto";
 import { migrations } from "../../drizzle/migrations.ts";
-import { type Database, sql } from "./database.ts";
+import type { Database } from "./database.ts";
 
 const LOCK_ID = 0x43524953; // "CRIS"
 
 export async function migrate(database: Database): Promise<{ applied: string[] }> {
   const applied: string[] = [];
-  await database.db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${LOCK_ID})`);
-    await tx.execute(sql`create schema if not exists drizzle`);
-    await tx.execute(
-      sql`create table if not exists drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
-    );
-    const done = await tx.execute(sql`select created_at from drizzle.__drizzle_migrations order by created_at desc limit 1`);
-    const rows = Array.isArray(done) ? done : (done as unknown as { rows: { created_at: unknown }[] }).rows;
-    const last = rows[0] ? Number((rows[0] as { created_at: unknown }).created_at) : -1;
+  // database.transaction, not drizzle's: a PostgreSQL that restarts while a
+  // process starts must fail this (retried by the caller), not crash it.
+  await database.transaction(async (query) => {
+    applied.length = 0;
+    await query(`select pg_advisory_xact_lock(${LOCK_ID})`, []);
+    await query("create schema if not exists drizzle", []);
+    await query("create table if not exists drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)", []);
+    const done = await query("select created_at from drizzle.__drizzle_migrations order by created_at desc limit 1", []);
+    // postgres.js answers the rows, PGlite an object holding them.
+    const rows: unknown = Array.isArray(done) ? done : done && typeof done === "object" && "rows" in done ? done.rows : [];
+    const first: unknown = Array.isArray(rows) ? rows[0] : undefined;
+    const last = first && typeof first === "object" && "created_at" in first ? Number(first.created_at) : -1;
     for (const m of migrations) {
       if (m.when <= last) continue;
       for (const statement of m.sql.split("--> statement-breakpoint")) {
-        if (statement.trim()) await tx.execute(sql.raw(statement));
+        if (statement.trim()) await query(statement, []);
       }
       const hash = createHash("sha256").update(m.sql).digest("hex");
-      await tx.execute(sql`insert into drizzle.__drizzle_migrations (hash, created_at) values (${hash}, ${m.when})`);
+      await query("insert into drizzle.__drizzle_migrations (hash, created_at) values ($1, $2)", [hash, m.when]);
       applied.push(m.tag);
     }
   });

@@ -5,6 +5,10 @@
  *
  *   lag         event-to-queryable lag p50/p99 at --lag-rate (default 10,000 events/s)
  *   throughput  loss at --rate (default 40,000 events/s) for --seconds (default 60)
+ *   rabbitmq    the same traffic through a real RabbitMQ (a node of its own, a second
+ *               collector writing into a database of its own on the same PostgreSQL)
+ *               at --rabbit-rate (default --rate) for --seconds: loss, and how long
+ *               the store takes to catch up; only when named
  *   outage      loss when PostgreSQL is fast-stopped (`pg_ctl stop -m fast`) for
  *               --outage-seconds (default 60) at --outage-rate (default 5,000 events/s),
  *               then started again; buffer and spool peaks
@@ -15,14 +19,15 @@
  * Two PostgreSQL setups (--postgres, default both):
  *   tuned       fsync on, shared_buffers=256MB, max_wal_size=2GB
  *   untuned     PostgreSQL's defaults, but fsync=off
- * With no phase named, the tuned one runs every phase and the untuned one
- * throughput and outage; phases named run on every setup chosen.
+ * With no phase named, the tuned one runs every phase but rabbitmq (it would
+ * take `bun run bench` well past 15 minutes) and the untuned one throughput
+ * and outage; phases named run on every setup chosen.
  *
  * `--prefill N` first stores N tasks of history (in SQL), to measure the
  * collector against a store that is no longer small.
  * Loss is counted exactly: every published task event has a unique key, and
  * the events table is counted at the end; the collector's own drop counter
- * and the Redis subscription's disconnect counter must stay at zero too.
+ * and the event stream's disconnect counter must stay at zero too.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,10 +35,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
-import { type PostgresServer, startPostgres } from "../test/support/postgres-server.ts";
+import { createDatabase, type PostgresServer, startPostgres } from "../test/support/postgres-server.ts";
+import { startRabbit } from "../test/support/rabbitmq-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
 import { fillTasks } from "./fill-tasks.ts";
-import { EVENTS_PER_TASK, publishTraffic as publish } from "./traffic.ts";
+import { amqpPublisher, EVENTS_PER_TASK, publishTraffic as publish } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
   args: Bun.argv.slice(2),
@@ -43,6 +49,7 @@ const { values: opts, positionals } = parseArgs({
     postgres: { type: "string", default: "tuned,untuned" },
     rate: { type: "string", default: "40000" },
     seconds: { type: "string", default: "60" },
+    "rabbit-rate": { type: "string" },
     "lag-rate": { type: "string", default: "10000" },
     "lag-seconds": { type: "string", default: "30" },
     "outage-rate": { type: "string", default: "5000" },
@@ -54,10 +61,15 @@ const { values: opts, positionals } = parseArgs({
   },
 });
 
-const PHASES = ["lag", "throughput", "outage", "memory", "pages"] as const;
+const PHASES = ["lag", "throughput", "rabbitmq", "outage", "memory", "pages"] as const;
 type Phase = (typeof PHASES)[number];
 const SETUPS = {
-  tuned: { label: "tuned PostgreSQL", settings: ["shared_buffers=256MB", "max_wal_size=2GB"], defaultPhases: PHASES },
+  tuned: {
+    label: "tuned PostgreSQL",
+    settings: ["shared_buffers=256MB", "max_wal_size=2GB"],
+    // Not rabbitmq: a node to start and a backlog to drain would take `bun run bench` well past 15 minutes.
+    defaultPhases: ["lag", "throughput", "outage", "memory", "pages"],
+  },
   untuned: { label: "untuned PostgreSQL", settings: ["fsync=off"], defaultPhases: ["throughput", "outage"] },
 } as const;
 type Setup = keyof typeof SETUPS;
@@ -65,9 +77,13 @@ type Setup = keyof typeof SETUPS;
 if (opts.help) {
   console.log(`Usage: bun bench/run.ts [${PHASES.join("|")}]… [options]
 
-Phases (none named: the tuned PostgreSQL runs all, the untuned one throughput and outage):
+Phases (none named: the tuned PostgreSQL runs all but rabbitmq, the untuned one throughput
+and outage):
   lag         event-to-queryable lag at --lag-rate for --lag-seconds
   throughput  loss at --rate events/s for --seconds
+  rabbitmq    the same traffic through a real RabbitMQ node to a second collector, at
+              --rabbit-rate events/s for --seconds: loss, queue peak, catch-up time
+              (only when named)
   outage      loss when PostgreSQL is fast-stopped for --outage-seconds at --outage-rate
   memory      collector RSS across --tasks tasks at --memory-rate, bytes per task on disk
   pages       page timings with --page-tasks tasks stored
@@ -75,7 +91,7 @@ Phases (none named: the tuned PostgreSQL runs all, the untuned one throughput an
 Options (defaults):
   --postgres tuned,untuned   which PostgreSQL setups: tuned (fsync on, shared_buffers=256MB,
                              max_wal_size=2GB), untuned (defaults but fsync=off)
-  --rate 40000 --seconds 60  --lag-rate 10000 --lag-seconds 30
+  --rate 40000 --seconds 60  --rabbit-rate (--rate)  --lag-rate 10000 --lag-seconds 30
   --outage-rate 5000 --outage-seconds 60  --tasks 1000000 --memory-rate 10000
   --page-tasks 1000000  --prefill 0
 
@@ -110,21 +126,32 @@ interface Env {
   stop(): Promise<void>;
 }
 
-async function startEnvironment(setup: Setup): Promise<Env> {
-  const redis = await startRedis();
-  const pgServer = await startPostgres({ settings: [...SETUPS[setup].settings] });
+/** A `crisper serve` of the bench's own, in its own process. */
+interface Collector {
+  pid: number;
+  webUrl: string;
+  /** Its DATA_DIR (the spool is there); removed by stop(). */
+  dataDir: string;
+  /** Its log lines seen so far (it logs at info). */
+  output: string[];
+  stop(): Promise<void>;
+}
+
+/** `crisper serve` watching `brokerUrl`, writing into `databaseUrl`, with a DATA_DIR of its own. */
+async function startCollector(brokerUrl: string, databaseUrl: string): Promise<Collector> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "crisper-bench-"));
   // CRISPER_BENCH_CPU_PROF=<dir> writes the collector's CPU profile there on exit.
   const profDir = process.env.CRISPER_BENCH_CPU_PROF;
   // CRISPER_BENCH_BUN_FLAGS: extra flags for the collector's bun (e.g. --smol), to compare.
   const flags = (process.env.CRISPER_BENCH_BUN_FLAGS ?? "").split(" ").filter(Boolean);
-  const proc = Bun.spawn(["bun", ...flags, ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), "src/cli.ts", "serve"], {
+  // The bun running the bench (`bun` is on PATH only under `bun run`).
+  const proc = Bun.spawn([process.execPath, ...flags, ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), "src/cli.ts", "serve"], {
     cwd: `${import.meta.dir}/..`,
     env: {
       ...process.env,
-      BROKER_URL: redis.url,
-      DATABASE_URL: pgServer.url,
+      BROKER_URL: brokerUrl,
+      DATABASE_URL: databaseUrl,
       DATA_DIR: dataDir,
       PORT: String(port),
       ENABLE_EVENTS: "false",
@@ -152,36 +179,49 @@ async function startEnvironment(setup: Setup): Promise<Env> {
       }
     }
   })();
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   const webUrl = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     const ok = await fetch(`${webUrl}/readyz`).then((r) => r.ok, () => false);
     if (ok) break;
-    if (i > 300) throw new Error("collector did not become ready");
+    if (i > 300 || proc.exitCode !== null) {
+      await stop();
+      throw new Error("collector did not become ready");
+    }
     await Bun.sleep(100);
   }
+  return { pid: proc.pid, webUrl, dataDir, output, stop };
+}
+
+async function startEnvironment(setup: Setup): Promise<Env> {
+  const redis = await startRedis();
+  const pgServer = await startPostgres({ settings: [...SETUPS[setup].settings] });
+  const collector = await startCollector(redis.url, pgServer.url);
   const env: Env = {
     redisUrl: redis.url,
     pg: postgres(pgServer.url, { max: 2, onnotice: () => {} }),
     pgServer,
     databaseUrl: pgServer.url,
-    dataDir,
-    collectorPid: proc.pid,
-    webUrl,
-    output,
+    dataDir: collector.dataDir,
+    collectorPid: collector.pid,
+    webUrl: collector.webUrl,
+    output: collector.output,
     async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
+      await collector.stop();
       await env.pg.end({ timeout: 1 });
       await pgServer.stop();
       await redis.stop();
-      rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return env;
 }
 
 /** /metrics as text; null while it does not answer (it reads the store too). */
-async function scrape(env: Env): Promise<string | null> {
+async function scrape(env: { webUrl: string }): Promise<string | null> {
   const res = await fetch(`${env.webUrl}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
   if (!res || res.status !== 200) return null;
   return res.text();
@@ -194,18 +234,18 @@ function valueIn(text: string, name: string): number {
   return sum;
 }
 
-async function metric(env: Env, name: string): Promise<number | null> {
+async function metric(env: { webUrl: string }, name: string): Promise<number | null> {
   const text = await scrape(env);
   return text === null ? null : valueIn(text, name);
 }
 
 /** A metric that must be readable (outside an outage). */
-async function counter(env: Env, name: string): Promise<number> {
+async function counter(env: { webUrl: string }, name: string): Promise<number> {
   return (await metric(env, name)) ?? Number.NaN;
 }
 
 /** Bytes in the collector's spool directory, read from disk (works when /metrics does not). */
-function spoolBytesOnDisk(env: Env): number {
+function spoolBytesOnDisk(env: { dataDir: string }): number {
   const dir = join(env.dataDir, "spool");
   try {
     return readdirSync(dir)
@@ -226,7 +266,7 @@ function rssMb(pid: number): { rss: number; hwm: number } {
  * Waits until the store holds `expected` task events, or stops growing for
  * 30 s (what is missing then is lost), or `timeoutS` passes.
  */
-async function drained(env: Env, expected: number, timeoutS = 900): Promise<{ stored: number; waitedS: number }> {
+async function drained(env: { pg: postgres.Sql }, expected: number, timeoutS = 900): Promise<{ stored: number; waitedS: number }> {
   const t0 = performance.now();
   let last = -1;
   let stableSince = performance.now();
@@ -256,7 +296,7 @@ async function settled(env: Env): Promise<void> {
   log("the collector did not settle: figures below include the last phase's backlog");
 }
 
-async function storedEvents(env: Env): Promise<number> {
+async function storedEvents(env: { pg: postgres.Sql }): Promise<number> {
   return Number(one(await env.pg<{ n: string }[]>`select count(*) as n from events`).n);
 }
 
@@ -293,8 +333,8 @@ async function lagPhase(env: Env, rate: number, seconds: number) {
   return { rate, probes: lags.length, p50: percentile(lags, 50), p99: percentile(lags, 99), max: Math.max(...lags), dropped };
 }
 
-/** Samples the buffer and the spool every second; their peaks when stopped. */
-function peaks(env: Env) {
+/** Samples a collector's buffer, spool and RSS every second; their peaks when stopped. */
+function peaks(env: Pick<Env, "webUrl" | "dataDir" | "collectorPid">) {
   const peak = { bufferMessages: 0, spoolMessages: 0, spoolBytes: 0, rssMb: 0 };
   let on = true;
   const done = (async () => {
@@ -344,6 +384,68 @@ async function throughputPhase(env: Env, rate: number, seconds: number) {
     peak,
     drainS: waitedS,
   };
+}
+
+/**
+ * The throughput phase's traffic through RabbitMQ: a node of its own, a
+ * second collector on it writing into a database of its own on the same
+ * PostgreSQL (the Redis one stays idle). On RabbitMQ events wait in
+ * Crisper's queue rather than being dropped, so what is measured is loss
+ * and how long the store takes to catch up.
+ */
+async function rabbitPhase(env: Env, rate: number, seconds: number) {
+  log(`rabbitmq: ${fmt(rate)} events/s for ${seconds} s`);
+  const t0 = performance.now();
+  const rabbit = await startRabbit();
+  log(`rabbitmq: node up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  let collector: Collector | null = null;
+  let store: { pg: postgres.Sql } | null = null;
+  try {
+    const databaseUrl = await createDatabase(env.databaseUrl, "bench_rabbitmq");
+    collector = await startCollector(rabbit.url, databaseUrl);
+    store = { pg: postgres(databaseUrl, { max: 2, onnotice: () => {} }) };
+    const mgmt = new URL(rabbit.managementUrl);
+    const auth = { authorization: `Basic ${btoa(`${mgmt.username}:${mgmt.password}`)}` };
+    /** Messages waiting in (or delivered from, not yet acknowledged by) Crisper's event queue. */
+    const queued = async () => {
+      const r = await fetch(`http://${mgmt.host}/api/queues/%2F/crisper.events?columns=messages`, { headers: auth }).catch(() => null);
+      const body: unknown = r?.ok ? await r.json() : null;
+      return typeof body === "object" && body !== null && "messages" in body && typeof body.messages === "number" ? body.messages : 0;
+    };
+    let maxQueued = 0;
+    let sampling = true;
+    const queueSampler = (async () => {
+      while (sampling) {
+        maxQueued = Math.max(maxQueued, await queued());
+        await Bun.sleep(1000);
+      }
+    })();
+    const sampler = peaks({ webUrl: collector.webUrl, dataDir: collector.dataDir, collectorPid: collector.pid });
+    const pub = await publish(await amqpPublisher(rabbit.url), rate, seconds);
+    const { stored, waitedS } = await drained(store, pub.events);
+    const peak = await sampler.stop();
+    sampling = false;
+    await queueSampler;
+    return {
+      rate,
+      seconds: pub.seconds,
+      achieved: pub.events / pub.seconds,
+      published: pub.events,
+      stored,
+      lost: pub.events - stored,
+      storedPerS: stored / (pub.seconds + waitedS),
+      // A collector of its own, started for this phase: its counters are this phase's.
+      dropped: await counter(collector, "crisper_buffer_dropped_total"),
+      disconnects: await counter(collector, "crisper_stream_disconnects_total"),
+      maxQueued,
+      peak,
+      drainS: waitedS,
+    };
+  } finally {
+    await collector?.stop();
+    await store?.pg.end({ timeout: 1 });
+    await rabbit.stop();
+  }
 }
 
 /**
@@ -492,6 +594,13 @@ for (const setup of setups.filter((x): x is Setup => x in SETUPS)) {
       const r = await throughputPhase(env, Number(opts.rate), Number(opts.seconds));
       rows.push(
         `| throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s, ${on} | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; drops ${r.dropped}, Redis disconnects ${r.disconnects}; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
+      );
+    }
+    if (phases.includes("rabbitmq")) {
+      await settled(env);
+      const r = await rabbitPhase(env, Number(opts["rabbit-rate"] ?? opts.rate), Number(opts.seconds));
+      rows.push(
+        `| RabbitMQ: throughput at ${fmt(r.rate)} events/s for ${r.seconds.toFixed(0)} s, ${on} | ${fmt(r.published)} published (${fmt(r.achieved)}/s achieved), ${fmt(r.stored)} stored, **${fmt(r.lost)} lost**; ${fmt(r.storedPerS)} events/s stored end to end; drops ${r.dropped}, disconnects ${r.disconnects}; queue peak ${fmt(r.maxQueued)} messages; ${describePeaks(r.peak)}; drained ${r.drainS.toFixed(1)} s after the last publish |`,
       );
     }
     if (phases.includes("outage")) {

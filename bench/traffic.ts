@@ -7,6 +7,7 @@
  * bare JSON body, published to the `celeryev` exchange with its routing key.
  */
 
+import amqplib from "amqplib";
 import Redis from "ioredis";
 
 export interface PublishedMessage {
@@ -145,22 +146,67 @@ const newId = () => {
   return `${crypto.randomUUID().slice(0, 24)}${n}`;
 };
 
+/** Where the traffic goes: Redis PUB/SUB, or RabbitMQ's `celeryev` exchange. */
+export interface Publisher {
+  wire: Wire;
+  send(messages: PublishedMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function redisPublisher(url: string): Publisher {
+  const redis = new Redis(url, { lazyConnect: false });
+  return {
+    wire: "redis",
+    async send(messages) {
+      const p = redis.pipeline();
+      for (const m of messages) p.publish(m.channel, m.data);
+      await p.exec();
+    },
+    async close() {
+      await redis.quit();
+    },
+  };
+}
+
+/** `url` as Celery spells it (`amqp://…//` for the default vhost). */
+export async function amqpPublisher(url: string): Promise<Publisher> {
+  // amqplib reads the path as the vhost name: Celery's `//` is vhost "/", which it wants as `/%2F`.
+  const conn = await amqplib.connect(url.replace(/\/\/$/, "/%2F"));
+  const ch = await conn.createChannel();
+  await ch.assertExchange("celeryev", "topic", { durable: true });
+  return {
+    wire: "amqp",
+    async send(messages) {
+      for (const m of messages) {
+        // As Celery publishes events: transient, JSON, the routing key saying the type.
+        const ok = ch.publish("celeryev", m.channel, Buffer.from(m.data), { contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 1 });
+        if (!ok) await new Promise((resolve) => ch.once("drain", resolve));
+      }
+    },
+    async close() {
+      await ch.close();
+      await conn.close();
+    },
+  };
+}
+
 /**
- * Publishes tasks into a real Redis at `eventsPerSecond` for `seconds`, in
- * 10 ms ticks, with heartbeats every 2 s. Calls onTick with the seconds
- * elapsed, and onProbe with some tasks' ids (one per 50 ms) once their last
- * message went out. Every task event has a unique key: the store holds
- * exactly `events` of them once all is written.
+ * Publishes tasks at `eventsPerSecond` for `seconds`, in 10 ms ticks, with
+ * heartbeats every 2 s, into a real Redis (`to` its URL) or through a
+ * publisher (closed at the end). Calls onTick with the seconds elapsed, and
+ * onProbe with some tasks' ids (one per 50 ms) once their last message went
+ * out. Every task event has a unique key: the store holds exactly `events`
+ * of them once all is written.
  */
 export async function publishTraffic(
-  redisUrl: string,
+  to: string | Publisher,
   eventsPerSecond: number,
   seconds: number,
   onTick?: (elapsed: number) => void,
   onProbe?: (id: string) => void,
 ): Promise<{ tasks: number; events: number; seconds: number }> {
-  const redis = new Redis(redisUrl, { lazyConnect: false });
-  const gen = new TrafficGenerator();
+  const publisher = typeof to === "string" ? redisPublisher(to) : to;
+  const gen = new TrafficGenerator(0, undefined, undefined, publisher.wire);
   const tasksPerSecond = eventsPerSecond / EVENTS_PER_TASK;
   const start = performance.now();
   let sent = 0;
@@ -188,17 +234,14 @@ export async function publishTraffic(
       out.push(...gen.heartbeats(now));
     }
     if (out.length) {
-      const p = redis.pipeline();
-      for (const m of out) p.publish(m.channel, m.data);
-      await p.exec();
+      await publisher.send(out);
       for (const id of probes) onProbe?.(id);
     }
     onTick?.(elapsed);
     await Bun.sleep(Math.max(0, 10 - ((performance.now() - start) % 10)));
   }
-  const p = redis.pipeline();
-  for (const m of gen.flush()) p.publish(m.channel, m.data);
-  await p.exec();
-  await redis.quit();
-  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: (performance.now() - start) / 1000 };
+  await publisher.send(gen.flush());
+  const took = (performance.now() - start) / 1000;
+  await publisher.close();
+  return { tasks: sent, events: sent * EVENTS_PER_TASK, seconds: took };
 }

@@ -13,6 +13,7 @@
  * on order; losing it would). A drop is counted, and an overload is one drop
  * window (one gap, one log line) until the spool has drained below half.
  */
+import { DataSignal } from "./data-signal.ts";
 import type { RawMessage } from "../broker/port.ts";
 import type { BacklogSizes } from "../metrics.ts";
 import { type BufferLimits, type DropWindow, MessageBuffer } from "./buffer.ts";
@@ -28,7 +29,7 @@ export type Held = "memory" | "spool" | "dropped";
 export class Backlog {
   private readonly memory: MessageBuffer<RawMessage>;
   private dropping: DropWindow | null = null;
-  private waiter: (() => void) | null = null;
+  private readonly signal = new DataSignal();
   /** Messages dropped (both full). */
   dropped = 0;
 
@@ -45,11 +46,7 @@ export class Backlog {
   push(msg: RawMessage): Held {
     const held = this.hold(msg);
     if (held === "dropped") this.dropped++;
-    else if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w();
-    }
+    else this.signal.notify();
     return held;
   }
 
@@ -128,17 +125,12 @@ export class Backlog {
 
   /** Resolves when a message is waiting (at once if one is). */
   waitForData(): Promise<void> {
-    if (this.size > 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
+    return this.signal.wait(this.size > 0);
   }
 
   /** Wakes a waiting reader with nothing (used on shutdown). */
   wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
+    this.signal.notify();
   }
 
   close(): void {

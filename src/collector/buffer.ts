@@ -9,6 +9,7 @@
  * It is bounded in bytes as well as in messages: that bound, not the count,
  * is what keeps a long overload from taking the machine's memory.
  */
+import { DataSignal } from "./data-signal.ts";
 export interface DropWindow {
   from: number;
   to: number;
@@ -33,7 +34,7 @@ const EPISODE_ENDS_BELOW = 0.5;
 export class MessageBuffer<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
-  private waiter: (() => void) | null = null;
+  private readonly signal = new DataSignal();
   private dropping: DropWindow | null = null;
   private held = 0;
   readonly capacity: number;
@@ -66,11 +67,7 @@ export class MessageBuffer<T> {
     if (this.size >= this.capacity || this.held + bytes > this.capacityBytes) return false;
     this.items.push(item);
     this.held += bytes;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w();
-    }
+    this.signal.notify();
     return true;
   }
 
@@ -112,17 +109,12 @@ export class MessageBuffer<T> {
 
   /** Resolves when a message is waiting (at once if one is). */
   waitForData(): Promise<void> {
-    if (this.size > 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
+    return this.signal.wait(this.size > 0);
   }
 
   /** Wakes a waiting reader with nothing (used on shutdown). */
   wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
+    this.signal.notify();
   }
 
   private closeDropWindow() {

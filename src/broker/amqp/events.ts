@@ -19,7 +19,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { errorText, type Logger } from "../../log.ts";
 import type { BrokerPort, RawMessage, StreamStatus } from "../port.ts";
 import { subscribeResults, type PatternSubscription } from "../redis/subscription.ts";
-import { EVENT_EXCHANGE } from "../redis/keys.ts";
+import { EVENT_EXCHANGE } from "../../celery/control.ts";
 import { type AmqpConnection, replyCode } from "./connection.ts";
 
 /** How long subscribe() waits for the broker before returning and retrying in the background. */

@@ -14,56 +14,20 @@
  */
 import type { Channel } from "amqplib";
 import type { BrokerPort, ControlCallOptions } from "../port.ts";
-import { CONTROL_EXCHANGE, REPLY_EXCHANGE } from "../redis/keys.ts";
+import { CONTROL_EXCHANGE, type ControlRequest, callRequest, controlBody, REPLY_EXCHANGE, replyBody } from "../../celery/control.ts";
 import { type AmqpConnection, withChannel } from "./connection.ts";
 
 /** kombu's `reply_queue_expires` (Celery's `control_queue_expires`), ms: a reply queue left behind goes away. */
 const REPLY_QUEUE_EXPIRES_MS = 10_000;
 
-interface ControlRequest {
-  method: string;
-  arguments: Record<string, unknown>;
-  destination: string[] | null;
-  /** Present only when replies are wanted. */
-  ticket?: string;
-  replyTo?: string;
-  /** Unix seconds after which workers ignore the message. */
-  expires: number;
-}
-
 async function publishRequest(ch: Channel, req: ControlRequest) {
-  const body: Record<string, unknown> = {
-    method: req.method,
-    arguments: req.arguments,
-    destination: req.destination,
-    pattern: null,
-    matcher: null,
-  };
-  if (req.ticket && req.replyTo) {
-    body.ticket = req.ticket;
-    body.reply_to = { exchange: REPLY_EXCHANGE, routing_key: req.replyTo };
-  }
   await ch.assertExchange(CONTROL_EXCHANGE, "fanout", { durable: false, autoDelete: false });
-  ch.publish(CONTROL_EXCHANGE, "", Buffer.from(JSON.stringify(body)), {
+  ch.publish(CONTROL_EXCHANGE, "", Buffer.from(JSON.stringify(controlBody(req))), {
     contentType: "application/json",
     contentEncoding: "utf-8",
     deliveryMode: 1,
     headers: { clock: 1, expires: req.expires },
   });
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** A worker's reply body: `{ "<worker>": value }`, or null if unreadable. */
-function parseReply(content: Buffer): Record<string, unknown> | null {
-  try {
-    const body: unknown = JSON.parse(content.toString("utf8"));
-    return isRecord(body) ? body : null;
-  } catch {
-    return null;
-  }
 }
 
 export function amqpPidbox(connection: AmqpConnection): Pick<BrokerPort, "broadcast" | "call"> {
@@ -104,7 +68,7 @@ export function amqpPidbox(connection: AmqpConnection): Pick<BrokerPort, "broadc
             if (!m) return finish();
             const headers = m.properties.headers ?? {};
             if (headers.ticket !== ticket) return;
-            const reply = parseReply(m.content);
+            const reply = replyBody(m.content.toString("utf8"));
             if (!reply) return;
             for (const [worker, value] of Object.entries(reply)) {
               replies[worker] = value;
@@ -114,14 +78,7 @@ export function amqpPidbox(connection: AmqpConnection): Pick<BrokerPort, "broadc
           },
           { noAck: true },
         );
-        await publishRequest(ch, {
-          method,
-          arguments: args,
-          destination: callOpts.destination ?? null,
-          ticket,
-          replyTo: oid,
-          expires: Date.now() / 1000 + timeoutMs / 1000,
-        });
+        await publishRequest(ch, callRequest(method, args, { destination: callOpts.destination, ticket, replyTo: oid, timeoutMs }));
         await finished;
         clearTimeout(timer);
       });

@@ -12,7 +12,7 @@
 import type { Channel, ChannelModel } from "amqplib";
 import type { Logger } from "../../log.ts";
 import type { BrokerPort, QueueSample } from "../port.ts";
-import { isPlumbingQueue } from "../redis/keys.ts";
+import { isPlumbingQueue } from "../../celery/control.ts";
 import { type AmqpConnection, replyCode } from "./connection.ts";
 import type { ManagementApi } from "./management.ts";
 

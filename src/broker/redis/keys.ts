@@ -20,12 +20,9 @@ export function parseRedisUrl(url: string): RedisTarget {
   return { url, db };
 }
 
-/** Celery's event exchange (fanout). */
-export const EVENT_EXCHANGE = "celeryev";
-/** Celery's remote-control exchange (fanout): the "pidbox" mailbox. */
-export const CONTROL_EXCHANGE = "celery.pidbox";
-/** The direct exchange workers send remote-control replies through. */
-export const REPLY_EXCHANGE = "reply.celery.pidbox";
+import { CONTROL_EXCHANGE, EVENT_EXCHANGE, isPlumbingExchange, isPlumbingQueue, REPLY_EXCHANGE } from "../../celery/control.ts";
+
+export { CONTROL_EXCHANGE, EVENT_EXCHANGE, isPlumbingExchange, isPlumbingQueue, REPLY_EXCHANGE };
 
 /** kombu's separator inside binding members and priority sub-queue names. */
 export const SEP = "\x06\x16";
@@ -62,18 +59,6 @@ export function kombuKeys(globalKeyprefix: string, db: number): KombuKeys {
     fanout: (exchange) => `${globalKeyprefix}/${db}.${exchange}`,
     bindings: (exchange) => key(BINDINGS + exchange),
   };
-}
-
-/** Exchanges whose bindings are Celery's own plumbing, not task queues. */
-const PLUMBING_EXCHANGES = new Set([EVENT_EXCHANGE, CONTROL_EXCHANGE, REPLY_EXCHANGE]);
-
-export function isPlumbingExchange(exchange: string): boolean {
-  return PLUMBING_EXCHANGES.has(exchange);
-}
-
-/** Celery's own queues: a monitor's event queue, a worker's mailbox, a reply queue. */
-export function isPlumbingQueue(queue: string): boolean {
-  return queue.startsWith(`${EVENT_EXCHANGE}.`) || queue.endsWith(`.${CONTROL_EXCHANGE}`) || queue.endsWith(`.${REPLY_EXCHANGE}`);
 }
 
 /** A `_kombu.binding.<exchange>` member: `routing_key SEP pattern SEP queue`. */

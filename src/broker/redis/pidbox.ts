@@ -9,34 +9,13 @@
 import type { Redis } from "ioredis";
 import type { BrokerPort, ControlCallOptions } from "../port.ts";
 import { blockingConnection, ensureConnected } from "./connection.ts";
-import { CONTROL_EXCHANGE, type KombuKeys, REPLY_EXCHANGE, SEP } from "./keys.ts";
-
-interface ControlRequest {
-  method: string;
-  arguments: Record<string, unknown>;
-  destination: string[] | null;
-  /** Present only when replies are wanted. */
-  ticket?: string;
-  replyTo?: string;
-  /** Unix seconds after which workers ignore the message. */
-  expires: number;
-}
+import { CONTROL_EXCHANGE, type ControlRequest, callRequest, controlBody, REPLY_EXCHANGE, replyBody } from "../../celery/control.ts";
+import { type KombuKeys, SEP } from "./keys.ts";
 
 /** The kombu envelope Celery's `Mailbox._broadcast` publishes. */
 function controlEnvelope(req: ControlRequest): string {
-  const body: Record<string, unknown> = {
-    method: req.method,
-    arguments: req.arguments,
-    destination: req.destination,
-    pattern: null,
-    matcher: null,
-  };
-  if (req.ticket && req.replyTo) {
-    body.ticket = req.ticket;
-    body.reply_to = { exchange: REPLY_EXCHANGE, routing_key: req.replyTo };
-  }
   return JSON.stringify({
-    body: Buffer.from(JSON.stringify(body)).toString("base64"),
+    body: Buffer.from(JSON.stringify(controlBody(req))).toString("base64"),
     "content-encoding": "utf-8",
     "content-type": "application/json",
     headers: { clock: 1, expires: req.expires },
@@ -65,13 +44,7 @@ function parseControlReply(raw: string, ticket: string): Record<string, unknown>
     return null;
   }
   if (env?.headers?.ticket !== ticket || typeof env.body !== "string") return null;
-  try {
-    const text = env.properties?.body_encoding === "base64" ? Buffer.from(env.body, "base64").toString("utf8") : env.body;
-    const body = JSON.parse(text);
-    return body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
+  return replyBody(env.properties?.body_encoding === "base64" ? Buffer.from(env.body, "base64").toString("utf8") : env.body);
 }
 
 export function pidbox(commands: Redis, keys: KombuKeys): Pick<BrokerPort, "broadcast" | "call"> {
@@ -104,14 +77,7 @@ export function pidbox(commands: Redis, keys: KombuKeys): Pick<BrokerPort, "broa
       try {
         await commands.publish(
           channel,
-          controlEnvelope({
-            method,
-            arguments: args,
-            destination: callOpts.destination ?? null,
-            ticket,
-            replyTo: oid,
-            expires: Date.now() / 1000 + timeoutMs / 1000,
-          }),
+          controlEnvelope(callRequest(method, args, { destination: callOpts.destination, ticket, replyTo: oid, timeoutMs })),
         );
         const deadline = Date.now() + timeoutMs;
         let count = 0;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type LabSettings, sendTasks } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
+import { timeToAlert, victimHoldingPrefetched } from "../support/detection.ts";
 import { QUICK_INTERVALS, scenarios } from "../support/scenario.ts";
 
 const servers = scenarios("detection", { store: "postgres" });
@@ -23,38 +24,12 @@ async function scenario(env: Record<string, string> = {}, settings: Partial<LabS
   });
 }
 
-/** Polls until an alert of `kind` for `subject` exists; returns seconds since `since`. */
-async function timeToAlert(s: Awaited<ReturnType<typeof scenario>>, kind: string, subject: string, since: number, timeoutMs = 60_000) {
-  let found: any;
-  await waitUntil(
-    async () => {
-      found = (await s.alerts()).find((a) => a.kind === kind && a.subject === subject);
-      return Boolean(found);
-    },
-    timeoutMs,
-    `${kind} alert for ${subject}`,
-    100,
-  );
-  const ttd = (performance.now() - since) / 1000;
-  console.log(`[ttd] ${kind}: ${ttd.toFixed(1)} s`);
-  return { alert: found, ttd };
-}
-
 const until = (what: string, check: () => Promise<boolean>, ms = 60_000) => waitUntil(check, ms, what, 200);
 
 describe("detection on real Celery", () => {
   test("a worker SIGKILLed mid-task: worker_offline, task_lost, and its prefetched messages named", async () => {
     const s = await scenario();
-    const w = await s.worker("victim@lab", { prefetchMultiplier: 4 });
-    const [running, ...prefetched] = await sendTasks(s.lab, [1, 2, 3].map(() => ({ task: "labapp.sleepy", args: [60] })));
-    await until("task started", async () => (await s.task(running as string))?.task?.state === "STARTED");
-    // The worker told us what it holds while all was well.
-    await until("reserved seen", async () => {
-      const v = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
-      return v?.reserved === 2;
-    });
-    const held = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
-    expect(held.reserved_tasks.map((t: any) => t.id).sort()).toEqual([...prefetched].sort());
+    const { worker: w, running, prefetched, held } = await victimHoldingPrefetched(s);
     expect(held.active_tasks.map((t: any) => t.id)).toEqual([running]);
     await s.crisper.detector.nextPass();
     expect((await s.alerts()).length).toBe(0);
@@ -177,7 +152,7 @@ describe("detection on real Celery", () => {
       }
     })();
     try {
-      const r = await timeToAlert(s, "queue_backlog", "ingest", startedAt, 90_000);
+      const r = await timeToAlert(s, "queue_backlog", "ingest", startedAt, { timeoutMs: 90_000 });
       expect(r.alert.details).toMatchObject({ queue: "ingest", rule: "growth" });
       expect(r.alert.details.depth - r.alert.details.from_depth).toBeGreaterThanOrEqual(20);
     } finally {

@@ -13,6 +13,7 @@ import { type CeleryProcess, type LabSettings, sendTasks, startWorker } from "..
 import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
 import { waitUntil } from "../support/processes.ts";
+import { timeToAlert, victimHoldingPrefetched } from "../support/detection.ts";
 import { type RabbitServer, startRabbit } from "../support/rabbitmq-server.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
 
@@ -102,22 +103,6 @@ type Scenario = Awaited<ReturnType<typeof scenario>>;
 
 const until = (what: string, check: () => Promise<boolean>, ms = 60_000) => waitUntil(check, ms, what, 200);
 
-/** Polls until an alert of `kind` for `subject` exists; prints and returns seconds since `since`. */
-async function timeToAlert(s: Scenario, kind: string, subject: string, since: number, timeoutMs = 90_000) {
-  let found: any;
-  await until(
-    `${kind} alert for ${subject}`,
-    async () => {
-      found = (await s.alerts()).find((a) => a.kind === kind && a.subject === subject);
-      return Boolean(found);
-    },
-    timeoutMs,
-  );
-  const ttd = (performance.now() - since) / 1000;
-  console.log(`[ttd] rabbitmq ${kind}: ${ttd.toFixed(1)} s`);
-  return { alert: found, ttd };
-}
-
 /** The types of a task's events as its workers sent them (the result backend's announcements are kept too, as source "result-backend"). */
 const eventTypes = (body: any) => (body.events as any[]).filter((e) => e.source === "events").map((e) => e.type);
 
@@ -204,15 +189,7 @@ describe("Crisper on RabbitMQ, with real Celery workers", () => {
 
   test("a worker SIGKILLed mid-task: worker_offline and task_lost; its prefetched messages go back to the queue, not stranded", async () => {
     const s = await scenario();
-    const w = await s.worker("victim@lab", { prefetchMultiplier: 4 });
-    const [running, ...prefetched] = await sendTasks(s.lab, [1, 2, 3].map(() => ({ task: "labapp.sleepy", args: [60] })));
-    await until("task started", async () => (await s.task(running as string))?.task?.state === "STARTED");
-    await until("reserved seen", async () => {
-      const v = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
-      return v?.reserved === 2;
-    });
-    const held = (await s.crisper.get("/api/workers")).body.workers.find((x: any) => x.hostname === "victim@lab");
-    expect(held.reserved_tasks.map((t: any) => t.id).sort()).toEqual([...prefetched].sort());
+    const { worker: w, running, prefetched } = await victimHoldingPrefetched(s);
     await until("prefetched counted out of the queue", async () => (await s.queue("celery"))?.depth === 0);
 
     const killedAt = performance.now();
@@ -220,7 +197,7 @@ describe("Crisper on RabbitMQ, with real Celery workers", () => {
     // RabbitMQ requeues what the closed connection held, at once.
     await until("prefetched back in the queue", async () => (await s.queue("celery"))?.depth === 2);
     console.log(`[ttd] rabbitmq prefetched back in the queue: ${((performance.now() - killedAt) / 1000).toFixed(1)} s`);
-    const lost = await timeToAlert(s, "task_lost", running as string, killedAt);
+    const lost = await timeToAlert(s, "task_lost", running, killedAt, { timeoutMs: 90_000, label: "rabbitmq " });
     expect(lost.alert).toMatchObject({ status: "open", details: { worker: "victim@lab", state: "STARTED" } });
     // Acknowledged when it started (Celery's default): nothing of it is left unacked.
     expect(lost.alert.details.still_unacked).toBe(false);
@@ -249,12 +226,12 @@ describe("RabbitMQ's consumer_timeout", () => {
     const [id] = await sendTasks(s.lab, [{ task: "labapp.sleepy", args: [100] }]);
     await until("started", async () => (await s.task(id as string))?.task?.state === "STARTED");
     const startedAt = performance.now();
-    const risk = await timeToAlert(s, "visibility_timeout_risk", id as string, startedAt);
+    const risk = await timeToAlert(s, "visibility_timeout_risk", id as string, startedAt, { timeoutMs: 90_000, label: "rabbitmq " });
     expect(risk.alert.summary).toContain("consumer_timeout");
     expect(risk.alert.details).toMatchObject({ visibility_timeout_s: 10, limit: "consumer_timeout" });
     // RabbitMQ closes the late-acker's channel (its check is periodic: about a minute here); that
     // worker's main process exits ("Unrecoverable error") and the other worker runs the task again.
-    const dup = await timeToAlert(s, "duplicate_execution", id as string, startedAt, 150_000);
+    const dup = await timeToAlert(s, "duplicate_execution", id as string, startedAt, { timeoutMs: 150_000, label: "rabbitmq " });
     expect([...dup.alert.details.workers].sort()).toEqual(["dup1@lab", "dup2@lab"]);
   }, 240_000);
 });

@@ -35,6 +35,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { freePort } from "../test/support/ports.ts";
+import { forEachLine } from "../test/support/processes.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../test/support/postgres-server.ts";
 import { startRabbit } from "../test/support/rabbitmq-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
@@ -161,24 +162,12 @@ async function startCollector(brokerUrl: string, databaseUrl: string): Promise<C
     stderr: "pipe",
   });
   const output: string[] = [];
-  void (async () => {
-    const decoder = new TextDecoder();
-    let partial = "";
-    const reader = proc.stderr.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      partial += decoder.decode(value, { stream: true });
-      const lines = partial.split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) {
-        output.push(line);
-        // Warnings and errors, and the collector's own story of an outage;
-        // not /metrics failing while PostgreSQL is away (the bench asks every second).
-        if (/ (warn|error) |spool|database writes/.test(line) && !/web: GET \/metrics/.test(line)) console.error(line);
-      }
-    }
-  })();
+  void forEachLine(proc.stderr, (line) => {
+    output.push(line);
+    // Warnings and errors, and the collector's own story of an outage;
+    // not /metrics failing while PostgreSQL is away (the bench asks every second).
+    if (/ (warn|error) |spool|database writes/.test(line) && !/web: GET \/metrics/.test(line)) console.error(line);
+  });
   const stop = async () => {
     proc.kill("SIGTERM");
     await proc.exited;

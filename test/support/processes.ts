@@ -29,6 +29,22 @@ export function track<T extends Subprocess>(p: T): T {
   return p;
 }
 
+/** Calls `onLine` with each line of a child's output as it arrives, and with a last line left without its newline. */
+export async function forEachLine(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let partial = "";
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    partial += decoder.decode(value, { stream: true });
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  }
+  if (partial) onLine(partial);
+}
+
 /** Keeps the last lines a process printed, for error messages. */
 export class OutputTail {
   private lines: string[] = [];
@@ -36,19 +52,7 @@ export class OutputTail {
   constructor(private readonly max = 200) {}
 
   async pipe(stream: ReadableStream<Uint8Array> | null | undefined) {
-    if (!stream) return;
-    const decoder = new TextDecoder();
-    let partial = "";
-    const reader = stream.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      partial += decoder.decode(value, { stream: true });
-      const parts = partial.split("\n");
-      partial = parts.pop() ?? "";
-      for (const line of parts) this.add(line);
-    }
-    if (partial) this.add(partial);
+    if (stream) await forEachLine(stream, (line) => this.add(line));
   }
 
   private add(line: string) {

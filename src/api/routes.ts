@@ -1,16 +1,15 @@
 /**
- * The JSON API (CONTRACT.md): thin handlers over the store's queries. Each
- * request is validated by its schema (schemas.ts) before the handler runs;
+ * The JSON API (CONTRACT.md): thin handlers over the store's queries and
+ * the read answers (answers.ts). Each route's path and request schemas come
+ * from the registry (registry.ts), which the OpenAPI document is generated
+ * from; a request is validated by its schema before the handler runs;
  * actions check who asks first (src/http/auth.ts). Each answer `satisfies`
  * its schema's type, so what is sent and what is documented cannot drift.
  */
 import { Hono } from "hono";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
-import { listQueues } from "../store/queries/queues.ts";
-import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
-import { listWorkers } from "../store/queries/workers.ts";
-import { alertsForSubject, listAlerts } from "../alerts/store.ts";
+import { getTask } from "../store/queries/tasks.ts";
 import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
 import { type Auth, adminOnly } from "../http/auth.ts";
@@ -19,26 +18,22 @@ import { answerWithin, DeadlineExceeded, within } from "../http/deadline.ts";
 import { HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import { type Logger, errorText } from "../log.ts";
+import { openApiDocument } from "./openapi.ts";
+import { API } from "./registry.ts";
+import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerListAnswer } from "./answers.ts";
 import { revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
-  AlertListQuery,
-  RevokeBody,
   type RevokeAnswer,
-  ScheduleBody,
   type ScheduleDeclared,
   type ScheduleDeleted,
   type ScheduleList,
-  ScheduleNameParams,
   type TaskAnswer,
-  TaskIdParams,
   type TaskList,
-  TaskListQuery,
   type QueueList,
   type WorkerList,
-  alertCursor,
 } from "./schemas.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
+import { scheduleJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -59,15 +54,14 @@ export function createApiRoutes(deps: ApiDeps) {
   // An answer the database cannot give in time is a 503, not a hang; an action's body is small.
   api.use("*", answerWithin(), bodyAtMost());
 
-  api.get("/tasks/:id", validated("param", TaskIdParams), async (c) => {
+  api.get(API.getTask.path, validated("param", API.getTask.params), async (c) => {
     const { id } = c.req.valid("param");
-    const task = await getTask(deps.database, id);
-    if (!task) throw new HttpError(404, neverSeen(id), { hint: NEVER_SEEN_HINT });
-    const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
-    return c.json({ task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) } satisfies TaskAnswer);
+    const answer = await taskAnswer(deps.database, id);
+    if (!answer) throw new HttpError(404, neverSeen(id), { hint: NEVER_SEEN_HINT });
+    return c.json(answer satisfies TaskAnswer);
   });
 
-  api.post("/tasks/:id/revoke", adminOnly(deps.auth, "json"), validated("param", TaskIdParams), validated("json", RevokeBody), async (c) => {
+  api.post(API.revokeTask.path, adminOnly(deps.auth, "json"), validated("param", API.revokeTask.params), validated("json", API.revokeTask.body), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("json");
     const known = (await getTask(deps.database, id)) !== null;
@@ -82,41 +76,22 @@ export function createApiRoutes(deps: ApiDeps) {
     } satisfies RevokeAnswer);
   });
 
-  api.get("/tasks", validated("query", TaskListQuery), async (c) => {
-    const page = await listTasks(deps.database, c.req.valid("query"));
-    const events = await getTaskEvents(
-      deps.database,
-      page.tasks.map((t) => t.id),
-    );
-    const byTask = Map.groupBy(events, (e) => e.taskId);
-    return c.json({
-      tasks: page.tasks.map((t) => taskJson(t, byTask.get(t.id) ?? [])),
-      next_cursor: page.nextCursor,
-    } satisfies TaskList);
+  api.get(API.listTasks.path, validated("query", API.listTasks.query), async (c) => {
+    return c.json((await taskListAnswer(deps.database, c.req.valid("query"))) satisfies TaskList);
   });
 
-  api.get("/workers", async (c) => {
-    const t = now();
-    return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) } satisfies WorkerList);
+  api.get(API.listWorkers.path, async (c) => c.json((await workerListAnswer(deps.database, now())) satisfies WorkerList));
+
+  api.get(API.listQueues.path, async (c) => c.json((await queueListAnswer(deps.database)) satisfies QueueList));
+
+  api.get(API.listAlerts.path, validated("query", API.listAlerts.query), async (c) => {
+    return c.json((await alertListAnswer(deps.database, c.req.valid("query"))) satisfies AlertList);
   });
 
-  api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) } satisfies QueueList));
-
-  api.get("/alerts", validated("query", AlertListQuery), async (c) => {
-    const { status, kind, limit, cursor } = c.req.valid("query");
-    const rows = await listAlerts(deps.database, { status, kind, limit: limit + 1, beforeId: cursor });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return c.json({
-      alerts: page.map(alertJson),
-      next_cursor: rows.length > limit && last ? alertCursor(last.id) : null,
-    } satisfies AlertList);
-  });
-
-  api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));
+  api.get(API.listSchedules.path, async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));
 
   const configured = new Set(deps.configuredSchedules ?? []);
-  api.post("/schedules", adminOnly(deps.auth, "json"), validated("json", ScheduleBody), async (c) => {
+  api.post(API.declareSchedule.path, adminOnly(deps.auth, "json"), validated("json", API.declareSchedule.body), async (c) => {
     const s = c.req.valid("json");
     if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
     const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.every_s ?? null, cron: s.cron ?? null }, new Date());
@@ -124,7 +99,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({ schedule: scheduleJson(row) } satisfies ScheduleDeclared, 201);
   });
 
-  api.delete("/schedules/:name", adminOnly(deps.auth), validated("param", ScheduleNameParams), async (c) => {
+  api.delete(API.deleteSchedule.path, adminOnly(deps.auth), validated("param", API.deleteSchedule.params), async (c) => {
     const { name } = c.req.valid("param");
     if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);
     const row = (await listSchedules(deps.database)).find((s) => s.name === name);
@@ -134,6 +109,10 @@ export function createApiRoutes(deps: ApiDeps) {
     deps.log?.info(`${c.var.admin.name} deleted schedule ${name}`);
     return c.json({ deleted: name } satisfies ScheduleDeleted);
   });
+
+  // Generated once: the registry does not change while the process runs.
+  const document = openApiDocument(API);
+  api.get(API.openApi.path, (c) => c.json(document));
 
   return api;
 }

@@ -1,0 +1,132 @@
+/**
+ * Every route of the JSON API, each with the schemas that validate its
+ * request and describe its answer (schemas.ts). The handlers in routes.ts
+ * take their path and validators from here, and the OpenAPI document
+ * (openapi.ts) is generated from here, so neither can say something the
+ * other does not. A test (test/integration/openapi.test.ts) checks that
+ * every route the app serves under /api is in this list.
+ *
+ * To add a route: add one entry below, then in routes.ts
+ *
+ *     api.get(API.taskNames.path, validated("query", API.taskNames.query), async (c) => …)
+ *
+ * `path` is relative to /api, in Hono's syntax (`/tasks/:id`); the document
+ * writes it as OpenAPI does (`/api/tasks/{id}`).
+ */
+import { z } from "zod";
+import {
+  AlertList,
+  AlertListQuery,
+  QueueList,
+  RevokeAnswer,
+  RevokeBody,
+  ScheduleBody,
+  ScheduleDeclared,
+  ScheduleDeleted,
+  ScheduleList,
+  ScheduleNameParams,
+  TaskAnswer,
+  TaskIdParams,
+  TaskList,
+  TaskListQuery,
+  WorkerList,
+} from "./schemas.ts";
+
+/** An OpenAPI 3.1 document (described, not spelled out: it is this one). */
+const OpenApiDocument = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
+
+/** What an API route takes and answers, and who may call it. */
+export interface ApiRoute {
+  method: "get" | "post" | "delete";
+  /** Relative to /api, in Hono's syntax: `/tasks/:id`. */
+  path: string;
+  /** One line: what it does. */
+  summary: string;
+  /** viewer: anyone signed in (everyone without CRISPER_AUTH); admin: an admin, and never without CRISPER_AUTH. */
+  role: "viewer" | "admin";
+  /** The path's parameters (`:id`), by name. */
+  params?: z.ZodObject;
+  /** The query string, by parameter. */
+  query?: z.ZodObject;
+  /** A JSON body. */
+  body?: z.ZodType;
+  /** The answer on success. */
+  answer: z.ZodType;
+  /** What the answer is (default application/json); a page is text/html. */
+  contentType?: "application/json" | "text/html";
+  /** Its status (default 200). */
+  status?: 200 | 201;
+  /** Errors it may answer besides 400 (bad request), 401 (sign in) and 503 (database not answering). */
+  errors?: readonly (403 | 404 | 409 | 413 | 415)[];
+}
+
+export const API = {
+  getTask: {
+    method: "get",
+    path: "/tasks/:id",
+    summary: "One task: its state, executions, alerts and events. 404 for an id never seen (never PENDING).",
+    role: "viewer",
+    params: TaskIdParams,
+    answer: TaskAnswer,
+    errors: [404],
+  },
+  revokeTask: {
+    method: "post",
+    path: "/tasks/:id/revoke",
+    summary: "Revoke a task (Celery's revoke), and with terminate stop it if it runs.",
+    role: "admin",
+    params: TaskIdParams,
+    body: RevokeBody,
+    answer: RevokeAnswer,
+    errors: [403, 413, 415],
+  },
+  listTasks: {
+    method: "get",
+    path: "/tasks",
+    summary: "Tasks, newest first, by name, state, worker, queue, text and time; paged by cursor.",
+    role: "viewer",
+    query: TaskListQuery,
+    answer: TaskList,
+  },
+  listWorkers: { method: "get", path: "/workers", summary: "Every worker, online and offline.", role: "viewer", answer: WorkerList },
+  listQueues: { method: "get", path: "/queues", summary: "Every queue: depth, by priority, unacked.", role: "viewer", answer: QueueList },
+  listAlerts: {
+    method: "get",
+    path: "/alerts",
+    summary: "Alerts, newest first, by status and kind; paged by cursor.",
+    role: "viewer",
+    query: AlertListQuery,
+    answer: AlertList,
+  },
+  listSchedules: { method: "get", path: "/schedules", summary: "Periodic tasks (Beat) and whether each is on time.", role: "viewer", answer: ScheduleList },
+  declareSchedule: {
+    method: "post",
+    path: "/schedules",
+    summary: "Declare a periodic task to watch, every so many seconds or by cron.",
+    role: "admin",
+    body: ScheduleBody,
+    answer: ScheduleDeclared,
+    status: 201,
+    errors: [403, 409, 413, 415],
+  },
+  deleteSchedule: {
+    method: "delete",
+    path: "/schedules/:name",
+    summary: "Forget a schedule declared through the API.",
+    role: "admin",
+    params: ScheduleNameParams,
+    answer: ScheduleDeleted,
+    errors: [403, 404, 409],
+  },
+  openApi: {
+    method: "get",
+    path: "/openapi.json",
+    summary: "This document: OpenAPI 3.1, generated from the schemas that validate the requests.",
+    role: "viewer",
+    answer: OpenApiDocument,
+  },
+  docs: { method: "get", path: "/docs", summary: "This document as a page.", role: "viewer", answer: z.string(), contentType: "text/html" },
+} as const satisfies Record<string, ApiRoute>;
+
+/** The routes of the JSON API, for the document and the tests. */
+export const API_ROUTES: readonly ApiRoute[] = Object.values(API);

@@ -11,7 +11,7 @@ import { VERSION } from "../version.ts";
 import type { ApiRoute } from "./registry.ts";
 import { ErrorAnswer } from "./schemas.ts";
 
-type JsonSchema = z.core.JSONSchema.BaseSchema;
+export type JsonSchema = z.core.JSONSchema.BaseSchema;
 type Io = "input" | "output";
 
 const ERROR_MEANING: Record<number, string> = {
@@ -24,6 +24,30 @@ const ERROR_MEANING: Record<number, string> = {
   415: "Send the body as application/json.",
   503: "The database is not answering in time; try again (GET /readyz says what is down).",
 };
+
+export interface Parameter {
+  name: string;
+  in: "path" | "query";
+  required: boolean;
+  description?: string;
+  example?: unknown;
+  schema: JsonSchema;
+}
+
+interface Response {
+  description: string;
+  content: Record<string, { schema: JsonSchema }>;
+}
+
+export interface Operation {
+  operationId: string;
+  summary: string;
+  description?: string;
+  "x-crisper-role": ApiRoute["role"];
+  parameters: Parameter[];
+  requestBody?: { required: true; content: Record<string, { schema: JsonSchema }> };
+  responses: Record<string, Response>;
+}
 
 /** Hono's `/tasks/:id` as OpenAPI writes it: `/tasks/{id}`. */
 export const openApiPath = (honoPath: string) => honoPath.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
@@ -54,7 +78,7 @@ function schemaCollector() {
 }
 
 /** The path or query parameters of a route: one per property of its object schema. */
-function parameters(where: "path" | "query", schema: z.ZodObject | undefined, schemaOf: (s: z.ZodType, io: Io) => JsonSchema) {
+function parameters(where: "path" | "query", schema: z.ZodObject | undefined, schemaOf: (s: z.ZodType, io: Io) => JsonSchema): Parameter[] {
   if (!schema) return [];
   const object = schemaOf(schema, "input");
   const required = new Set(object.required ?? []);
@@ -71,20 +95,22 @@ function parameters(where: "path" | "query", schema: z.ZodObject | undefined, sc
   });
 }
 
+export type OpenApiDocument = ReturnType<typeof openApiDocument>;
+
 export function openApiDocument(routes: Readonly<Record<string, ApiRoute>>, mountedAt = "/api") {
   const { schemaOf, components } = schemaCollector();
   const errorSchema = schemaOf(ErrorAnswer, "output");
-  const errorResponse = (status: number) => ({
+  const errorResponse = (status: number): Response => ({
     description: ERROR_MEANING[status] ?? "An error.",
     content: { "application/json": { schema: errorSchema } },
   });
 
-  const paths: Record<string, Record<string, unknown>> = {};
+  const paths: Record<string, Partial<Record<ApiRoute["method"], Operation>>> = {};
   for (const [operationId, route] of Object.entries(routes)) {
     const validated = route.params || route.query || route.body;
     const errors = [...(validated ? [400] : []), 401, ...(route.errors ?? []), 503].sort((a, b) => a - b);
     const type = route.contentType ?? "application/json";
-    const operation = {
+    const operation: Operation = {
       operationId,
       summary: route.summary,
       ...(route.role === "admin" ? { description: "Admin only (CRISPER_AUTH). Without CRISPER_AUTH Crisper is read-only and refuses it." } : {}),

@@ -12,6 +12,7 @@ import { securityHeaders } from "../http/headers.ts";
 import { wellFormedUrl } from "../http/requests.ts";
 import type { Logger } from "../log.ts";
 import type { LiveHub } from "./live.ts";
+import { createApiDocsRoutes } from "./api-docs.tsx";
 import { createPageRoutes, errorPage } from "./pages.tsx";
 
 export interface AppDeps extends ApiDeps {
@@ -37,6 +38,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", createMetricsRoutes(deps));
   if (deps.only !== "slack") {
     app.route("/api", createApiRoutes(deps));
+    app.route("/", createApiDocsRoutes());
     app.route("/", createPageRoutes(deps));
   }
   app.notFound((c) => {

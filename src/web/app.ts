@@ -1,5 +1,5 @@
 /**
- * The web server's Hono app: API, health, metrics, pages, and whatever the
+ * The web server's Hono app: API, health, metrics, pages, the MCP server, and whatever the
  * composition root mounts beside them (Slack's events).
  */
 import { Hono } from "hono";
@@ -12,6 +12,7 @@ import { securityHeaders } from "../http/headers.ts";
 import { wellFormedUrl } from "../http/requests.ts";
 import type { Logger } from "../log.ts";
 import type { LiveHub } from "./live.ts";
+import { createMcpRoutes } from "../mcp/server.ts";
 import { createApiDocsRoutes } from "./api-docs.tsx";
 import { createPageRoutes, errorPage } from "./pages.tsx";
 
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps) {
   if (deps.only !== "slack") {
     app.route("/api", createApiRoutes(deps));
     app.route("/", createApiDocsRoutes());
+    app.route("/", createMcpRoutes(deps));
     app.route("/", createPageRoutes(deps));
   }
   app.notFound((c) => {

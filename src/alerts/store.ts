@@ -4,7 +4,7 @@
  * index on open (kind, subject) holds even with several collectors), updates
  * what changed, and resolves what no longer holds. Resolved alerts are kept.
  */
-import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import { and, count, desc, eq, inArray, lt } from "drizzle-orm";
 import type { Database } from "../store/database.ts";
 import { alerts } from "../store/schema/alerts.ts";
 import { ALERT_KINDS, type Alert, type AlertKind, type AlertSpec } from "./kinds.ts";
@@ -162,4 +162,13 @@ export async function subjectsWithAlert(database: Database, kind: AlertKind, sub
     .from(alerts)
     .where(and(eq(alerts.kind, kind), inArray(alerts.subject, [...subjects])));
   return new Set(rows.map((r) => r.subject));
+}
+
+/** How many alerts are open, by kind (kinds with none are left out): /metrics' crisper_alerts_open. */
+export async function countOpenAlerts(database: Database): Promise<{ kind: string; open: number }[]> {
+  return database.db
+    .select({ kind: alerts.kind, open: count() })
+    .from(alerts)
+    .where(eq(alerts.status, "open"))
+    .groupBy(alerts.kind);
 }

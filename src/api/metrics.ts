@@ -1,6 +1,7 @@
 /**
  * GET /metrics: the process's counters plus gauges read from the store at
- * scrape time (workers up, queue lengths), in celery-exporter's names.
+ * scrape time (workers up, queue lengths, open alerts), in celery-exporter's
+ * names where they overlap.
  *
  * A scrape must answer while the database is down: that is when the
  * collector's own metrics (buffer, drops, store errors) matter most. So the
@@ -14,6 +15,8 @@ import { within } from "../http/deadline.ts";
 import { type Logger, errorText } from "../log.ts";
 import { registry } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
+import { ALERT_KINDS } from "../alerts/kinds.ts";
+import { countOpenAlerts } from "../alerts/store.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { listWorkers, livenessOf } from "../store/queries/workers.ts";
 
@@ -48,19 +51,25 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     labelNames: ["queue_name"] as const,
     registers: [fromStore],
   });
+  const alertsOpen = new Gauge({
+    name: "crisper_alerts_open",
+    help: "Alerts open now, by kind (every kind, 0 when none is open).",
+    labelNames: ["kind"] as const,
+    registers: [fromStore],
+  });
 
   // Whether the store's gauges are in this scrape: its own registry, written at every scrape.
   const scrape = new Registry();
   const stale = new Gauge({
     name: "crisper_metrics_stale",
-    help: "1 if the database did not answer within 1 s at this scrape, so the gauges read from it (celery_worker_*, celery_queue_length, crisper_queue_unacked) are left out.",
+    help: "1 if the database did not answer within 1 s at this scrape, so the gauges read from it (celery_worker_*, celery_queue_length, crisper_queue_unacked, crisper_alerts_open) are left out.",
     registers: [scrape],
   });
 
   const routes = new Hono<Env>();
   routes.get("/metrics", async (c) => {
     const t = now();
-    const read = await within(METRICS_STORE_DEADLINE_MS, Promise.all([listWorkers(deps.database), listQueues(deps.database)])).catch((e: unknown) => {
+    const read = await within(METRICS_STORE_DEADLINE_MS, Promise.all([listWorkers(deps.database), listQueues(deps.database), countOpenAlerts(deps.database)])).catch((e: unknown) => {
       deps.log?.once("metrics-stale", `/metrics: the database did not answer (${errorText(e)}); its gauges are left out while it does not`);
       return null;
     });
@@ -70,8 +79,9 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     workerActive.reset();
     queueLength.reset();
     queueUnacked.reset();
+    alertsOpen.reset();
     if (read) {
-      const [workers, queues] = read;
+      const [workers, queues, open] = read;
       for (const w of workers) {
         const live = livenessOf(w, t);
         workerUp.set({ hostname: w.hostname }, live.status === "online" ? 1 : 0);
@@ -81,6 +91,9 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
         queueLength.set({ queue_name: q.name }, q.depth);
         queueUnacked.set({ queue_name: q.name }, q.unacked);
       }
+      // Every kind, so a dashboard or a rule sees 0 rather than no series.
+      for (const kind of Object.keys(ALERT_KINDS)) alertsOpen.set({ kind }, 0);
+      for (const { kind, open: n } of open) alertsOpen.set({ kind }, n);
     }
     const text = (await registry.metrics()) + (await scrape.metrics()) + (read ? await fromStore.metrics() : "");
     return c.text(text, 200, { "content-type": registry.contentType });

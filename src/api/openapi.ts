@@ -22,7 +22,8 @@ const ERROR_MEANING: Record<number, string> = {
   409: "Conflict: `error` gives the reason.",
   413: "The request body is too large.",
   415: "Send the body as application/json.",
-  503: "The database is not answering in time; try again (GET /readyz says what is down).",
+  502: "The broker did not take the command.",
+  503: "The database is not answering in time (GET /readyz says what is down), or this process has no broker to send a command through.",
 };
 
 export interface Parameter {

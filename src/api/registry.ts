@@ -57,7 +57,7 @@ export interface ApiRoute {
   /** Its status (default 200). */
   status?: 200 | 201;
   /** Errors it may answer besides 400 (bad request), 401 (sign in) and 503 (database not answering). */
-  errors?: readonly (403 | 404 | 409 | 413 | 415)[];
+  errors?: readonly (403 | 404 | 409 | 413 | 415 | 502)[];
 }
 
 export const API = {
@@ -78,7 +78,7 @@ export const API = {
     params: TaskIdParams,
     body: RevokeBody,
     answer: RevokeAnswer,
-    errors: [403, 413, 415],
+    errors: [403, 413, 415, 502],
   },
   listTasks: {
     method: "get",

@@ -179,7 +179,7 @@ const revokeSignal = z
   .toUpperCase()
   .pipe(z.enum(REVOKE_SIGNALS, { error: `expected one of ${REVOKE_SIGNALS.join(", ")}` }))
   .default("SIGTERM")
-  .meta({ description: "The signal for the pool process running it, with terminate (any case).", example: "SIGTERM" });
+  .meta({ description: `The signal for the pool process running it, with terminate: ${REVOKE_SIGNALS.join(", ")} (any case).`, example: "SIGTERM" });
 
 /** `POST /api/tasks/{id}/revoke`. */
 export const RevokeBody = z

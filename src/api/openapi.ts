@@ -121,7 +121,7 @@ export function openApiDocument(routes: Readonly<Record<string, ApiRoute>>, moun
         ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body, "input") } } } }
         : {}),
       responses: {
-        [String(route.status ?? 200)]: { description: route.summary, content: { [type]: { schema: schemaOf(route.answer, "output") } } },
+        [String(route.status ?? 200)]: { description: route.status === 201 ? "Created." : "OK.", content: { [type]: { schema: schemaOf(route.answer, "output") } } },
         ...Object.fromEntries(errors.map((s) => [String(s), errorResponse(s)])),
       },
     };

@@ -80,7 +80,13 @@ export interface WorkerSettings {
 const num = z.number().finite().nullable().catch(null);
 const bool = z.boolean().nullable().catch(null);
 const count = z.number().int().min(0).max(1e9).nullable().catch(null);
-const shortText = z.string().max(64).nullable().catch(null);
+/** Short plain text: no control character or lone surrogate, which PostgreSQL's jsonb refuses (a NUL) or JSON cannot carry. */
+const shortText = z
+  .string()
+  .max(64)
+  .regex(/^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff]*$/u)
+  .nullable()
+  .catch(null);
 
 /**
  * A duration as Celery's `conf` reply writes it: seconds, or a timedelta's
@@ -169,7 +175,8 @@ export function parseRegistered(line: unknown): TaskOverride | null {
   const open = line.lastIndexOf(" [");
   const bracketed = open > 0 && line.endsWith("]");
   const name = (bracketed ? line.slice(0, open) : line).trim();
-  if (!name || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) return null;
+  // A task name is one word (module path and function); what is not is junk.
+  if (!name || name.length > MAX_NAME || !/^[^\s\u0000-\u001f\u007f-\u009f[\]\ud800-\udfff]+$/u.test(name)) return null;
   const task: TaskOverride = { name, time_limit: null, soft_time_limit: null, acks_late: null, reject_on_worker_lost: null };
   if (!bracketed) return task;
   for (const pair of line.slice(open + 2, -1).split(" ")) {

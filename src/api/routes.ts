@@ -9,7 +9,8 @@ import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
-import { listWorkers } from "../store/queries/workers.ts";
+import { getWorker, listWorkers } from "../store/queries/workers.ts";
+import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
 import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
@@ -36,9 +37,11 @@ import {
   TaskListQuery,
   type QueueList,
   type WorkerList,
+  type WorkerAnswer,
+  WorkerParams,
   alertCursor,
 } from "./schemas.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
+import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -98,6 +101,14 @@ export function createApiRoutes(deps: ApiDeps) {
   api.get("/workers", async (c) => {
     const t = now();
     return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) } satisfies WorkerList);
+  });
+
+  api.get("/workers/:hostname", validated("param", WorkerParams), async (c) => {
+    const { hostname } = c.req.valid("param");
+    const w = await getWorker(deps.database, hostname);
+    if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
+    const [config, memory] = await Promise.all([getWorkerConfig(deps.database, hostname), memoryHistory(deps.database, hostname)]);
+    return c.json(workerAnswerJson(w, config, memory, now()) satisfies WorkerAnswer);
   });
 
   api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) } satisfies QueueList));

@@ -24,7 +24,7 @@ function rows(c: WorkerConfig): Row[] {
     { label: "Pool", value: `${c.pool.kind} × ${c.pool.concurrency ?? "?"}${c.pool.max_tasks_per_child ? `, ${c.pool.max_tasks_per_child} tasks per child` : ""}`, names: ["worker_pool", "worker_concurrency"] },
     { label: "worker_prefetch_multiplier", value: `${shown(c.worker_prefetch_multiplier)} (prefetch count now: ${shown(c.prefetch_count)})`, names: ["worker_prefetch_multiplier", "prefetch_count"] },
     { label: "task_acks_late", value: shown(c.task_acks_late), names: ["task_acks_late", "acks_late"] },
-    { label: "task_reject_on_worker_lost", value: shown(c.task_reject_on_worker_lost), names: ["task_reject_on_worker_lost"] },
+    { label: "task_reject_on_worker_lost", value: c.task_reject_on_worker_lost === null ? "None (off)" : shown(c.task_reject_on_worker_lost), names: ["task_reject_on_worker_lost"] },
     { label: "task_time_limit", value: `${secondsText(c.task_time_limit)} (soft: ${secondsText(c.task_soft_time_limit)})`, names: ["task_time_limit"] },
     { label: "visibility_timeout", value: vt === null ? "not set by the worker (BROKER_VISIBILITY_TIMEOUT applies)" : `${vt} s (broker_transport_options)`, names: ["broker_transport_options.visibility_timeout", "consumer_timeout"] },
     { label: "worker_send_task_events", value: shown(c.worker_send_task_events), names: ["worker_send_task_events"] },
@@ -110,7 +110,7 @@ export function WorkerConfiguration(props: { config: WorkerConfig | null; findin
       <h2 id="configuration">Configuration</h2>
       <p class="muted">
         As the worker reported it <When iso={c.read_at} now={props.now} />
-        {risks.length ? ` — ${risks.length} setting${risks.length === 1 ? "" : "s"} will duplicate or lose work` : props.findings.length ? "" : " — nothing to change"}.
+        {risks.length ? ` — ${risks.length} risk${risks.length === 1 ? "" : "s"}: settings that will duplicate or lose work` : props.findings.length ? "" : " — nothing to change"}.
       </p>
       {risks.map((f) => (
         <Finding f={f} />

@@ -13,8 +13,13 @@ import { listWorkerConfigs, saveConfigFindings, workerRuntimes } from "../../sto
 import { type ConfigFinding, configFindings, type NameRuntime, redeliveryLimitOf } from "../config-findings.ts";
 import type { Check } from "../pass.ts";
 
-/** Runtimes per worker are read again after this long: the query reads up to 1000 rows. */
-const RUNTIMES_TTL_S = 60;
+/**
+ * A worker's runtimes are read again once it has finished more tasks (its
+ * heartbeats' `processed`), at most every RUNTIMES_MIN_AGE_S, and at least
+ * every RUNTIMES_MAX_AGE_S: the query reads up to 1000 rows.
+ */
+const RUNTIMES_MIN_AGE_S = 10;
+const RUNTIMES_MAX_AGE_S = 300;
 
 export function configRiskAlert(hostname: string, findings: readonly ConfigFinding[]): AlertSpec | null {
   const risks = findings.filter((f) => f.level === "risk");
@@ -34,7 +39,7 @@ export function configRiskAlert(hostname: string, findings: readonly ConfigFindi
 
 /** The check, with its memory of runtimes between passes. */
 export function createConfigRiskCheck(): Check {
-  const runtimes = new Map<string, { at: number; list: NameRuntime[] }>();
+  const runtimes = new Map<string, { at: number; processed: number | null; list: NameRuntime[] }>();
   return async (pass) => {
     const { database, now } = pass;
     const rows = new Map((await listWorkerConfigs(database)).map((r) => [r.hostname, r]));
@@ -56,10 +61,11 @@ export function createConfigRiskCheck(): Check {
       let observed: NameRuntime[] = [];
       if (config.task_acks_late === true || config.tasks.some((t) => t.acks_late === true)) {
         const cached = runtimes.get(w.hostname);
-        if (cached && now - cached.at < RUNTIMES_TTL_S) observed = cached.list;
+        const age = cached ? now - cached.at : Number.POSITIVE_INFINITY;
+        if (cached && (age < RUNTIMES_MIN_AGE_S || (age < RUNTIMES_MAX_AGE_S && cached.processed === w.processed))) observed = cached.list;
         else {
           observed = await workerRuntimes(database, w.hostname);
-          runtimes.set(w.hostname, { at: now, list: observed });
+          runtimes.set(w.hostname, { at: now, processed: w.processed, list: observed });
         }
       }
       const findings = configFindings(config, limit, observed);

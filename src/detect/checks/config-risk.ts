@@ -14,9 +14,11 @@ import { type ConfigFinding, configFindings, type NameRuntime, redeliveryLimitOf
 import type { Check } from "../pass.ts";
 
 /**
- * A worker's runtimes are read again once it has finished more tasks (its
- * heartbeats' `processed`), at most every RUNTIMES_MIN_AGE_S, and at least
- * every RUNTIMES_MAX_AGE_S: the query reads up to 1000 rows.
+ * A worker's runtimes are read again once its work changed — its
+ * heartbeats' `processed` (counted when a task starts) or the number of
+ * tasks it holds unfinished (falls when one ends) — at most every
+ * RUNTIMES_MIN_AGE_S, and at least every RUNTIMES_MAX_AGE_S: the query
+ * reads up to 1000 rows.
  */
 const RUNTIMES_MIN_AGE_S = 10;
 const RUNTIMES_MAX_AGE_S = 300;
@@ -39,11 +41,12 @@ export function configRiskAlert(hostname: string, findings: readonly ConfigFindi
 
 /** The check, with its memory of runtimes between passes. */
 export function createConfigRiskCheck(): Check {
-  const runtimes = new Map<string, { at: number; processed: number | null; list: NameRuntime[] }>();
+  const runtimes = new Map<string, { at: number; work: string; list: NameRuntime[] }>();
   return async (pass) => {
     const { database, now } = pass;
     const rows = new Map((await listWorkerConfigs(database)).map((r) => [r.hostname, r]));
     const holding: AlertSpec[] = [];
+    const unfinished = Map.groupBy(pass.unfinished, (t) => t.worker ?? "");
     const unjudged: string[] = [];
     for (const w of pass.workers) {
       const live = workerLiveness({ lastHeartbeatAt: w.lastHeartbeatAt, freq: w.freq, offlineAt: w.offlineAt }, pass.asOf);
@@ -61,11 +64,12 @@ export function createConfigRiskCheck(): Check {
       let observed: NameRuntime[] = [];
       if (config.task_acks_late === true || config.tasks.some((t) => t.acks_late === true)) {
         const cached = runtimes.get(w.hostname);
+        const work = `${w.processed}/${unfinished.get(w.hostname)?.length ?? 0}`;
         const age = cached ? now - cached.at : Number.POSITIVE_INFINITY;
-        if (cached && (age < RUNTIMES_MIN_AGE_S || (age < RUNTIMES_MAX_AGE_S && cached.processed === w.processed))) observed = cached.list;
+        if (cached && (age < RUNTIMES_MIN_AGE_S || (age < RUNTIMES_MAX_AGE_S && cached.work === work))) observed = cached.list;
         else {
           observed = await workerRuntimes(database, w.hostname);
-          runtimes.set(w.hostname, { at: now, processed: w.processed, list: observed });
+          runtimes.set(w.hostname, { at: now, work, list: observed });
         }
       }
       const findings = configFindings(config, limit, observed);

@@ -26,7 +26,16 @@ function rows(c: WorkerConfig): Row[] {
     { label: "task_acks_late", value: shown(c.task_acks_late), names: ["task_acks_late", "acks_late"] },
     { label: "task_reject_on_worker_lost", value: c.task_reject_on_worker_lost === null ? "None (off)" : shown(c.task_reject_on_worker_lost), names: ["task_reject_on_worker_lost"] },
     { label: "task_time_limit", value: `${secondsText(c.task_time_limit)} (soft: ${secondsText(c.task_soft_time_limit)})`, names: ["task_time_limit"] },
-    { label: "visibility_timeout", value: vt === null ? "not set by the worker (BROKER_VISIBILITY_TIMEOUT applies)" : `${vt} s (broker_transport_options)`, names: ["broker_transport_options.visibility_timeout", "consumer_timeout"] },
+    {
+      label: "visibility_timeout",
+      value:
+        c.transport !== null && c.transport !== "redis"
+          ? `unused on ${c.transport}: RabbitMQ's consumer_timeout (BROKER_CONSUMER_TIMEOUT) applies`
+          : vt === null
+            ? "not set by the worker (BROKER_VISIBILITY_TIMEOUT applies)"
+            : `${vt} s (broker_transport_options)`,
+      names: ["broker_transport_options.visibility_timeout", "consumer_timeout"],
+    },
     { label: "worker_send_task_events", value: shown(c.worker_send_task_events), names: ["worker_send_task_events"] },
     { label: "task_send_sent_event", value: shown(c.task_send_sent_event), names: ["task_send_sent_event"] },
     { label: "task_track_started", value: shown(c.task_track_started), names: ["task_track_started"] },

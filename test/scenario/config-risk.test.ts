@@ -12,7 +12,7 @@ import type { Browser } from "playwright-core";
 import { WorkerAnswer } from "../../src/api/schemas.ts";
 import { launchBrowser, SCREENS } from "../support/browser.ts";
 import type { CrisperUnderTest } from "../support/crisper.ts";
-import { sendTasks } from "../support/celery.ts";
+import { type CeleryProcess, sendTasks } from "../support/celery.ts";
 import { type DetectionScenario, timeToAlert } from "../support/detection.ts";
 import { waitUntil } from "../support/processes.ts";
 import { QUICK_INTERVALS, type Scenario, scenarios } from "../support/scenario.ts";
@@ -20,6 +20,7 @@ import { QUICK_INTERVALS, type Scenario, scenarios } from "../support/scenario.t
 const servers = scenarios("config", { store: "postgres" });
 let s: Scenario<CrisperUnderTest>;
 let browser: Browser | undefined;
+let risky: CeleryProcess;
 
 beforeAll(async () => {
   await servers.start();
@@ -47,7 +48,7 @@ const detection = (): DetectionScenario => ({
 describe("workers' configuration", () => {
   test("task_time_limit=7200, late acks, visibility timeout 3600: config_risk naming both; a default worker gets nothing", async () => {
     const startedAt = performance.now();
-    await Promise.all([
+    [risky] = await Promise.all([
       s.worker("risky@lab", { taskTimeLimitS: 7200, acksLate: true, visibilityTimeoutS: 3600, taskEvents: true }),
       s.worker("default@lab", { taskEvents: true }),
     ]);
@@ -57,9 +58,9 @@ describe("workers' configuration", () => {
     expect(alert.details.findings.map((f: any) => f.rule)).toEqual(["time_limit_beyond_visibility_timeout"]);
     expect(alert.summary).toContain('broker_transport_options = {"visibility_timeout": 9000}');
 
-    const risky = WorkerAnswer.parse(await worker("risky@lab"));
-    expect(risky.config).toMatchObject({ pool: { kind: "prefork", concurrency: 1 }, task_time_limit: 7200, task_acks_late: true, visibility_timeout_s: 3600, transport: "redis" });
-    expect(risky.config_findings.map((f) => `${f.level}:${f.rule}`)).toEqual(["risk:time_limit_beyond_visibility_timeout"]);
+    const answer = WorkerAnswer.parse(await worker("risky@lab"));
+    expect(answer.config).toMatchObject({ pool: { kind: "prefork", concurrency: 1 }, task_time_limit: 7200, task_acks_late: true, visibility_timeout_s: 3600, transport: "redis" });
+    expect(answer.config_findings.map((f) => `${f.level}:${f.rule}`)).toEqual(["risk:time_limit_beyond_visibility_timeout"]);
 
     // The default worker: read, judged, and found sane.
     await until("default@lab judged", async () => Boolean((await worker("default@lab")).config_findings_at));
@@ -102,5 +103,14 @@ describe("workers' configuration", () => {
     expect(await plain.locator("table.settings tr.risk, table.settings tr.advice").count()).toBe(0);
     await plain.screenshot({ path: join(SCREENS, "worker-config-sane.png"), fullPage: true });
     expect(errors).toEqual([]);
+  }, 120_000);
+
+  test("the worker restarted with safer settings: config_risk resolves; while it was away, it stayed open", async () => {
+    await risky.stop();
+    await s.crisper.detector.nextPass();
+    expect((await alerts()).find((a) => a.kind === "config_risk" && a.subject === "risky@lab")?.status).toBe("open");
+    await s.worker("risky@lab", { taskTimeLimitS: 3000, acksLate: true, visibilityTimeoutS: 3600, taskEvents: true });
+    await until("config_risk resolved", async () => (await alerts()).find((a) => a.kind === "config_risk" && a.subject === "risky@lab")?.status === "resolved");
+    expect(WorkerAnswer.parse(await worker("risky@lab")).config?.task_time_limit).toBe(3000);
   }, 120_000);
 });

@@ -154,8 +154,9 @@ type Stats = z.infer<typeof StatsReply>;
  * `max-concurrency`. Newer Celery names the `implementation`.
  */
 export function poolKind(pool: Stats["pool"], confPool: string | null): PoolKind {
+  // `celery.concurrency.thread:TaskPool` is the threads pool; conf says "threads".
   const named = `${pool?.implementation ?? ""} ${confPool ?? ""}`;
-  for (const kind of ["gevent", "eventlet", "threads", "solo"] as const) if (named.includes(kind)) return kind;
+  for (const [word, kind] of [["gevent", "gevent"], ["eventlet", "eventlet"], ["thread", "threads"], ["solo", "solo"]] as const) if (named.includes(word)) return kind;
   if (!pool) return "unknown";
   if (pool.processes && pool.writes !== undefined) return "prefork";
   if (pool.processes) return "solo";

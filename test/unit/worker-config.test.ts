@@ -52,6 +52,17 @@ describe("reading the replies", () => {
     expect(w.prefetch_count).toBe(400);
   });
 
+  test("the other pools, by the shape Celery 5.2's pools give their info, or a named implementation", () => {
+    const kind = (pool: unknown, worker_pool = "prefork") => workerSettings({ stats: { pool }, conf: { worker_pool } })?.pool.kind;
+    // celery/concurrency: solo.py, thread.py, eventlet.py _get_info.
+    expect(kind({ "max-concurrency": 1, processes: [42], "max-tasks-per-child": null, "put-guarded-by-semaphore": true, timeouts: [] })).toBe("solo");
+    expect(kind({ "max-concurrency": 8, threads: 3 })).toBe("threads");
+    expect(kind({ "max-concurrency": 500, "free-threads": 499, "running-threads": 1 })).toBe("eventlet");
+    expect(kind({ "max-concurrency": 4, implementation: "celery.concurrency.thread:TaskPool" })).toBe("threads");
+    expect(kind({ "max-concurrency": 4 }, "gevent")).toBe("gevent");
+    expect(kind(null)).toBe("unknown");
+  });
+
   test("a task's own time limit from task_annotations, through registered", async () => {
     const w = await captured("annotated");
     expect(w.tasks).toEqual([{ name: "labapp.sleepy", time_limit: 1800, soft_time_limit: null, acks_late: true, reject_on_worker_lost: null }]);

@@ -77,7 +77,13 @@ export interface WorkerSettings {
 
 // ---- field readers: each falls back to null on junk, so one bad field loses only itself ----
 
-const num = z.number().finite().nullable().catch(null);
+/**
+ * Numbers as far as a worker could mean them: past a billion (seconds: 31
+ * years) a value is junk, and would make dates Crisper cannot write (a
+ * visibility timeout of 1e308 s puts the redelivery time out of range).
+ */
+const MAX_NUMBER = 1e9;
+const num = z.number().min(-MAX_NUMBER).max(MAX_NUMBER).nullable().catch(null);
 const bool = z.boolean().nullable().catch(null);
 const count = z.number().int().min(0).max(1e9).nullable().catch(null);
 /** Short plain text: no control character or lone surrogate, which PostgreSQL's jsonb refuses (a NUL) or JSON cannot carry. */
@@ -93,11 +99,12 @@ const shortText = z
  * str() (`"1 day, 0:00:00"`, `"2 days, 3:04:05.5"`, `"0:05:00"`).
  */
 export function durationSeconds(v: unknown): number | null {
-  if (typeof v === "number") return Number.isFinite(v) ? v : null;
+  if (typeof v === "number") return Number.isFinite(v) && Math.abs(v) <= MAX_NUMBER ? v : null;
   if (typeof v !== "string" || v.length > 40) return null;
   const m = /^(?:(-?\d+) days?, )?(\d+):(\d\d):(\d\d(?:\.\d+)?)$/.exec(v);
   if (!m) return null;
-  return Number(m[1] ?? 0) * 86_400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4]);
+  const s = Number(m[1] ?? 0) * 86_400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4]);
+  return Math.abs(s) <= MAX_NUMBER ? s : null;
 }
 
 /** A number of seconds where 0 and negative mean "none" (time limits). */
@@ -186,7 +193,7 @@ export function parseRegistered(line: unknown): TaskOverride | null {
     const value = pair.slice(eq + 1);
     if (key === "time_limit" || key === "soft_time_limit") {
       const n = Number(value);
-      task[key] = Number.isFinite(n) && n > 0 ? n : null;
+      task[key] = n > 0 && n <= MAX_NUMBER ? n : null;
     } else if (key === "acks_late" || key === "reject_on_worker_lost") {
       task[key] = value === "True" ? true : value === "False" ? false : null;
     }

@@ -95,6 +95,9 @@ describe("reading the replies", () => {
     expect(w?.pool.kind).toBe("unknown");
     expect(w?.task_reject_on_worker_lost).toBe(true);
     expect(w?.registered_tasks).toBe(1);
+    // Out-of-range numbers would make dates nobody can write (a redelivery time 1e308 s away).
+    const huge = workerSettings({ conf: { broker_transport_options: { visibility_timeout: 1e308 }, task_time_limit: 1e300, result_expires: "99999999999 days, 0:00:00" }, registered: ["a.b [time_limit=1e308]"] });
+    expect(huge).toMatchObject({ visibility_timeout_s: null, task_time_limit: null, result_expires: null, tasks: [] });
     expect(workerSettings({ conf: { error: "No such command" } })).toBeNull();
     expect(workerSettings({})).toBeNull();
     expect(workerSettings({ conf: "x", stats: [1] })).toBeNull();

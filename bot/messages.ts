@@ -37,7 +37,7 @@ export class Links {
 }
 
 const TASK_KINDS = new Set(["task_lost", "task_stalled", "duplicate_execution", "visibility_timeout_risk"]);
-const HOST_KINDS = new Set(["worker_offline", "prefetched_stranded", "events_disabled"]);
+const HOST_KINDS = new Set(["worker_offline", "prefetched_stranded", "events_disabled", "config_risk"]);
 
 const STATE_EMOJI: Record<string, string> = {
   SUCCESS: ":white_check_mark:",
@@ -113,6 +113,12 @@ export const KIND_TEXT: Record<string, { title: string; plural: string; check: s
     plural: "workers without task events",
     check: "Start the worker with -E (or worker_send_task_events=True), or let Crisper enable them (ENABLE_EVENTS).",
     resolved: "task events arrive again",
+  },
+  config_risk: {
+    title: "Worker settings will duplicate or lose work",
+    plural: "workers with risky settings",
+    check: "Its settings let the broker hand running tasks to another worker (or strand prefetched ones): the fix for each is in the details and on the worker's page.",
+    resolved: "the worker runs with safer settings",
   },
 };
 

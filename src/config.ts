@@ -166,6 +166,8 @@ export const configSchema = z.object({
   EVENTS_DISABLED_AFTER_S: seconds(60),
   /** event_gap: interruptions of the event stream less than this apart are one alert, resolved once it has been up this long. */
   EVENT_GAP_MERGE_S: z.coerce.number().min(0).default(600),
+  /** How often each online worker's configuration (`conf`, `stats`) is read again; it is also read when a worker comes online. */
+  WORKER_CONFIG_INTERVAL_S: seconds(600),
 });
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */

@@ -81,6 +81,11 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .card h2:first-child { margin-top:0; }
 .problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
+.mark { display:inline-block; padding:0 7px; border-radius:9px; font-size:11px; font-weight:700; text-transform:uppercase; color:#fff; }
+.mark.risk { background:var(--fail); } .mark.advice { background:var(--warn); }
+.finding { border-left:4px solid var(--warn); } .finding.risk { border-left-color:var(--fail); }
+.finding p { margin:0 0 8px; }
+tr.risk td { background:#fef3f2; } tr.advice td { background:#fffaeb; }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

@@ -1,8 +1,9 @@
 /** @jsxImportSource hono/jsx */
 /** Workers by Celery's heartbeat rule, and one worker with what it holds. */
-import type { Alert, Worker } from "../src/api/schemas.ts";
+import type { Alert, Worker, WorkerAnswer } from "../src/api/schemas.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
+import { WorkerConfiguration } from "./worker-config.tsx";
 
 export function WorkerStatus(props: { w: Worker }) {
   if (props.w.status === "online") return <span class="state SUCCESS">online</span>;
@@ -44,7 +45,8 @@ export function WorkersPage(props: { workers: Worker[]; now: number }) {
   );
 }
 
-export function WorkerPage(props: { w: Worker; alerts: Alert[]; now: number }) {
+/** `w` with `config` (GET /api/workers/{hostname}) also shows its configuration. */
+export function WorkerPage(props: { w: Worker & Partial<Pick<WorkerAnswer, "config" | "config_findings">>; alerts: Alert[]; now: number }) {
   const w = props.w;
   const held = (title: string, list: { id: string; name: string | null }[]) => (
     <>
@@ -83,6 +85,7 @@ export function WorkerPage(props: { w: Worker; alerts: Alert[]; now: number }) {
       </div>
       {held("Running", w.active_tasks)}
       {held("Prefetched (reserved, not started)", w.reserved_tasks)}
+      {w.config !== undefined ? <WorkerConfiguration config={w.config} findings={w.config_findings ?? []} now={props.now} /> : null}
       <p><a href={`/tasks?worker=${encodeURIComponent(w.hostname)}`}>Tasks on this worker →</a></p>
     </>
   );

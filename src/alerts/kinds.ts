@@ -10,6 +10,7 @@ export const ALERT_KINDS = {
   queue_backlog: { subject: "queue", severity: "warning" },
   event_gap: { subject: "collector", severity: "warning" },
   events_disabled: { subject: "hostname", severity: "warning" },
+  config_risk: { subject: "hostname", severity: "warning" },
 } as const;
 
 export type AlertKind = keyof typeof ALERT_KINDS;

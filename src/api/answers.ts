@@ -9,6 +9,7 @@ import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
 import { getWorker, listWorkers } from "../store/queries/workers.ts";
+import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
 import {
   type AlertList,
   type AlertListQuery,
@@ -16,11 +17,11 @@ import {
   type TaskAnswer,
   type TaskList,
   type TaskListQuery,
-  type Worker,
+  type WorkerAnswer,
   type WorkerList,
   alertCursor,
 } from "./schemas.ts";
-import { alertJson, eventJson, queueJson, taskJson, workerJson } from "./serialize.ts";
+import { alertJson, eventJson, queueJson, taskJson, workerAnswerJson, workerJson } from "./serialize.ts";
 
 /** One task with its events and alerts; null for an id never seen (never PENDING). */
 export async function taskAnswer(database: Database, id: string): Promise<TaskAnswer | null> {
@@ -56,9 +57,12 @@ export async function workerListAnswer(database: Database, now: number): Promise
 }
 
 /** One worker; null for a hostname never seen. */
-export async function workerAnswer(database: Database, hostname: string, now: number): Promise<Worker | null> {
+/** One worker with its latest configuration reading and findings; null for a hostname never seen. */
+export async function workerAnswer(database: Database, hostname: string, now: number): Promise<WorkerAnswer | null> {
   const row = await getWorker(database, hostname);
-  return row ? workerJson(row, now) : null;
+  if (!row) return null;
+  const [config, memory] = await Promise.all([getWorkerConfig(database, hostname), memoryHistory(database, hostname)]);
+  return workerAnswerJson(row, config, memory, now);
 }
 
 export async function queueListAnswer(database: Database): Promise<QueueList> {

@@ -29,7 +29,9 @@ import {
   TaskIdParams,
   TaskList,
   TaskListQuery,
+  WorkerAnswer,
   WorkerList,
+  WorkerParams,
 } from "./schemas.ts";
 
 /** An OpenAPI 3.1 document (described, not spelled out: it is this one). */
@@ -89,6 +91,15 @@ export const API = {
     answer: TaskList,
   },
   listWorkers: { method: "get", path: "/workers", summary: "Every worker, online and offline.", role: "viewer", answer: WorkerList },
+  getWorker: {
+    method: "get",
+    path: "/workers/:hostname",
+    summary: "One worker: liveness, its latest configuration reading, configuration findings and memory history.",
+    role: "viewer",
+    params: WorkerParams,
+    answer: WorkerAnswer,
+    errors: [404],
+  },
   listQueues: { method: "get", path: "/queues", summary: "Every queue: depth, by priority, unacked.", role: "viewer", answer: QueueList },
   listAlerts: {
     method: "get",

@@ -20,7 +20,7 @@ import { bodyAtMost } from "../http/requests.ts";
 import { type Logger, errorText } from "../log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { API } from "./registry.ts";
-import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerListAnswer } from "./answers.ts";
+import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer, workerListAnswer } from "./answers.ts";
 import { revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
@@ -32,6 +32,7 @@ import {
   type TaskList,
   type QueueList,
   type WorkerList,
+  type WorkerAnswer,
 } from "./schemas.ts";
 import { scheduleJson } from "./serialize.ts";
 
@@ -86,6 +87,13 @@ export function createApiRoutes(deps: ApiDeps) {
 
   api.get(API.listAlerts.path, validated("query", API.listAlerts.query), async (c) => {
     return c.json((await alertListAnswer(deps.database, c.req.valid("query"))) satisfies AlertList);
+  });
+
+  api.get(API.getWorker.path, validated("param", API.getWorker.params), async (c) => {
+    const { hostname } = c.req.valid("param");
+    const worker = await workerAnswer(deps.database, hostname, now());
+    if (!worker) throw new HttpError(404, `worker ${hostname} was never seen`);
+    return c.json(worker satisfies WorkerAnswer);
   });
 
   api.get(API.listSchedules.path, async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));

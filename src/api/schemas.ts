@@ -394,3 +394,59 @@ export const RevokeAnswer = z.object({
 export type RevokeAnswer = z.infer<typeof RevokeAnswer>;
 /** Every error: `{"error": "…"}`, with a `hint` where there is more to say. */
 export const ErrorAnswer = z.looseObject({ error: z.string(), hint: z.string().optional() }).meta({ id: "Error" });
+
+// ---- a worker's configuration (GET /api/workers/{hostname}) ---------------------------------
+
+const seconds = z.number().nullable();
+
+export const ConfigFinding = z
+  .object({
+    rule: z.string().meta({ example: "time_limit_beyond_visibility_timeout" }),
+    level: z.enum(["risk", "advice"]).meta({ description: "risk: opens config_risk (duplicates or lost work); advice: shown, never alerted." }),
+    settings: z.array(z.object({ name: z.string(), value: z.union([z.string(), z.number(), z.boolean(), z.null()]) })).meta({ description: "The settings that make it, with the worker's values." }),
+    problem: z.string(),
+    fix: z.string().meta({ description: "Celery settings to change, one per line." }),
+    tasks: z.array(z.string()).optional().meta({ description: "The task names concerned, when it is about some tasks only." }),
+  })
+  .meta({ id: "ConfigFinding" });
+export type ConfigFinding = z.infer<typeof ConfigFinding>;
+
+export const WorkerConfig = z
+  .object({
+    read_at: instant.meta({ description: "When the worker answered `conf` and `stats`." }),
+    pool: z.object({
+      kind: z.enum(["prefork", "solo", "threads", "gevent", "eventlet", "unknown"]),
+      concurrency: z.number().int().nullable(),
+      max_tasks_per_child: z.number().int().nullable(),
+    }),
+    prefetch_count: z.number().int().nullable().meta({ description: "The worker's QoS now: worker_prefetch_multiplier × concurrency; 0 is unbounded." }),
+    maxrss_kb: z.number().nullable().meta({ description: "Peak resident memory of the main process, KiB (rusage maxrss)." }),
+    uptime_s: seconds,
+    transport: z.string().nullable(),
+    visibility_timeout_s: seconds.meta({ description: "broker_transport_options.visibility_timeout as the worker reports it; it replaces BROKER_VISIBILITY_TIMEOUT for its tasks." }),
+    task_acks_late: z.boolean().nullable(),
+    task_reject_on_worker_lost: z.boolean().nullable(),
+    task_time_limit: seconds,
+    task_soft_time_limit: seconds,
+    worker_prefetch_multiplier: z.number().nullable(),
+    worker_send_task_events: z.boolean().nullable(),
+    task_send_sent_event: z.boolean().nullable(),
+    task_track_started: z.boolean().nullable(),
+    result_expires: seconds,
+    result_backend: z.boolean().nullable().meta({ description: "Whether a result backend is configured (its URL is not kept)." }),
+    worker_max_memory_per_child: z.number().nullable(),
+    tasks: z
+      .array(z.object({ name: z.string(), time_limit: seconds, soft_time_limit: seconds, acks_late: z.boolean().nullable(), reject_on_worker_lost: z.boolean().nullable() }))
+      .meta({ description: "Tasks whose own settings differ from the worker's (decorator options, task_annotations)." }),
+    registered_tasks: z.number().int(),
+    memory: z.array(z.object({ at: instant, maxrss_kb: z.number() })).meta({ description: "maxrss at each reading, oldest first (bounded)." }),
+  })
+  .meta({ id: "WorkerConfig", description: "What the worker said of its configuration over remote control: a bounded subset of `conf` and `stats`." });
+export type WorkerConfig = z.infer<typeof WorkerConfig>;
+
+export const WorkerAnswer = Worker.extend({
+  config: WorkerConfig.nullable().meta({ description: "null until the worker has answered." }),
+  config_findings: z.array(ConfigFinding).meta({ description: "Risks first, then advice; empty for a worker on sane settings." }),
+  config_findings_at: maybeInstant,
+}).meta({ id: "WorkerAnswer" });
+export type WorkerAnswer = z.infer<typeof WorkerAnswer>;

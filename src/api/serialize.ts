@@ -9,7 +9,8 @@ import { type Execution as ExecutionRecord, executionsFromStored } from "../stat
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task as TaskRow } from "../store/queries/tasks.ts";
 import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
-import type { Alert, Event, Execution, Queue, Schedule, Task, Worker } from "./schemas.ts";
+import type { Alert, Event, Execution, Queue, Schedule, Task, Worker, WorkerAnswer, WorkerConfig } from "./schemas.ts";
+import type { WorkerConfigRow } from "../store/queries/worker-config.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
@@ -131,5 +132,20 @@ export function scheduleJson(s: ScheduleRow): Schedule {
     last_seen_at: iso(s.lastSeenAt),
     next_due_at: iso(s.nextDueAt),
     status: s.status,
+  };
+}
+
+/** A worker's stored configuration reading, with its memory history: the API's `config`. */
+export function workerConfigJson(row: WorkerConfigRow, memory: readonly { at: Date; maxrssKb: number }[]): WorkerConfig {
+  return { ...row.config, read_at: row.readAt.toISOString(), memory: memory.map((m) => ({ at: m.at.toISOString(), maxrss_kb: m.maxrssKb })) };
+}
+
+/** One worker with its configuration and findings: `GET /api/workers/{hostname}` and the worker's page. */
+export function workerAnswerJson(w: WorkerRow, config: WorkerConfigRow | null, memory: readonly { at: Date; maxrssKb: number }[], now: number): WorkerAnswer {
+  return {
+    ...workerJson(w, now),
+    config: config ? workerConfigJson(config, memory) : null,
+    config_findings: config?.findings ?? [],
+    config_findings_at: iso(config?.findingsAt),
   };
 }

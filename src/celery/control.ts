@@ -69,10 +69,28 @@ export function controlBody(req: ControlRequest): Record<string, unknown> {
 
 /** A worker's reply body, `{ "<worker>": value }`; null when it is not a JSON object. */
 export function replyBody(text: string): Record<string, unknown> | null {
+  let body: unknown;
   try {
-    const body: unknown = JSON.parse(text);
-    return typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
+    body = JSON.parse(text);
   } catch {
-    return null;
+    try {
+      body = JSON.parse(withoutPythonNumbers(text));
+    } catch {
+      return null;
+    }
   }
+  return typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
+}
+
+/** A JSON string, or one of the bare words Python's json module writes for floats JSON has no room for. */
+const STRING_OR_PYTHON_NUMBER = /"(?:[^"\\]|\\.)*"|-?\bInfinity\b|\bNaN\b/g;
+
+/**
+ * Python's json writes float('inf') and float('nan') as bare `Infinity` and
+ * `NaN`, which JSON.parse refuses: a `conf` reply with defaults carries
+ * `result_backend_max_retries: Infinity` (Celery 5.2), so the whole reply
+ * would be lost. They become null; the same words inside strings stay.
+ */
+function withoutPythonNumbers(text: string): string {
+  return text.replace(STRING_OR_PYTHON_NUMBER, (m) => (m.startsWith('"') ? m : "null"));
 }

@@ -43,6 +43,8 @@ export interface DetectorConfig extends DetectConfig {
   intervalS: number;
   /** Seconds between asking the workers what they hold (`reserved`, `active`). */
   inspectIntervalS: number;
+  /** Seconds between readings of a worker's configuration (`conf`, `stats`, `registered`). */
+  workerConfigIntervalS: number;
   /** BEAT_SCHEDULES. */
   declaredSchedules: Schedule[];
   /** Whether RESULT_BACKEND_URL is set (gap reconciliation reads it). */
@@ -68,6 +70,7 @@ export function detectConfig(config: Config): DetectorConfig {
     eventGapMergeS: config.EVENT_GAP_MERGE_S,
     intervalS: config.DETECT_INTERVAL_S,
     inspectIntervalS: config.INSPECT_INTERVAL_S,
+    workerConfigIntervalS: config.WORKER_CONFIG_INTERVAL_S,
     declaredSchedules: config.BEAT_SCHEDULES,
     resultBackend: Boolean(config.RESULT_BACKEND_URL),
   };

@@ -24,8 +24,12 @@ import { checkQueueBacklog } from "./checks/queue-backlog.ts";
 import { checkTaskStalled } from "./checks/task-stalled.ts";
 import { checkVisibilityTimeoutRisk } from "./checks/visibility-timeout-risk.ts";
 import { checkWorkerDeath, deathTime } from "./checks/worker-death.ts";
+import { createConfigRiskCheck } from "./checks/config-risk.ts";
 import type { DetectorConfig } from "./config.ts";
 import { createInspector } from "./inspect.ts";
+import { createConfigReader } from "./read-config.ts";
+import { workerVisibilityTimeouts } from "../store/queries/worker-config.ts";
+import { workerLiveness } from "../state/worker.ts";
 import type { Check, Pass, SyncOptions, WorkerView } from "./pass.ts";
 import { createTrackers } from "./trackers.ts";
 
@@ -78,6 +82,9 @@ export function createDetector(o: DetectorOptions): Detector {
   const clock = o.now ?? (() => Date.now() / 1000);
   const trackers = createTrackers();
   const inspector = createInspector({ database, broker, intervalS: config.inspectIntervalS, log });
+  const configReader = createConfigReader({ database, broker, intervalS: config.workerConfigIntervalS, log });
+  // config_risk keeps runtimes between passes: one check per detector.
+  const checks: readonly Check[] = [...CHECKS, createConfigRiskCheck()];
   let timer: ReturnType<typeof setInterval> | null = null;
   let running: Promise<void> | null = null;
   let failing = false;
@@ -108,6 +115,11 @@ export function createDetector(o: DetectorOptions): Detector {
     let unacked: UnackedMessage[] | null = null;
     if (broker) unacked = await broker.unacked().catch(() => null);
     const asOf = Math.min(now, o.uncommittedSince?.() ?? now);
+    const visibilityTimeouts = config.redeliveryLimit === "visibility_timeout" ? await workerVisibilityTimeouts(database) : new Map<string, number>();
+    configReader.read(
+      now,
+      workers.filter((w) => workerLiveness({ lastHeartbeatAt: w.lastHeartbeatAt, freq: w.freq, offlineAt: w.offlineAt }, asOf).status === "online"),
+    );
     return {
       now,
       asOf,
@@ -124,6 +136,7 @@ export function createDetector(o: DetectorOptions): Detector {
       sync: (kind, holding, opts) => sync(kind, holding, now, opts),
       announce: (changes) => o.onChanges?.(changes),
       inspectAgain: () => inspector.again(),
+      visibilityTimeouts,
       clock,
     };
   }
@@ -137,7 +150,7 @@ export function createDetector(o: DetectorOptions): Detector {
       // A check that fails does not keep the others from running; the pass
       // then fails with the first error (the database away fails it at once).
       let failure: { error: unknown } | null = null;
-      for (const check of CHECKS) {
+      for (const check of checks) {
         try {
           await check(pass);
         } catch (e) {
@@ -184,6 +197,7 @@ export function createDetector(o: DetectorOptions): Detector {
       if (timer) clearInterval(timer);
       timer = null;
       await running;
+      await configReader.settled();
       for (const w of waiting) w.reject(new Error("the detector stopped before its next pass"));
       waiting = [];
     },

@@ -74,6 +74,13 @@ export interface Pass {
   inspectAgain(): void;
   /** The detector's clock, for what is timed within the pass. */
   clock(): number;
+  /**
+   * Redis: the visibility timeout each worker reports in its own
+   * `broker_transport_options` (read-config.ts), seconds, by hostname; it
+   * replaces BROKER_VISIBILITY_TIMEOUT for that worker's tasks. Empty on
+   * RabbitMQ, where the server's consumer_timeout applies.
+   */
+  visibilityTimeouts?: ReadonlyMap<string, number>;
 }
 
 /** One check: reads what it needs from the pass and syncs the alerts of its kind. */

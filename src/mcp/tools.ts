@@ -13,7 +13,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer } from "../api/answers.ts";
-import { AlertList, AlertListQuery, QueueList, TaskAnswer, TaskIdParams, TaskList, TaskListQuery, Worker, WorkerParams } from "../api/schemas.ts";
+import { AlertList, AlertListQuery, QueueList, TaskAnswer, TaskIdParams, TaskList, TaskListQuery, WorkerAnswer, WorkerParams } from "../api/schemas.ts";
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
 import { ANSWER_DEADLINE_MS, DeadlineExceeded, within } from "../http/deadline.ts";
 import { DATABASE_NOT_ANSWERING, answerFor } from "../http/errors.ts";
@@ -107,7 +107,7 @@ export function registerTools(server: McpServer, deps: McpDeps): void {
       description:
         "One worker by hostname (celery@host): online or offline (and why), its last heartbeat, active and processed counts, load, software, and the tasks it held when last inspected.",
       inputSchema: WorkerParams,
-      outputSchema: z.object({ worker: Worker }),
+      outputSchema: z.object({ worker: WorkerAnswer }),
       annotations: READ_ONLY,
     },
     ({ hostname }) =>

@@ -13,7 +13,8 @@
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
 import { AlertFilter, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
+import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
+import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks, tasksPerMinute } from "../store/queries/tasks.ts";
@@ -224,10 +225,10 @@ export function createPageRoutes(deps: PageDeps) {
     const w = await getWorker(deps.database, hostname);
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
-    const alerts = await alertsForSubject(deps.database, hostname);
+    const [alerts, config, memory] = await Promise.all([alertsForSubject(deps.database, hostname), getWorkerConfig(deps.database, hostname), memoryHistory(deps.database, hostname)]);
     return c.html(
       <Layout user={currentUser(c)} title={hostname} path="/workers">
-        <WorkerPage w={workerJson(w, t)} alerts={alerts.map(alertJson)} now={t} />
+        <WorkerPage w={workerAnswerJson(w, config, memory, t)} alerts={alerts.map(alertJson)} now={t} />
       </Layout>,
     );
   });

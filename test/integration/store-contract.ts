@@ -15,6 +15,10 @@ import { decodeCursor } from "../../src/store/queries/cursor.ts";
 import { insertQueueSamples, writeBatch } from "../../src/store/writes.ts";
 import { listQueues } from "../../src/store/queries/queues.ts";
 import { captureMessages, readCapture } from "../fixtures/captures.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { workerSettings } from "../../src/celery/worker-config.ts";
+import { MEMORY_SAMPLES_KEPT, getWorkerConfig, memoryHistory, saveWorkerConfig, workerRuntimes, workerVisibilityTimeouts } from "../../src/store/queries/worker-config.ts";
 
 const events = [...captureMessages(readCapture("celery-5.2-redis-mixed.jsonl")), ...captureMessages(readCapture("celery-5.2-redis-faults.jsonl"))].flatMap(
   (m) => decodeRawMessage(m).events,
@@ -134,5 +138,27 @@ export function storeContract(get: () => Database) {
       ["celery", 1, 2],
       ["reports", 1, 0],
     ]);
+  });
+
+  test("worker configuration: the latest reading, a bounded memory history, p99 runtimes per task name from the worker's latest tasks", async () => {
+    const database = get();
+    const settings = workerSettings(JSON.parse(readFileSync(join(import.meta.dir, "../fixtures/worker-config/risky.json"), "utf8")).replies);
+    if (!settings) throw new Error("no settings in the capture");
+    const t0 = Date.UTC(2026, 10, 25);
+    for (let i = 0; i < MEMORY_SAMPLES_KEPT + 12; i++) {
+      await saveWorkerConfig(database, "cap1@lab", { ...settings, maxrss_kb: 40_000 + i }, null, new Date(t0 + i * 600_000));
+    }
+    expect((await getWorkerConfig(database, "cap1@lab"))?.config.task_time_limit).toBe(7200);
+    const memory = await memoryHistory(database, "cap1@lab");
+    expect(memory).toHaveLength(MEMORY_SAMPLES_KEPT);
+    expect(memory[0]?.maxrssKb).toBe(40_012);
+    expect(memory.at(-1)?.maxrssKb).toBe(40_000 + MEMORY_SAMPLES_KEPT + 11);
+    expect(await workerVisibilityTimeouts(database)).toEqual(new Map([["cap1@lab", 3600]]));
+    // The replayed capture: cap1@lab ran these names; p99 is at most the longest run.
+    const runtimes = await workerRuntimes(database, "cap1@lab");
+    const stored = await database.rows<{ name: string; max: number }>(sql`select name, max(runtime) as max from tasks where worker = 'cap1@lab' and runtime is not null group by name`);
+    expect(runtimes.map((r) => r.name).sort()).toEqual(stored.map((r) => r.name).sort());
+    for (const r of runtimes) expect(r.p99S).toBeLessThanOrEqual(Number(stored.find((x) => x.name === r.name)?.max));
+    expect(await workerRuntimes(database, "never@lab")).toEqual([]);
   });
 }

@@ -20,6 +20,13 @@ export interface LabSettings {
   visibilityTimeoutS?: number;
   prefetchMultiplier?: number;
   beatIntervalS?: number;
+  /** Celery's `task_time_limit`, seconds. */
+  taskTimeLimitS?: number;
+  rejectOnWorkerLost?: boolean;
+  /** Celery's `result_expires`, seconds. */
+  resultExpiresS?: number;
+  /** Celery's `task_annotations` (per-task settings), e.g. `{"labapp.sleepy": {"time_limit": 7200}}`. */
+  annotations?: Record<string, Record<string, unknown>>;
 }
 
 function labEnv(s: LabSettings): Record<string, string> {
@@ -39,6 +46,10 @@ function labEnv(s: LabSettings): Record<string, string> {
   if (s.visibilityTimeoutS !== undefined) env.LAB_VISIBILITY_TIMEOUT = String(s.visibilityTimeoutS);
   if (s.prefetchMultiplier !== undefined) env.LAB_PREFETCH = String(s.prefetchMultiplier);
   if (s.beatIntervalS !== undefined) env.LAB_BEAT_INTERVAL = String(s.beatIntervalS);
+  if (s.taskTimeLimitS !== undefined) env.LAB_TIME_LIMIT = String(s.taskTimeLimitS);
+  if (s.rejectOnWorkerLost) env.LAB_REJECT_ON_WORKER_LOST = "1";
+  if (s.resultExpiresS !== undefined) env.LAB_RESULT_EXPIRES = String(s.resultExpiresS);
+  if (s.annotations) env.LAB_ANNOTATIONS = JSON.stringify(s.annotations);
   return env;
 }
 
@@ -67,13 +78,13 @@ function wrap(hostname: string, proc: ReturnType<typeof Bun.spawn>, output: Outp
 }
 
 export async function startWorker(
-  s: LabSettings & { hostname: string; concurrency?: number; queues?: string[] },
+  s: LabSettings & { hostname: string; concurrency?: number; queues?: string[]; pool?: "prefork" | "threads" | "solo" | "gevent" | "eventlet" },
 ): Promise<CeleryProcess> {
   const args = [
     PYTHON, "-m", "celery", "-A", "labapp", "worker",
     "-n", s.hostname,
     "-c", String(s.concurrency ?? 2),
-    "-P", "prefork",
+    "-P", s.pool ?? "prefork",
     "-l", "INFO",
     "--without-gossip", "--without-mingle",
   ];

@@ -5,6 +5,10 @@ import { DepthChart } from "../../views/queues.tsx";
 import { timeline } from "../../views/task.tsx";
 import { TaskRows } from "../../views/tasks.tsx";
 import { WorkerPage } from "../../views/workers.tsx";
+import { WorkerConfiguration } from "../../views/worker-config.tsx";
+import { workerSettings } from "../../src/celery/worker-config.ts";
+import { configFindings, redeliveryLimitOf } from "../../src/detect/config-findings.ts";
+import { DEFAULT_DETECT_CONFIG } from "../../src/detect/config.ts";
 
 describe("views", () => {
   test("the depth chart draws one point per sample, scaled to the largest", () => {
@@ -73,5 +77,23 @@ describe("views", () => {
     expect(html).toContain("cursor=abc");
     const plain = String(<TaskRows tasks={[]} query={{}} nextCursor={null} now={1_800_000_000} />);
     expect(plain).toContain("No task matches.");
+  });
+});
+
+describe("a worker's configuration", () => {
+  test("a task name from a worker's reply is escaped; the risky settings are marked; the memory chart draws each reading", async () => {
+    const replies = (await Bun.file(`${import.meta.dir}/../fixtures/worker-config/risky.json`).json()).replies;
+    // A task name is one word, so this one is kept: it must come out escaped.
+    replies.registered.push(`<img/src=x/onerror=alert(1)> [time_limit=9000]`);
+    const settings = workerSettings(replies);
+    if (!settings) throw new Error("no settings");
+    expect(settings.tasks.map((t) => t.name)).toEqual(["<img/src=x/onerror=alert(1)>"]);
+    const findings = configFindings(settings, redeliveryLimitOf(settings, DEFAULT_DETECT_CONFIG));
+    const memory = [0, 1, 2].map((i) => ({ at: new Date(1_800_000_000_000 + i * 600_000).toISOString(), maxrss_kb: 50_000 + i * 1000 }));
+    const html = String(<WorkerConfiguration config={{ ...settings, read_at: new Date(1_800_000_000_000).toISOString(), memory }} findings={findings} now={1_800_000_100} />);
+    expect(html).not.toContain("<img/src=x");
+    expect(html).toContain("&lt;img/src=x/onerror=alert(1)&gt;");
+    expect((html.match(/<tr class="risk">/g) ?? []).length).toBe(4); // acks_late, time limit, visibility timeout, the task
+    expect((html.match(/<circle /g) ?? []).length).toBe(3);
   });
 });

@@ -8,7 +8,8 @@ import type { DetectConfig } from "../config.ts";
 import type { WorkerDeath } from "./worker-death.ts";
 import { iso } from "./summary.ts";
 
-export function prefetchedStrandedAlerts(death: WorkerDeath, cfg: DetectConfig): AlertSpec[] {
+/** `visibilityTimeouts`: a worker's own visibility timeout, where it reported one (BROKER_VISIBILITY_TIMEOUT otherwise). */
+export function prefetchedStrandedAlerts(death: WorkerDeath, cfg: DetectConfig, visibilityTimeouts: ReadonlyMap<string, number> = new Map()): AlertSpec[] {
   const out: AlertSpec[] = [];
   // From its RECEIVED-but-never-started tasks and its last `reserved` reply,
   // confirmed in `unacked` when the broker could say.
@@ -19,12 +20,13 @@ export function prefetchedStrandedAlerts(death: WorkerDeath, cfg: DetectConfig):
     const held = unacked ? [...ids].filter((id) => unacked.has(id)) : [...ids];
     if (held.length === 0) continue;
     const delivered = held.map((id) => unacked?.get(id)?.deliveredAt ?? null).filter((d): d is number => d !== null);
-    const backAt = delivered.length ? Math.min(...delivered) + cfg.visibilityTimeoutS : null;
+    const timeout = visibilityTimeouts.get(hostname) ?? cfg.visibilityTimeoutS;
+    const backAt = delivered.length ? Math.min(...delivered) + timeout : null;
     out.push({
       kind: "prefetched_stranded",
       subject: hostname,
-      summary: `${held.length} message${held.length === 1 ? "" : "s"} prefetched by dead worker ${hostname} sit unacknowledged in the broker; Redis hands them back only after the visibility timeout (${cfg.visibilityTimeoutS} s)${backAt ? `, from ${iso(backAt)}` : ""}, when a worker restores them.`,
-      details: { task_ids: held.slice(0, 100), count: held.length, returns_at: iso(backAt), visibility_timeout_s: cfg.visibilityTimeoutS },
+      summary: `${held.length} message${held.length === 1 ? "" : "s"} prefetched by dead worker ${hostname} sit unacknowledged in the broker; Redis hands them back only after the visibility timeout (${timeout} s)${backAt ? `, from ${iso(backAt)}` : ""}, when a worker restores them.`,
+      details: { task_ids: held.slice(0, 100), count: held.length, returns_at: iso(backAt), visibility_timeout_s: timeout },
     });
   }
   return out;

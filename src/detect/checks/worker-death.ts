@@ -119,6 +119,7 @@ export function detectWorkerDeath(
   now: number,
   streamUpSince: number | null,
   cfg: DetectConfig,
+  visibilityTimeouts?: ReadonlyMap<string, number>,
 ): {
   workerOffline: AlertSpec[];
   taskLost: AlertSpec[];
@@ -135,13 +136,13 @@ export function detectWorkerDeath(
   return {
     workerOffline: workerOfflineAlerts(death),
     taskLost: taskLostAlerts(death),
-    prefetchedStranded: prefetchedStrandedAlerts(death, cfg),
+    prefetchedStranded: prefetchedStrandedAlerts(death, cfg, visibilityTimeouts),
     unjudged: { workers: [...death.unjudged], tasks },
   };
 }
 
 export const checkWorkerDeath: Check = async (pass) => {
-  const found = detectWorkerDeath(pass.workers, pass.unfinished, pass.unacked, pass.asOf, pass.streamUpSince, pass.config);
+  const found = detectWorkerDeath(pass.workers, pass.unfinished, pass.unacked, pass.asOf, pass.streamUpSince, pass.config, pass.visibilityTimeouts);
   const { workers, tasks } = found.unjudged;
   await pass.sync("worker_offline", found.workerOffline, { leaveOpen: workers });
   await pass.sync("task_lost", found.taskLost, { leaveOpen: tasks });

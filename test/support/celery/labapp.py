@@ -4,8 +4,11 @@ retry, sleep, echo hostile text and kill their own pool process.
 Everything is configured from the environment so that one file serves every
 test: LAB_BROKER_URL, LAB_RESULT_BACKEND, LAB_TASK_EVENTS (Celery's default is
 off, and so is ours unless a test asks), LAB_ACKS_LATE, LAB_VISIBILITY_TIMEOUT,
-LAB_PREFETCH, LAB_BEAT_INTERVAL.
+LAB_PREFETCH, LAB_BEAT_INTERVAL; and for configuration findings LAB_TIME_LIMIT
+(task_time_limit), LAB_REJECT_ON_WORKER_LOST, LAB_RESULT_EXPIRES and
+LAB_ANNOTATIONS (task_annotations, as JSON).
 """
+import json
 import os
 import signal
 import time
@@ -27,6 +30,14 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
+if env("LAB_TIME_LIMIT"):
+    app.conf.task_time_limit = int(env("LAB_TIME_LIMIT"))
+if env("LAB_REJECT_ON_WORKER_LOST") == "1":
+    app.conf.task_reject_on_worker_lost = True
+if env("LAB_RESULT_EXPIRES"):
+    app.conf.result_expires = int(env("LAB_RESULT_EXPIRES"))
+if env("LAB_ANNOTATIONS"):
+    app.conf.task_annotations = json.loads(env("LAB_ANNOTATIONS"))
 
 if env("LAB_BEAT_INTERVAL"):
     app.conf.beat_schedule = {

@@ -155,6 +155,8 @@ describe("real answers validate against the document", () => {
     await check("get", "/api/tasks?state=failure&q=flaky", "/api/tasks", 200);
     const workers = await check("get", "/api/workers", "/api/workers", 200);
     expect(workers.workers.length).toBeGreaterThan(1);
+    const worker = await check("get", `/api/workers/${encodeURIComponent(workers.workers[0].hostname)}`, "/api/workers/{hostname}", 200);
+    expect(worker.hostname).toBe(workers.workers[0].hostname);
     const queues = await check("get", "/api/queues", "/api/queues", 200);
     expect(queues.queues).toEqual([expect.objectContaining({ name: "celery", depth: 7, unacked: 2 })]);
     const alerts = await check("get", "/api/alerts?status=all&limit=1", "/api/alerts", 200);
@@ -168,6 +170,7 @@ describe("real answers validate against the document", () => {
     const never = await check("get", "/api/tasks/never-seen-id", "/api/tasks/{id}", 404);
     expect(never.hint).toContain("PENDING");
     await check("get", "/api/tasks?limit=many", "/api/tasks", 400);
+    await check("get", "/api/workers/celery%40never-seen", "/api/workers/{hostname}", 404);
     await check("get", "/api/alerts?kind=nope", "/api/alerts", 400);
     await check("post", `/api/tasks/${FLAKY}/revoke`, "/api/tasks/{id}/revoke", 400, { terminate: "yes" });
     await check("delete", "/api/schedules/no-such-schedule", "/api/schedules/{name}", 404);

@@ -166,6 +166,8 @@ export const configSchema = z.object({
   EVENTS_DISABLED_AFTER_S: seconds(60),
   /** event_gap: interruptions of the event stream less than this apart are one alert, resolved once it has been up this long. */
   EVENT_GAP_MERGE_S: z.coerce.number().min(0).default(600),
+  /** tasks_expired: resolved once no task of the name has expired in the queue for this long. */
+  TASKS_EXPIRED_QUIET_S: z.coerce.number().min(0).default(600),
 });
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */

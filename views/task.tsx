@@ -3,7 +3,7 @@
 import type { Alert, Event, Task } from "../src/api/schemas.ts";
 import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
 import { duration, NEVER_SEEN_HINT, seconds } from "../src/format.ts";
-import { State, When } from "./format.tsx";
+import { RevokedReason, State, When } from "./format.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
@@ -24,6 +24,12 @@ export function TaskPage(props: {
         <State state={t.state} /> {t.name ?? "(unnamed task)"}
       </h1>
       <p class="mono muted">{t.id}</p>
+      {t.revoked_reason === "expired" ? (
+        <p class="card reason-note">
+          Revoked: <RevokedReason reason={t.revoked_reason} />. Its <code>expires</code> ({t.expires ?? "unknown"}) had passed when a worker took it
+          from the queue, so the worker discarded it unrun.
+        </p>
+      ) : null}
       {props.revoke && REVOCABLE.has(t.state) ? (
         <form
           method="post"

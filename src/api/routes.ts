@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
+import { brokersWithHistory } from "../store/queries/broker.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
 import { listWorkers } from "../store/queries/workers.ts";
@@ -23,6 +24,7 @@ import { revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
   AlertListQuery,
+  type BrokerAnswer,
   RevokeBody,
   type RevokeAnswer,
   ScheduleBody,
@@ -38,7 +40,7 @@ import {
   type WorkerList,
   alertCursor,
 } from "./schemas.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
+import { alertJson, brokerJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -111,6 +113,12 @@ export function createApiRoutes(deps: ApiDeps) {
       alerts: page.map(alertJson),
       next_cursor: rows.length > limit && last ? alertCursor(last.id) : null,
     } satisfies AlertList);
+  });
+
+  // The broker's own health (memory, eviction policy, clients), with the last hour's samples.
+  api.get("/broker", async (c) => {
+    const brokers = await brokersWithHistory(deps.database, new Date((now() - 3600) * 1000));
+    return c.json({ brokers: brokers.map((b) => brokerJson(b.latest, b.history)) } satisfies BrokerAnswer);
   });
 
   api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));

@@ -30,6 +30,7 @@ const task = (over: Partial<Task> = {}): Task => ({
   parent_id: null,
   eta: null,
   expires: null,
+  revoked_reason: null,
   sent_at: "2026-11-24T11:59:00.000Z",
   received_at: "2026-11-24T11:59:00.100Z",
   started_at: "2026-11-24T11:59:01.000Z",

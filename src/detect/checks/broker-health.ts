@@ -48,6 +48,11 @@ export const pointOf = (r: BrokerSampleRow): BrokerPoint => ({
   memoryAlarm: r.memoryAlarm,
 });
 
+/** Whether Redis may evict keys: a maxmemory, and a policy other than noeviction. */
+export function mayEvict(h: { kind: string; maxMemoryBytes: number | null; maxMemoryPolicy: string | null }): boolean {
+  return h.kind === "redis" && h.maxMemoryBytes !== null && h.maxMemoryBytes > 0 && h.maxMemoryPolicy !== null && h.maxMemoryPolicy !== "noeviction";
+}
+
 const mb = (b: number) => `${Math.round(b / 2 ** 20)} MB`;
 
 /**
@@ -73,9 +78,7 @@ export function evictionRisk(window: readonly BrokerPoint[]): AlertSpec | null {
   if (!last || last.kind !== "redis") return null;
   const evicted = evictedInWindow(window);
   const policy = last.maxMemoryPolicy;
-  const limited = last.maxMemoryBytes !== null && last.maxMemoryBytes > 0;
-  const mayEvict = limited && policy !== null && policy !== "noeviction";
-  if (!mayEvict && evicted === 0) return null;
+  if (!mayEvict(last) && evicted === 0) return null;
   const fix = "Set maxmemory-policy to noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf or your provider's parameter group), or give Celery a Redis of its own.";
   const limit = last.maxMemoryBytes ? mb(last.maxMemoryBytes) : "no limit";
   const details = {

@@ -25,3 +25,9 @@ export async function brokerHistory(database: Database, broker: string, since: D
   return rows.reverse();
 }
 
+
+/** Each broker's latest sample with its history since `since` (the /broker page and GET /api/broker). */
+export async function brokersWithHistory(database: Database, since: Date): Promise<{ latest: BrokerSampleRow; history: BrokerSampleRow[] }[]> {
+  const latest = await latestBrokerSamples(database);
+  return Promise.all(latest.map(async (l) => ({ latest: l, history: await brokerHistory(database, l.broker, since, 1000) })));
+}

@@ -19,14 +19,18 @@ export function byteSize(b: number | null): string {
 
 /** Memory over time, with the limit as a dashed line when there is one. */
 export function MemoryChart(props: { b: BrokerHealth; width?: number; height?: number }) {
-  const w = props.width ?? 640;
+  const w = props.width ?? 960;
   const h = props.height ?? 140;
   const pts = props.b.history.filter((p) => p.used_memory_bytes !== null).map((p) => ({ at: Date.parse(p.at) / 1000, v: p.used_memory_bytes as number }));
   if (pts.length < 2) return <p class="muted">Not enough samples yet for a chart.</p>;
   const limit = props.b.max_memory_bytes;
   const t0 = pts[0]?.at ?? 0;
   const t1 = pts.at(-1)?.at ?? 1;
-  const top = Math.max(1, limit ?? 0, ...pts.map((p) => p.v)) * 1.05;
+  const peak = Math.max(1, ...pts.map((p) => p.v));
+  // The limit is drawn when memory is anywhere near it; far below it, the
+  // chart is scaled to the memory itself so that its trend shows.
+  const showLimit = limit !== null && peak >= limit * 0.4;
+  const top = (showLimit && limit !== null ? Math.max(limit, peak) : peak) * 1.1;
   const left = 64;
   const x = (t: number) => ((t - t0) / Math.max(1, t1 - t0)) * (w - left - 6) + left;
   const y = (v: number) => h - 16 - (v / top) * (h - 28);
@@ -43,7 +47,7 @@ export function MemoryChart(props: { b: BrokerHealth; width?: number; height?: n
         <text x={w - 4} y={h - 3} font-size="10" text-anchor="end" fill="#667085">{new Date(t1 * 1000).toISOString().slice(11, 19)} UTC</text>
         <path d={area} fill="#2f5bd3" fill-opacity="0.12" stroke="none" />
         <path d={path} fill="none" stroke="#2f5bd3" stroke-width="1.5" />
-        {limit ? (
+        {showLimit && limit !== null ? (
           <>
             <line x1={left} y1={y(limit)} x2={w - 4} y2={y(limit)} stroke="#d92d20" stroke-dasharray="5 4" />
             <text x={w - 6} y={y(limit) - 4} font-size="10" text-anchor="end" fill="#d92d20">limit {byteSize(limit)}</text>
@@ -52,7 +56,10 @@ export function MemoryChart(props: { b: BrokerHealth; width?: number; height?: n
           </>
         ) : null}
       </svg>
-      <figcaption class="live">Memory in use over the last hour{limit ? "; dashed: the limit and 80 % of it (broker_memory_high)" : ""}.</figcaption>
+      <figcaption class="live">
+        Memory in use over the last hour
+        {showLimit ? "; dashed: the limit and 80 % of it (broker_memory_high)" : limit !== null ? `; the limit, ${byteSize(limit)}, is far above` : "; no limit"}.
+      </figcaption>
     </figure>
   );
 }
@@ -141,7 +148,11 @@ export function BrokerPage(props: { brokers: BrokerHealth[]; alerts: Alert[]; no
     <div hx-ext="sse" sse-connect="/live">
       <div hx-get="/broker" hx-trigger="sse:alerts, every 15s" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
         <h1>Broker</h1>
-        {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : null}
+        {props.alerts.length ? (
+          <div class="broker-alerts">
+            <Alerts alerts={props.alerts} now={props.now} />
+          </div>
+        ) : null}
         {props.brokers.length === 0 ? (
           <p class="muted">
             No health sample yet. The collector reads the broker's health with each queue sample (QUEUE_SAMPLE_INTERVAL_S); on RabbitMQ it needs

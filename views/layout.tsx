@@ -82,7 +82,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .card h2:first-child { margin-top:0; }
 .problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
-.reason { font-size:12px; color:#475467; } .reason-note { border-left:4px solid #475467; }
+.reason { font-size:12px; color:#475467; } .reason-note { border-left:4px solid #475467; } .broker-alerts { margin-bottom:16px; }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

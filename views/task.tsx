@@ -2,8 +2,8 @@
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
 import type { Alert, Event, Task } from "../src/api/schemas.ts";
 import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
-import { duration, NEVER_SEEN_HINT, seconds } from "../src/format.ts";
-import { RevokedReason, State, When } from "./format.tsx";
+import { duration, NEVER_SEEN_HINT, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
+import { State, When } from "./format.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
@@ -26,8 +26,9 @@ export function TaskPage(props: {
       <p class="mono muted">{t.id}</p>
       {t.revoked_reason === "expired" ? (
         <p class="card reason-note">
-          Revoked: <RevokedReason reason={t.revoked_reason} />. Its <code>expires</code> ({t.expires ?? "unknown"}) had passed when a worker took it
-          from the queue, so the worker discarded it unrun.
+          <strong>Revoked: {REVOKED_REASON_TEXT.expired}.</strong> Its <code>expires</code> ({t.expires ?? "unknown"}) had passed when{" "}
+          {t.worker ?? "a worker"} took it from the queue{duration(t.sent_at, t.finished_at) ? `, ${duration(t.sent_at, t.finished_at)} after it was sent` : ""}, so
+          the worker discarded it unrun.
         </p>
       ) : null}
       {props.revoke && REVOCABLE.has(t.state) ? (

@@ -18,4 +18,4 @@ CREATE TABLE "broker_samples" (
 --> statement-breakpoint
 ALTER TABLE "tasks" ADD COLUMN "expired" boolean DEFAULT false NOT NULL;--> statement-breakpoint
 CREATE INDEX "tasks_expired_recent_idx" ON "tasks" USING btree ("first_seen_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE expired;--> statement-breakpoint
-CREATE INDEX "tasks_expired_name_idx" ON "tasks" USING btree ("name","finished_at") WHERE expired;
+CREATE INDEX "tasks_expired_finished_idx" ON "tasks" USING btree ("finished_at") WHERE expired;

@@ -19,7 +19,7 @@ const MAX_QUEUES = 10;
 
 /**
  * Expired tasks discarded since `since`, grouped by name; only `name` when
- * given (undefined: every name). Served by tasks_expired_name_idx, a partial
+ * given (undefined: every name). Served by tasks_expired_finished_idx, a partial
  * index as small as the number of expired tasks.
  */
 export async function expiredSince(database: Database, since: Date, name?: string | null): Promise<ExpiredGroup[]> {

@@ -121,8 +121,8 @@ export function TasksPage(props: TaskRowsProps) {
             <option value="" selected={!q.reason}>
               any
             </option>
-            <option value="expired" selected={q.reason === "expired"}>
-              {REVOKED_REASON_TEXT.expired}
+            <option value="expired" selected={q.reason === "expired"} title={REVOKED_REASON_TEXT.expired}>
+              expired
             </option>
           </select>
         </label>

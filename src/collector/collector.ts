@@ -59,7 +59,7 @@ export interface Collector {
 }
 
 const MAX_KNOWN_QUEUES = 1000;
-/** Broker health samples kept: the /broker page charts the last hour; six give the detector and a look back room. */
+/** How long broker health samples are kept: /broker charts the last hour, the detector reads ten minutes; six hours leave room to look back. */
 export const BROKER_HEALTH_KEEP_S = 6 * 3600;
 const MAX_GAPS_KEPT = 100;
 const MAX_WRITES_IN_FLIGHT = 2;

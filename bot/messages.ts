@@ -5,7 +5,7 @@
  */
 import type { types } from "@slack/bolt";
 import type { Alert, Queue, Task, Worker } from "../src/api/schemas.ts";
-import { ago, duration, NEVER_SEEN_HINT, neverSeen, seconds } from "../src/format.ts";
+import { ago, duration, NEVER_SEEN_HINT, neverSeen, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
 import { bound, code, esc, link, when } from "./mrkdwn.ts";
 
 type KnownBlock = types.KnownBlock;
@@ -162,7 +162,8 @@ function lastLine(text: string): string {
 export function taskAnswer(task: Task, now: number, links: Links): SlackMessage {
   const state = task.state;
   const name = task.name ?? "(name unknown)";
-  const head = `${STATE_EMOJI[state] ?? ":grey_question:"} *${esc(state, 20)}* · ${link(links.task(task.id), name)}\n${code(task.id, 255)}`;
+  const reason = task.revoked_reason ? ` (${REVOKED_REASON_TEXT[task.revoked_reason]})` : "";
+  const head = `${STATE_EMOJI[state] ?? ":grey_question:"} *${esc(state, 20)}*${reason} · ${link(links.task(task.id), name)}\n${code(task.id, 255)}`;
   const took =
     task.runtime_s !== null
       ? seconds(task.runtime_s)

@@ -114,6 +114,10 @@ describe("answers", () => {
     expect(text).toContain("running for 59.0 s");
     expect(text).toContain(":warning: 2, on `a@h`, `b@h`");
   });
+  test("a task that expired in the queue says so", () => {
+    const text = messageText(taskAnswer(task({ state: "REVOKED", revoked_reason: "expired", exception: "TaskRevokedError('expired')" }), NOW, links));
+    expect(text).toContain("*REVOKED* (expired before a worker took it)");
+  });
   test("help lists every command", () => {
     const text = messageText(helpAnswer(links));
     for (const c of ["task <id>", "worker <hostname>", "queue <name>", "alerts", "help"]) expect(text).toContain(`/celery ${c}`);

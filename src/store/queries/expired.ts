@@ -29,7 +29,8 @@ export async function expiredSince(database: Database, since: Date, name?: strin
     .select({
       name: tasks.name,
       count: sql<number>`count(*)::int`,
-      queues: sql<(string | null)[]>`(array_agg(distinct ${tasks.queue}))[1:${sql.raw(String(MAX_QUEUES))}]`,
+      // As JSON: both drivers parse it, while a text[] from a raw fragment comes back from postgres.js as "{a,b}".
+      queues: sql<(string | null)[]>`to_jsonb((array_agg(distinct ${tasks.queue}))[1:${sql.raw(String(MAX_QUEUES))}])`,
       firstAt: sql<number>`extract(epoch from min(${tasks.finishedAt}))::float8`,
       lastAt: sql<number>`extract(epoch from max(${tasks.finishedAt}))::float8`,
     })

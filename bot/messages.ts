@@ -5,7 +5,7 @@
  */
 import type { types } from "@slack/bolt";
 import type { Alert, Queue, Task, Worker } from "../src/api/schemas.ts";
-import { ago, duration, NEVER_SEEN_HINT, neverSeen, seconds } from "../src/format.ts";
+import { ago, duration, NEVER_SEEN_HINT, neverSeen, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
 import { bound, code, esc, link, when } from "./mrkdwn.ts";
 
 type KnownBlock = types.KnownBlock;
@@ -26,12 +26,15 @@ export class Links {
   schedules = () => `${this.base}/schedules`;
   tasks = (query: Record<string, string> = {}) => `${this.base}/tasks${Object.keys(query).length ? `?${new URLSearchParams(query)}` : ""}`;
   alerts = (kind?: string) => `${this.base}/alerts${kind ? `?${new URLSearchParams({ kind })}` : ""}`;
+  broker = () => `${this.base}/broker`;
   /** The page about an alert's subject. */
   subject(kind: string, subject: string): string {
     if (TASK_KINDS.has(kind)) return this.task(subject);
     if (HOST_KINDS.has(kind)) return this.worker(subject);
     if (kind === "queue_backlog") return this.queues();
     if (kind === "beat_missed") return this.schedules();
+    if (kind === "broker_eviction_risk" || kind === "broker_memory_high") return this.broker();
+    if (kind === "tasks_expired") return this.tasks({ name: subject, state: "REVOKED", reason: "expired" });
     return this.alerts(kind);
   }
 }
@@ -120,6 +123,24 @@ export const KIND_TEXT: Record<string, { title: string; plural: string; check: s
     check: "Its settings let the broker hand running tasks to another worker (or strand prefetched ones): the fix for each is in the details and on the worker's page.",
     resolved: "the worker runs with safer settings",
   },
+  broker_eviction_risk: {
+    title: "Broker may evict Celery's keys",
+    plural: "brokers that may evict keys",
+    check: "Set Redis's maxmemory-policy to noeviction (or give Celery a Redis of its own): queues, the unacked set and results can otherwise vanish without a trace.",
+    resolved: "the broker no longer evicts keys",
+  },
+  broker_memory_high: {
+    title: "Broker memory high",
+    plural: "brokers short of memory",
+    check: "The broker is near its memory limit: drain or purge backlogged queues, expire results sooner (result_expires), or raise maxmemory.",
+    resolved: "the broker's memory is back under the limit",
+  },
+  tasks_expired: {
+    title: "Tasks expired in the queue",
+    plural: "task names expiring in the queue",
+    check: "Workers took these tasks only after their expires had passed, and discarded them unrun: add workers, or give the tasks a longer expires.",
+    resolved: "no more tasks expired",
+  },
 };
 
 const kindText = (kind: string) => KIND_TEXT[kind] ?? { title: kind, plural: `${kind} alerts`, check: "", resolved: "cleared" };
@@ -147,7 +168,8 @@ function lastLine(text: string): string {
 export function taskAnswer(task: Task, now: number, links: Links): SlackMessage {
   const state = task.state;
   const name = task.name ?? "(name unknown)";
-  const head = `${STATE_EMOJI[state] ?? ":grey_question:"} *${esc(state, 20)}* · ${link(links.task(task.id), name)}\n${code(task.id, 255)}`;
+  const reason = task.revoked_reason ? ` (${REVOKED_REASON_TEXT[task.revoked_reason]})` : "";
+  const head = `${STATE_EMOJI[state] ?? ":grey_question:"} *${esc(state, 20)}*${reason} · ${link(links.task(task.id), name)}\n${code(task.id, 255)}`;
   const took =
     task.runtime_s !== null
       ? seconds(task.runtime_s)

@@ -168,6 +168,8 @@ export const configSchema = z.object({
   EVENT_GAP_MERGE_S: z.coerce.number().min(0).default(600),
   /** How often each online worker's configuration (`conf`, `stats`) is read again; it is also read when a worker comes online. */
   WORKER_CONFIG_INTERVAL_S: seconds(600),
+  /** tasks_expired: resolved once no task of the name has expired in the queue for this long. */
+  TASKS_EXPIRED_QUIET_S: z.coerce.number().min(0).default(600),
 });
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */

@@ -42,3 +42,8 @@ export const NEVER_SEEN_HINT =
 
 /** The headline for a task id never seen. */
 export const neverSeen = (id: string) => `Crisper has never seen task ${id}`;
+
+/** Why a REVOKED task was revoked, in words (the API's `revoked_reason`). */
+export const REVOKED_REASON_TEXT: Record<"expired", string> = {
+  expired: "expired before a worker took it",
+};

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 /** Small pieces every page shares: states in one set of colours, times relative with the absolute on hover. */
-import { ago } from "../src/format.ts";
+import { ago, REVOKED_REASON_TEXT } from "../src/format.ts";
 
 export function State(props: { state: string }) {
   return <span class={`state ${props.state.replace(/[^A-Z]/g, "")}`}>{props.state}</span>;
@@ -17,3 +17,9 @@ export function When(props: { iso: string | null; now: number }) {
   );
 }
 
+
+/** Why a REVOKED task was revoked, where Celery says (nothing otherwise). */
+export function RevokedReason(props: { reason: "expired" | null }) {
+  if (!props.reason) return null;
+  return <span class="reason">{REVOKED_REASON_TEXT[props.reason]}</span>;
+}

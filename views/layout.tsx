@@ -33,6 +33,7 @@ const NAV = [
   ["/queues", "Queues"],
   ["/schedules", "Schedules"],
   ["/alerts", "Alerts"],
+  ["/broker", "Broker"],
 ] as const;
 
 /** The pages' stylesheet, served at STYLESHEET_PATH. */
@@ -86,6 +87,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .finding { border-left:4px solid var(--warn); } .finding.risk { border-left-color:var(--fail); }
 .finding p { margin:0 0 8px; }
 tr.risk td { background:#fef3f2; } tr.advice td { background:#fffaeb; }
+.reason { font-size:12px; color:#475467; } .reason-note { border-left:4px solid #475467; } .broker-alerts { margin-bottom:16px; }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

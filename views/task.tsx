@@ -2,7 +2,7 @@
 /** One task: what it is, how it went (timeline, executions), what it carried, and its alerts. */
 import type { Alert, Event, Task } from "../src/api/schemas.ts";
 import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
-import { duration, NEVER_SEEN_HINT, seconds } from "../src/format.ts";
+import { duration, NEVER_SEEN_HINT, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
 import { State, When } from "./format.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
@@ -24,6 +24,13 @@ export function TaskPage(props: {
         <State state={t.state} /> {t.name ?? "(unnamed task)"}
       </h1>
       <p class="mono muted">{t.id}</p>
+      {t.revoked_reason === "expired" ? (
+        <p class="card reason-note">
+          <strong>Revoked: {REVOKED_REASON_TEXT.expired}.</strong> Its <code>expires</code> ({t.expires ?? "unknown"}) had passed when{" "}
+          {t.worker ?? "a worker"} took it from the queue{duration(t.sent_at, t.finished_at) ? `, ${duration(t.sent_at, t.finished_at)} after it was sent` : ""}, so
+          the worker discarded it unrun.
+        </p>
+      ) : null}
       {props.revoke && REVOCABLE.has(t.state) ? (
         <form
           method="post"

@@ -7,7 +7,8 @@
 import type { Task } from "../src/api/schemas.ts";
 import { TASK_STATES } from "../src/celery/states.ts";
 import { seconds } from "../src/format.ts";
-import { State, When } from "./format.tsx";
+import { REVOKED_REASON_TEXT } from "../src/format.ts";
+import { RevokedReason, State, When } from "./format.tsx";
 
 /** The filters a tasks page shows and keeps in its links. */
 export interface TaskQuery {
@@ -15,6 +16,8 @@ export interface TaskQuery {
   state?: string;
   worker?: string;
   queue?: string;
+  /** `expired`: only tasks that expired in the queue. */
+  reason?: string;
   q?: string;
 }
 
@@ -56,6 +59,11 @@ export function TaskRows(props: TaskRowsProps) {
           <tr data-task-id={t.id}>
             <td>
               <State state={t.state} />
+              {t.revoked_reason ? (
+                <div>
+                  <RevokedReason reason={t.revoked_reason} />
+                </div>
+              ) : null}
             </td>
             <td>
               <a href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name ?? "(unnamed)"}</a>
@@ -105,6 +113,17 @@ export function TasksPage(props: TaskRowsProps) {
                 {s || "any"}
               </option>
             ))}
+          </select>
+        </label>
+        <label>
+          Reason
+          <select name="reason">
+            <option value="" selected={!q.reason}>
+              any
+            </option>
+            <option value="expired" selected={q.reason === "expired"} title={REVOKED_REASON_TEXT.expired}>
+              expired
+            </option>
           </select>
         </label>
         <label>

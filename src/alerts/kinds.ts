@@ -11,6 +11,9 @@ export const ALERT_KINDS = {
   event_gap: { subject: "collector", severity: "warning" },
   events_disabled: { subject: "hostname", severity: "warning" },
   config_risk: { subject: "hostname", severity: "warning" },
+  broker_eviction_risk: { subject: "broker", severity: "warning" },
+  broker_memory_high: { subject: "broker", severity: "warning" },
+  tasks_expired: { subject: "task name", severity: "warning" },
 } as const;
 
 export type AlertKind = keyof typeof ALERT_KINDS;
@@ -25,9 +28,11 @@ export interface AlertSpec {
   subject: string;
   summary: string;
   details: Record<string, unknown>;
+  /** Louder or quieter than the kind's own (ALERT_KINDS), while it holds: Redis evicting keys now is critical. */
+  severity?: "critical" | "warning";
 }
 
-export interface Alert extends AlertSpec {
+export interface Alert extends Omit<AlertSpec, "severity"> {
   id: number;
   severity: string;
   status: "open" | "resolved";

@@ -48,7 +48,7 @@ export async function syncAlerts(
         fresh.map((spec) => ({
           kind,
           subject: spec.subject,
-          severity: ALERT_KINDS[kind].severity,
+          severity: spec.severity ?? ALERT_KINDS[kind].severity,
           status: "open",
           summary: spec.summary,
           details: spec.details,
@@ -62,10 +62,11 @@ export async function syncAlerts(
   }
   for (const spec of wanted.values()) {
     const existing = openBySubject.get(spec.subject);
-    if (existing && (existing.summary !== spec.summary || canonicalJson(existing.details) !== canonicalJson(spec.details))) {
+    const severity = spec.severity ?? ALERT_KINDS[kind].severity;
+    if (existing && (existing.summary !== spec.summary || existing.severity !== severity || canonicalJson(existing.details) !== canonicalJson(spec.details))) {
       const rows = (await database.db
         .update(alerts)
-        .set({ summary: spec.summary, details: spec.details, updatedAt: now })
+        .set({ summary: spec.summary, details: spec.details, severity, updatedAt: now })
         .where(and(eq(alerts.id, existing.id), eq(alerts.status, "open")))
         .returning()) as Alert[];
       if (rows[0]) changes.updated.push(rows[0]);

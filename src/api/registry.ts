@@ -17,6 +17,7 @@ import { z } from "zod";
 import {
   AlertList,
   AlertListQuery,
+  BrokerAnswer,
   QueueList,
   RevokeAnswer,
   RevokeBody,
@@ -128,6 +129,13 @@ export const API = {
     params: ScheduleNameParams,
     answer: ScheduleDeleted,
     errors: [403, 404, 409],
+  },
+  getBroker: {
+    method: "get",
+    path: "/broker",
+    summary: "Each broker's health: memory and its limit, eviction policy, clients, ops/s, evictions, alarms, with the last hour's samples.",
+    role: "viewer",
+    answer: BrokerAnswer,
   },
   openApi: {
     method: "get",

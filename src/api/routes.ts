@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Database } from "../store/database.ts";
 import { getTask } from "../store/queries/tasks.ts";
+import { brokersWithHistory } from "../store/queries/broker.ts";
 import { declareSchedule, deleteSchedule, listSchedules } from "../store/queries/detect.ts";
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
 import { type Auth, adminOnly } from "../http/auth.ts";
@@ -24,6 +25,7 @@ import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAns
 import { revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
+  type BrokerAnswer,
   type RevokeAnswer,
   type ScheduleDeclared,
   type ScheduleDeleted,
@@ -34,7 +36,7 @@ import {
   type WorkerList,
   type WorkerAnswer,
 } from "./schemas.ts";
-import { scheduleJson } from "./serialize.ts";
+import { brokerJson, scheduleJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -97,6 +99,12 @@ export function createApiRoutes(deps: ApiDeps) {
   });
 
   api.get(API.listSchedules.path, async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));
+
+  // The broker's own health (memory, eviction policy, clients), with the last hour's samples.
+  api.get(API.getBroker.path, async (c) => {
+    const brokers = await brokersWithHistory(deps.database, new Date((now() - 3600) * 1000));
+    return c.json({ brokers: brokers.map((b) => brokerJson(b.latest, b.history)) } satisfies BrokerAnswer);
+  });
 
   const configured = new Set(deps.configuredSchedules ?? []);
   api.post(API.declareSchedule.path, adminOnly(deps.auth, "json"), validated("json", API.declareSchedule.body), async (c) => {

@@ -23,6 +23,9 @@ const MAX_TEXT = 255;
 /** Signals a worker may send to a pool process. */
 export const REVOKE_SIGNALS = ["SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] as const;
 export const ALERT_STATUSES = ["open", "resolved", "all"] as const;
+/** Why a REVOKED task was revoked, where Celery says: `expired` (task-revoked with expired: true). */
+export const REVOKED_REASONS = ["expired"] as const;
+export type RevokedReason = (typeof REVOKED_REASONS)[number];
 
 const ALERT_KIND_NAMES = Object.keys(ALERT_KINDS).join(", ");
 
@@ -108,6 +111,14 @@ export const TaskListQuery = z.object({
     .meta({ description: `Celery's state, any case: ${TASK_STATES.join(", ")}.`, example: "FAILURE" }),
   worker: textParam("The worker's hostname (`celery@web-1`)."),
   queue: textParam("The queue it was sent to."),
+  reason: z
+    .string()
+    .optional()
+    .transform((v, ctx): RevokedReason | undefined => {
+      if (!v) return undefined;
+      return (REVOKED_REASONS as readonly string[]).includes(v) ? (v as RevokedReason) : invalid(ctx, `expected ${REVOKED_REASONS.join(" or ")}, got ${shown(v)}`);
+    })
+    .meta({ description: "Why it was revoked: `expired` (a worker took it after its `expires` and discarded it unrun).", example: "expired" }),
   q: textParam("Text searched in the id, name, args, kwargs and exception."),
   since: timeParam("First seen at or after"),
   until: timeParam("First seen at or before"),
@@ -289,6 +300,10 @@ export const Task = z
     parent_id: z.string().nullable(),
     eta: z.string().nullable(),
     expires: z.string().nullable(),
+    revoked_reason: z
+      .enum(REVOKED_REASONS)
+      .nullable()
+      .meta({ description: "For a REVOKED task, why, where Celery says: `expired` — it expired in the queue before a worker took it." }),
     sent_at: maybeInstant,
     received_at: maybeInstant,
     started_at: maybeInstant,
@@ -366,6 +381,43 @@ export const Schedule = z
   .meta({ id: "Schedule" });
 export type Schedule = z.infer<typeof Schedule>;
 
+const bytes = (description: string) => z.number().nullable().meta({ description });
+
+/** One point of a broker's history (the /broker page's chart). */
+export const BrokerHistoryPoint = z.object({
+  at: instant,
+  used_memory_bytes: z.number().nullable(),
+  evicted_keys: z.number().nullable(),
+  ops_per_second: z.number().nullable(),
+});
+export type BrokerHistoryPoint = z.infer<typeof BrokerHistoryPoint>;
+
+export const BrokerHealth = z
+  .object({
+    broker: z.string().meta({ description: "The broker's name: `default` for BROKER_URL.", example: "default" }),
+    kind: z.enum(["redis", "rabbitmq"]),
+    version: z.string().nullable(),
+    uptime_s: z.number().nullable(),
+    used_memory_bytes: bytes("Memory in use (Redis `used_memory`, RabbitMQ `mem_used`)."),
+    max_memory_bytes: bytes("The limit: Redis `maxmemory` (null: none), RabbitMQ's memory high watermark."),
+    memory_used_ratio: z.number().nullable().meta({ description: "used / max, when there is a limit. broker_memory_high opens at 0.8." }),
+    max_memory_policy: z
+      .string()
+      .nullable()
+      .meta({ description: "Redis `maxmemory-policy`; anything but `noeviction` with a maxmemory may evict Celery's keys.", example: "noeviction" }),
+    eviction_possible: z.boolean().meta({ description: "Redis has a maxmemory and a policy other than noeviction (broker_eviction_risk)." }),
+    connected_clients: z.number().int().nullable(),
+    ops_per_second: z.number().nullable().meta({ description: "Redis `instantaneous_ops_per_sec`; RabbitMQ: messages published per second." }),
+    evicted_keys: z.number().nullable().meta({ description: "Redis: keys evicted since the server started." }),
+    memory_alarm: z.boolean().nullable().meta({ description: "RabbitMQ: the memory alarm is raised (publishers blocked)." }),
+    disk_alarm: z.boolean().nullable().meta({ description: "RabbitMQ: the disk alarm is raised (publishers blocked)." }),
+    disk_free_bytes: z.number().nullable(),
+    sampled_at: instant,
+    history: z.array(BrokerHistoryPoint).meta({ description: "The last hour's samples, oldest first." }),
+  })
+  .meta({ id: "BrokerHealth" });
+export type BrokerHealth = z.infer<typeof BrokerHealth>;
+
 // ---- whole answers ----------------------------------------------------------------------------
 
 export const TaskAnswer = z.object({ task: Task, events: z.array(Event) });
@@ -379,6 +431,8 @@ export type QueueList = z.infer<typeof QueueList>;
 export const AlertList = z.object({ alerts: z.array(Alert), next_cursor: z.string().nullable() });
 export type AlertList = z.infer<typeof AlertList>;
 export const ScheduleList = z.object({ schedules: z.array(Schedule) });
+export const BrokerAnswer = z.object({ brokers: z.array(BrokerHealth) });
+export type BrokerAnswer = z.infer<typeof BrokerAnswer>;
 export type ScheduleList = z.infer<typeof ScheduleList>;
 export const ScheduleDeclared = z.object({ schedule: Schedule });
 export type ScheduleDeclared = z.infer<typeof ScheduleDeclared>;

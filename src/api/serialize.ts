@@ -9,7 +9,9 @@ import { type Execution as ExecutionRecord, executionsFromStored } from "../stat
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task as TaskRow } from "../store/queries/tasks.ts";
 import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
-import type { Alert, Event, Execution, Queue, Schedule, Task, Worker, WorkerAnswer, WorkerConfig } from "./schemas.ts";
+import { mayEvict } from "../detect/checks/broker-health.ts";
+import type { BrokerSampleRow } from "../store/queries/broker.ts";
+import type { Alert, BrokerHealth, Event, Execution, Queue, Schedule, Task, Worker, WorkerAnswer, WorkerConfig } from "./schemas.ts";
 import type { WorkerConfigRow } from "../store/queries/worker-config.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -58,6 +60,7 @@ export function taskJson(t: TaskRow, events: readonly EventRecord[], alerts: Ale
     parent_id: t.parentId,
     eta: t.eta,
     expires: t.expires,
+    revoked_reason: t.state === "REVOKED" && t.expired ? "expired" : null,
     sent_at: iso(t.sentAt),
     received_at: iso(t.receivedAt),
     started_at: iso(t.startedAt),
@@ -147,5 +150,35 @@ export function workerAnswerJson(w: WorkerRow, config: WorkerConfigRow | null, m
     config: config ? workerConfigJson(config, memory) : null,
     config_findings: config?.findings ?? [],
     config_findings_at: iso(config?.findingsAt),
+  };
+}
+
+/** A broker's latest health sample, with its recent history (oldest first). */
+export function brokerJson(latest: BrokerSampleRow, history: readonly BrokerSampleRow[]): BrokerHealth {
+  const max = latest.maxMemoryBytes;
+  const used = latest.usedMemoryBytes;
+  return {
+    broker: latest.broker,
+    kind: latest.kind === "rabbitmq" ? "rabbitmq" : "redis",
+    version: latest.version,
+    uptime_s: latest.uptimeS,
+    used_memory_bytes: used,
+    max_memory_bytes: max,
+    memory_used_ratio: used !== null && max !== null && max > 0 ? used / max : null,
+    max_memory_policy: latest.maxMemoryPolicy,
+    eviction_possible: mayEvict(latest),
+    connected_clients: latest.connectedClients,
+    ops_per_second: latest.opsPerSecond,
+    evicted_keys: latest.evictedKeys,
+    memory_alarm: latest.memoryAlarm,
+    disk_alarm: latest.diskAlarm,
+    disk_free_bytes: latest.diskFreeBytes,
+    sampled_at: latest.sampledAt.toISOString(),
+    history: history.map((h) => ({
+      at: h.sampledAt.toISOString(),
+      used_memory_bytes: h.usedMemoryBytes,
+      evicted_keys: h.evictedKeys,
+      ops_per_second: h.opsPerSecond,
+    })),
   };
 }

@@ -120,6 +120,46 @@ export interface BrokerCapabilities {
   strandsPrefetched: boolean;
 }
 
+/**
+ * The name of the broker Crisper watches while it watches one (BROKER_URL):
+ * the subject of the broker's alerts and the key of its health samples.
+ */
+export const DEFAULT_BROKER = "default";
+
+/**
+ * The broker server's own health at one moment: memory against its limit,
+ * what it does when full, clients and throughput. Fields a broker does not
+ * report (or that could not be read) are null.
+ */
+export interface BrokerHealth {
+  kind: "redis" | "rabbitmq";
+  /** Server version (Redis `redis_version`, RabbitMQ's). */
+  version: string | null;
+  uptimeS: number | null;
+  usedMemoryBytes: number | null;
+  /**
+   * The memory limit: Redis `maxmemory` (null when 0, no limit), RabbitMQ's
+   * memory high watermark (`mem_limit`), past which it blocks publishers.
+   */
+  maxMemoryBytes: number | null;
+  /**
+   * Redis `maxmemory-policy`: what Redis does at maxmemory. Anything but
+   * `noeviction` may evict Celery's queues, its `unacked` hash and results.
+   */
+  maxMemoryPolicy: string | null;
+  connectedClients: number | null;
+  /** Redis `instantaneous_ops_per_sec`; RabbitMQ: messages published per second. */
+  opsPerSecond: number | null;
+  /** Redis `evicted_keys`: keys evicted since the server started. */
+  evictedKeys: number | null;
+  /** RabbitMQ's memory and disk alarms (publishers blocked); null on Redis. */
+  memoryAlarm: boolean | null;
+  diskAlarm: boolean | null;
+  diskFreeBytes: number | null;
+  /** Collector's clock, unix seconds. */
+  sampledAt: number;
+}
+
 export interface BrokerPort {
   readonly capabilities: BrokerCapabilities;
   /**
@@ -147,5 +187,12 @@ export interface BrokerPort {
   getResult(taskId: string): Promise<string | null>;
   /** Throws if the broker cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * The server's health (memory, eviction policy, clients), where the
+   * adapter can read it: Redis's INFO; RabbitMQ's management API, when
+   * RABBITMQ_MANAGEMENT_URL is set. Absent where it cannot; throws if the
+   * broker does not answer.
+   */
+  health?(): Promise<BrokerHealth>;
   close(): Promise<void>;
 }

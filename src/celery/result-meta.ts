@@ -75,6 +75,9 @@ export function decodeResultMeta(data: string | Uint8Array, localReceived: numbe
     fields.traceback = boundString(m.traceback, LIMITS.traceback, big);
   }
   if (status === "REVOKED") fields.terminated = exceptionText(m.result)?.includes("terminated") ?? false;
+  // Request._announce_revoked stores TaskRevokedError(reason): 'expired' when
+  // the worker found the task past its `expires` (celery/worker/request.py).
+  if (status === "REVOKED" && exceptionText(m.result) === "TaskRevokedError('expired')") fields.expired = true;
   const worker = typeof m.worker === "string" ? truncate(m.worker, LIMITS.name, clean) : "";
   // date_done is UTC without a zone (Celery's default); STARTED has none.
   const dateDone = typeof m.date_done === "string" ? m.date_done : null;

@@ -6,12 +6,12 @@
  * merges and writes in batches. Timers switch task events on in workers and
  * sample queue depths.
  */
-import type { BrokerPort, RawMessage, StreamStatus, Subscription } from "../broker/port.ts";
+import { type BrokerPort, DEFAULT_BROKER, type RawMessage, type StreamStatus, type Subscription } from "../broker/port.ts";
 import type { CeleryEvent, DecodeReason, Decoded } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
 import { collectorMetrics as m, observeBacklog } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
-import { insertQueueSamples } from "../store/writes.ts";
+import { insertBrokerSample, insertQueueSamples } from "../store/writes.ts";
 import { every, type Periodic, reportUnexpected, superviseLoop } from "../supervise.ts";
 import { Backlog } from "./backlog.ts";
 import type { DropWindow } from "./buffer.ts";
@@ -59,6 +59,8 @@ export interface Collector {
 }
 
 const MAX_KNOWN_QUEUES = 1000;
+/** How long broker health samples are kept: /broker charts the last hour, the detector reads ten minutes; six hours leave room to look back. */
+export const BROKER_HEALTH_KEEP_S = 6 * 3600;
 const MAX_GAPS_KEPT = 100;
 const MAX_WRITES_IN_FLIGHT = 2;
 /**
@@ -334,6 +336,7 @@ export function createCollector(deps: {
       if (samplesTaken++ % 12 === 0) await discoverWorkerQueues();
       const samples = await broker.sampleQueues([...knownQueues]);
       await insertQueueSamples(database, samples);
+      await sampleHealth();
       if (samplingFailing) log.info("queue sampling works again");
       samplingFailing = false;
     } catch (e) {
@@ -343,6 +346,26 @@ export function createCollector(deps: {
       samplingFailing = true;
     } finally {
       sampling = false;
+    }
+  }
+
+  /**
+   * The broker server's health, with each queue sample. A broker that cannot
+   * say (RabbitMQ without its management API) has no `health`; a failure is
+   * logged once per outage and never holds up the queue samples.
+   */
+  let healthFailing = false;
+  async function sampleHealth() {
+    if (!broker.health) return;
+    try {
+      const health = await broker.health();
+      await insertBrokerSample(database, DEFAULT_BROKER, health, BROKER_HEALTH_KEEP_S);
+      if (healthFailing) log.info("broker health sampling works again");
+      healthFailing = false;
+    } catch (e) {
+      if (stopping) return;
+      if (!healthFailing) log.warn(`broker health sampling failed: ${(e as Error).message}; retrying with the queue samples`);
+      healthFailing = true;
     }
   }
 

@@ -35,6 +35,8 @@ export interface DetectConfig {
    * resolves once the stream has stayed up this long.
    */
   eventGapMergeS: number;
+  /** tasks_expired resolves after this long without an expiration of the name. */
+  tasksExpiredQuietS: number;
 }
 
 /** The rules' settings and the loop's own. */
@@ -68,6 +70,7 @@ export function detectConfig(config: Config): DetectorConfig {
     queueBacklogMinGrowth: config.QUEUE_BACKLOG_MIN_GROWTH,
     eventsDisabledAfterS: config.EVENTS_DISABLED_AFTER_S,
     eventGapMergeS: config.EVENT_GAP_MERGE_S,
+    tasksExpiredQuietS: config.TASKS_EXPIRED_QUIET_S,
     intervalS: config.DETECT_INTERVAL_S,
     inspectIntervalS: config.INSPECT_INTERVAL_S,
     workerConfigIntervalS: config.WORKER_CONFIG_INTERVAL_S,

@@ -17,6 +17,8 @@ import { reportUnexpected } from "../supervise.ts";
 import { unfinishedTasks } from "../store/queries/detect.ts";
 import { heldTasks, listWorkers } from "../store/queries/workers.ts";
 import { checkBeatMissed } from "./checks/beat-missed.ts";
+import { checkBrokerHealth } from "./checks/broker-health.ts";
+import { checkTasksExpired } from "./checks/tasks-expired.ts";
 import { checkDuplicateExecution } from "./checks/duplicate-execution.ts";
 import { checkEventGap } from "./checks/event-gap.ts";
 import { checkEventsDisabled } from "./checks/events-disabled.ts";
@@ -75,6 +77,8 @@ const CHECKS: readonly Check[] = [
   checkQueueBacklog,
   checkEventsDisabled,
   checkEventGap,
+  checkBrokerHealth,
+  checkTasksExpired,
 ];
 
 export function createDetector(o: DetectorOptions): Detector {

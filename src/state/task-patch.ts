@@ -16,6 +16,7 @@
  * - descriptive fields (name, args, …): from the best source, first non-null.
  * - times: sent_at and first_seen_at take the earliest; received/started/finished
  *   the latest (the current run); retries the most.
+ * - expired: once any event says a worker discarded it as expired, it stays so.
  */
 import { foldPatches } from "./fold.ts";
 import type { CeleryEvent } from "../celery/event.ts";
@@ -69,6 +70,12 @@ export interface TaskPatch {
   firstSeenAt: number;
   /** The sender's timestamp of the latest event (not the collector's clock, so a replay changes nothing). */
   lastEventAt: number;
+  /**
+   * A worker took it from the queue after its `expires` and discarded it
+   * unrun: `task-revoked` with `expired: true` (Celery's Request.revoked),
+   * or the result backend's REVOKED with TaskRevokedError('expired').
+   */
+  expired: boolean;
 }
 
 /** Event stream facts outrank the result backend's (its args are JSON, not Celery's repr). */
@@ -134,6 +141,7 @@ export function taskPatchFromEvent(e: CeleryEvent): TaskPatch | null {
     finishedAt: ready ? e.timestamp : null,
     firstSeenAt: e.timestamp,
     lastEventAt: e.timestamp,
+    expired: e.type === "task-revoked" && f.expired === true,
   };
   for (const field of DESCRIPTIVE_FIELDS) {
     const v = str(f[FIELD_OF[field]]);
@@ -192,6 +200,7 @@ export function mergeTaskPatch(a: TaskPatch, b: TaskPatch): TaskPatch {
   out.finishedAt = maxN(a.finishedAt, b.finishedAt);
   out.firstSeenAt = Math.min(a.firstSeenAt, b.firstSeenAt);
   out.lastEventAt = Math.max(a.lastEventAt, b.lastEventAt);
+  out.expired = a.expired || b.expired;
   return out;
 }
 

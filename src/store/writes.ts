@@ -13,7 +13,7 @@
  * WORKER_MERGE below); store/upsert.ts writes their SQL from the drizzle
  * schema. A new column is one edit in the schema and its rule here.
  */
-import type { QueueSample } from "../broker/port.ts";
+import type { BrokerHealth, QueueSample } from "../broker/port.ts";
 import type { EventRow } from "../state/event-row.ts";
 import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
@@ -133,6 +133,8 @@ const TASK_MERGE = {
   sentAt: least, firstSeenAt: least,
   receivedAt: greatest, startedAt: greatest, finishedAt: greatest, lastEventAt: greatest,
   retries: greatest,
+  // Once discarded as expired, always (mergeTaskPatch: a || b).
+  expired: (c) => `stored.${c} or excluded.${c}`,
 } satisfies MergeRules<typeof tasks>;
 
 const upsertTasks = upsert(tasks, TASK_MERGE);
@@ -194,5 +196,27 @@ export async function insertQueueSamples(database: Database, samples: QueueSampl
       where excluded.sampled_at >= queues.sampled_at`,
       [payload],
     );
+  });
+}
+
+/**
+ * One broker health sample, and the history past `keepS` pruned in the same
+ * transaction: the table stays at a few thousand rows per broker. Two
+ * collectors sampling at once both write (their times differ); a replay of
+ * the same moment is a no-op.
+ */
+export async function insertBrokerSample(database: Database, broker: string, h: BrokerHealth, keepS: number): Promise<void> {
+  await database.transaction(async (query) => {
+    await query(
+      `insert into broker_samples (broker, sampled_at, kind, version, uptime_s, used_memory_bytes, max_memory_bytes, max_memory_policy,
+        connected_clients, ops_per_second, evicted_keys, memory_alarm, disk_alarm, disk_free_bytes)
+      values ($1, to_timestamp($2::float8), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+      on conflict do nothing`,
+      [
+        broker, h.sampledAt, h.kind, h.version, h.uptimeS, h.usedMemoryBytes, h.maxMemoryBytes, h.maxMemoryPolicy,
+        h.connectedClients, h.opsPerSecond, h.evictedKeys, h.memoryAlarm, h.diskAlarm, h.diskFreeBytes,
+      ],
+    );
+    await query(`delete from broker_samples where broker = $1 and sampled_at < to_timestamp($2::float8)`, [broker, h.sampledAt - keepS]);
   });
 }

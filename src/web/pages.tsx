@@ -13,7 +13,7 @@
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
 import { AlertFilter, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
-import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
+import { alertJson, brokerJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
 import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -22,6 +22,8 @@ import { getWorker, listWorkers } from "../store/queries/workers.ts";
 import { queueHistory } from "../store/queries/queues.ts";
 import { listSchedules } from "../store/queries/detect.ts";
 import { QueuesPage } from "../../views/queues.tsx";
+import { BrokerPage } from "../../views/broker.tsx";
+import { brokersWithHistory } from "../store/queries/broker.ts";
 import { SchedulesPage } from "../../views/schedules.tsx";
 import { WorkerPage, WorkersPage } from "../../views/workers.tsx";
 import { alertsForSubject } from "../alerts/store.ts";
@@ -164,6 +166,7 @@ export function createPageRoutes(deps: PageDeps) {
       state: filters.state,
       worker: filters.worker,
       queue: filters.queue,
+      reason: filters.reason,
       q: filters.q,
     };
     const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now() };
@@ -264,6 +267,20 @@ export function createPageRoutes(deps: PageDeps) {
     return c.html(
       <Layout user={currentUser(c)} title="Alerts" path="/alerts">
         <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/broker", inTime, async (c) => {
+    const t = now();
+    const [brokers, eviction, memory] = await Promise.all([
+      brokersWithHistory(deps.database, new Date((t - 3600) * 1000)),
+      listAlerts(deps.database, { status: "open", kind: "broker_eviction_risk", limit: 20 }),
+      listAlerts(deps.database, { status: "open", kind: "broker_memory_high", limit: 20 }),
+    ]);
+    return c.html(
+      <Layout user={currentUser(c)} title="Broker" path="/broker">
+        <BrokerPage brokers={brokers.map((b) => brokerJson(b.latest, b.history))} alerts={[...eviction, ...memory].map(alertJson)} now={t} />
       </Layout>,
     );
   });

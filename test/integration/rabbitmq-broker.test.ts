@@ -238,6 +238,23 @@ describe("RabbitMQ broker adapter", () => {
     await worker.stop();
   });
 
+  test("the node's health from the management API: memory against the watermark, no alarm; none without the API", async () => {
+    expect(broker().health).toBeUndefined();
+    const b = broker({ managementUrl: rabbit.managementUrl });
+    // A node's figures appear in the API once its statistics were first collected.
+    let h: Awaited<ReturnType<NonNullable<BrokerPort["health"]>>> | undefined;
+    await waitUntil(async () => (h = await b.health?.())?.usedMemoryBytes != null, 30_000, "the node's memory figures");
+    expect(h).toMatchObject({ kind: "rabbitmq", memoryAlarm: false, diskAlarm: false, maxMemoryPolicy: null, evictedKeys: null });
+    expect(h?.version).toMatch(/^\d+\.\d+/);
+    expect(h?.usedMemoryBytes).toBeGreaterThan(0);
+    // The default high watermark: a share of the machine's memory, above what the node uses.
+    expect(h?.maxMemoryBytes).toBeGreaterThan(h?.usedMemoryBytes ?? Infinity);
+    expect(h?.uptimeS).toBeGreaterThan(0);
+    expect(h?.diskFreeBytes).toBeGreaterThan(0);
+    // Connections: a number (none of this test's own: health asks over HTTP only).
+    expect(typeof h?.connectedClients).toBe("number");
+  });
+
   test("a Redis result backend with a RabbitMQ broker: its publishes arrive as their own stream", async () => {
     const b = broker({ resultBackendUrl: backendUrl, eventQueue: "crisper.results" });
     const stream = collect(b);

@@ -12,7 +12,10 @@ import type { Database } from "../../src/store/database.ts";
 import { getTask, getTaskEvents, listTasks } from "../../src/store/queries/tasks.ts";
 import { listWorkers } from "../../src/store/queries/workers.ts";
 import { decodeCursor } from "../../src/store/queries/cursor.ts";
-import { insertQueueSamples, writeBatch } from "../../src/store/writes.ts";
+import { insertBrokerSample, insertQueueSamples, writeBatch } from "../../src/store/writes.ts";
+import type { BrokerHealth } from "../../src/broker/port.ts";
+import { brokerHistory, latestBrokerSamples } from "../../src/store/queries/broker.ts";
+import { expiredSince } from "../../src/store/queries/expired.ts";
 import { listQueues } from "../../src/store/queries/queues.ts";
 import { captureMessages, readCapture } from "../fixtures/captures.ts";
 import { readFileSync } from "node:fs";
@@ -160,5 +163,31 @@ export function storeContract(get: () => Database) {
     expect(runtimes.map((r) => r.name).sort()).toEqual(stored.map((r) => r.name).sort());
     for (const r of runtimes) expect(r.p99S).toBeLessThanOrEqual(Number(stored.find((x) => x.name === r.name)?.max));
     expect(await workerRuntimes(database, "never@lab")).toEqual([]);
+  });
+
+  test("expired tasks: merged in any order, listed by reason, counted by name; broker samples pruned past their keep", async () => {
+    const database = get();
+    const expiredEvents = captureMessages(readCapture("celery-5.2-redis-expired.jsonl")).flatMap((m) => decodeRawMessage(m).events);
+    // Reversed, and the whole again: the result backend's REVOKED and the event stream's agree.
+    await writeBatch(database, buildBatch([...expiredEvents].reverse()));
+    await writeBatch(database, buildBatch(expiredEvents));
+    const want = taskPatchesFromEvents(expiredEvents);
+    for (const [id, w] of want) expect(await getTask(database, id)).toMatchObject({ state: "REVOKED", expired: true, name: w.name });
+    const listed = await listTasks(database, { reason: "expired", limit: 50 });
+    expect(listed.tasks.map((t) => t.id).sort()).toEqual([...want.keys()].sort());
+    expect((await listTasks(database, { state: "REVOKED", limit: 500 })).tasks.filter((t) => !t.expired).length).toBeGreaterThan(0);
+    const groups = await expiredSince(database, new Date(0));
+    expect(groups).toEqual([expect.objectContaining({ name: "labapp.add", count: 2, queues: ["celery"] })]);
+    expect(await expiredSince(database, new Date(0), "labapp.echo")).toEqual([]);
+
+    const sample = (at: number): BrokerHealth => ({
+      kind: "redis", version: "7.0.15", uptimeS: at, usedMemoryBytes: 1000 + at, maxMemoryBytes: 2000, maxMemoryPolicy: "allkeys-lru",
+      connectedClients: 3, opsPerSecond: 1.5, evictedKeys: 0, memoryAlarm: null, diskAlarm: null, diskFreeBytes: null, sampledAt: at,
+    });
+    for (const at of [1000, 1010, 1020, 1030]) await insertBrokerSample(database, "default", sample(at), 15);
+    const [latest] = await latestBrokerSamples(database);
+    expect(latest).toMatchObject({ broker: "default", usedMemoryBytes: 2030, maxMemoryPolicy: "allkeys-lru", maxMemoryBytes: 2000 });
+    // Kept: samples at most 15 s older than the newest.
+    expect((await brokerHistory(database, "default", new Date(0))).map((r) => r.uptimeS)).toEqual([1020, 1030]);
   });
 }

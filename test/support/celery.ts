@@ -122,6 +122,8 @@ export interface TaskRequest {
   queue?: string;
   priority?: number;
   countdown?: number;
+  /** Celery's `expires`, seconds from now: a worker that takes it later discards it unrun. */
+  expires?: number;
   id?: string;
 }
 

@@ -30,6 +30,7 @@ const task = (over: Partial<Task> = {}): Task => ({
   parent_id: null,
   eta: null,
   expires: null,
+  revoked_reason: null,
   sent_at: "2026-11-24T11:59:00.000Z",
   received_at: "2026-11-24T11:59:00.100Z",
   started_at: "2026-11-24T11:59:01.000Z",
@@ -112,6 +113,10 @@ describe("answers", () => {
     );
     expect(text).toContain("running for 59.0 s");
     expect(text).toContain(":warning: 2, on `a@h`, `b@h`");
+  });
+  test("a task that expired in the queue says so", () => {
+    const text = messageText(taskAnswer(task({ state: "REVOKED", revoked_reason: "expired", exception: "TaskRevokedError('expired')" }), NOW, links));
+    expect(text).toContain("*REVOKED* (expired before a worker took it)");
   });
   test("help lists every command", () => {
     const text = messageText(helpAnswer(links));

@@ -5,8 +5,8 @@
  * - events.ts: the event stream, from a queue of Crisper's own, acknowledged
  *   after commit; the result backend's publishes (a Redis result backend);
  * - queues.ts: depths and consumers (passive queue.declare);
- * - management.ts: unacked counts and every queue, from the optional
- *   management API;
+ * - management.ts: unacked counts and every queue, and the node's memory
+ *   and alarms, from the optional management API;
  * - pidbox.ts: remote control, with replies;
  * - unacked.ts: unacknowledged messages, as the live workers report them;
  * - connection.ts: the connections and their outages;
@@ -78,6 +78,8 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
     ...control,
     ...workersUnacked(control.call),
     getResult: results.getResult,
+    // Only the management API tells a third party how the node is doing.
+    ...(management ? { health: () => management.health() } : {}),
 
     async ping() {
       await commands.ready();

@@ -3,9 +3,12 @@
  * what AMQP itself does not tell a third party. A passive queue.declare
  * gives a queue's ready messages and consumers, but not its unacknowledged
  * deliveries, nor the names of queues nobody mentioned; /api/queues gives
- * both.
+ * both. Nor does it say how the node is doing: /api/nodes gives its memory
+ * against the high watermark and its memory and disk alarms, which block
+ * every publisher while raised.
  */
 import { errorText, type Logger } from "../../log.ts";
+import type { BrokerHealth } from "../port.ts";
 
 export interface ManagedQueue {
   name: string;
@@ -16,6 +19,8 @@ export interface ManagedQueue {
 export interface ManagementApi {
   /** Every queue of the vhost, with its unacknowledged count. */
   queues(): Promise<ManagedQueue[]>;
+  /** The cluster's health: memory against the high watermark, the memory and disk alarms (/api/nodes, /api/overview). */
+  health(): Promise<BrokerHealth>;
 }
 
 const TIMEOUT_MS = 3000;
@@ -39,7 +44,25 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
     return res.json();
   }
 
+  /** get(), with a failure logged once per distinct error. */
+  async function read(path: string): Promise<unknown> {
+    try {
+      return await get(path);
+    } catch (e) {
+      log.once(`management:${errorText(e)}`, `RabbitMQ management API: ${errorText(e)}`);
+      throw e;
+    }
+  }
+
   return {
+    async health() {
+      const [nodes, overview] = await Promise.all([
+        read("/api/nodes?columns=name,running,mem_used,mem_limit,mem_alarm,disk_free,disk_free_alarm,uptime"),
+        read("/api/overview?columns=rabbitmq_version,object_totals.connections,message_stats.publish_details.rate"),
+      ]);
+      return healthFromManagement(nodes, overview, Date.now() / 1000);
+    },
+
     async queues() {
       const path = `/api/queues/${encodeURIComponent(vhost)}?page=1&page_size=${PAGE_SIZE}&columns=name,messages_unacknowledged`;
       let body: unknown;
@@ -60,5 +83,45 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       }
       return out;
     },
+  };
+}
+
+const field = (o: unknown, ...path: string[]): unknown => {
+  let v: unknown = o;
+  for (const k of path) v = typeof v === "object" && v !== null && k in v ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+};
+const numberAt = (o: unknown, ...path: string[]): number | null => {
+  const v = field(o, ...path);
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+};
+
+/**
+ * The cluster as one broker: the node closest to its memory watermark
+ * speaks for memory (an alarm on any node blocks publishers on all), the
+ * fullest disk for disk, the youngest node for uptime. Pure, for tests.
+ */
+export function healthFromManagement(nodes: unknown, overview: unknown, sampledAt: number): BrokerHealth {
+  const running = (Array.isArray(nodes) ? nodes : []).filter((n) => field(n, "running") !== false);
+  const ratio = (n: unknown) => (numberAt(n, "mem_used") ?? 0) / Math.max(1, numberAt(n, "mem_limit") ?? Infinity);
+  const fullest = running.reduce<unknown>((a, n) => (a === undefined || ratio(n) > ratio(a) ? n : a), undefined);
+  const diskFree = running.map((n) => numberAt(n, "disk_free")).filter((v): v is number => v !== null);
+  const uptimes = running.map((n) => numberAt(n, "uptime")).filter((v): v is number => v !== null);
+  const version = field(overview, "rabbitmq_version");
+  return {
+    kind: "rabbitmq",
+    version: typeof version === "string" ? version.slice(0, 64) : null,
+    // The API gives milliseconds.
+    uptimeS: uptimes.length ? Math.min(...uptimes) / 1000 : null,
+    usedMemoryBytes: numberAt(fullest, "mem_used"),
+    maxMemoryBytes: numberAt(fullest, "mem_limit"),
+    maxMemoryPolicy: null,
+    connectedClients: numberAt(overview, "object_totals", "connections"),
+    opsPerSecond: numberAt(overview, "message_stats", "publish_details", "rate"),
+    evictedKeys: null,
+    memoryAlarm: running.length ? running.some((n) => field(n, "mem_alarm") === true) : null,
+    diskAlarm: running.length ? running.some((n) => field(n, "disk_free_alarm") === true) : null,
+    diskFreeBytes: diskFree.length ? Math.min(...diskFree) : null,
+    sampledAt,
   };
 }

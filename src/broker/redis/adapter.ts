@@ -5,6 +5,7 @@
  * - queues.ts: queue depths by priority, and the `unacked` hash;
  * - pidbox.ts: remote control, with replies;
  * - result-backend.ts: stored results;
+ * - health.ts: the server's memory, eviction policy and clients (INFO);
  * - connection.ts: the ioredis connections and their outages;
  * - keys.ts: where kombu keeps each of these in Redis.
  */
@@ -12,6 +13,7 @@ import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
 import { commandConnection, ensureConnected, quit } from "./connection.ts";
 import { EVENT_EXCHANGE, escapeGlob, kombuKeys, parseRedisUrl } from "./keys.ts";
+import { redisHealth } from "./health.ts";
 import { pidbox } from "./pidbox.ts";
 import { kombuQueues } from "./queues.ts";
 import { redisResultBackend } from "./result-backend.ts";
@@ -47,6 +49,7 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
     ...kombuQueues(commands, keys),
     ...pidbox(commands, keys),
     getResult: results.getResult,
+    health: redisHealth(commands, log),
 
     async ping() {
       await ensureConnected(commands);

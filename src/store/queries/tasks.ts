@@ -37,6 +37,7 @@ const TASK_COLUMNS = {
   finishedAt: tasks.finishedAt,
   firstSeenAt: tasks.firstSeenAt,
   lastEventAt: tasks.lastEventAt,
+  expired: tasks.expired,
 };
 export type Task = Pick<TaskRow, keyof typeof TASK_COLUMNS> & { state: TaskState };
 
@@ -95,6 +96,8 @@ export interface TaskFilters {
   state?: TaskState;
   worker?: string;
   queue?: string;
+  /** `expired`: tasks a worker discarded unrun because their `expires` had passed (tasks_expired_recent_idx). */
+  reason?: "expired";
   /** Searches id, name, args, kwargs and exception. */
   q?: string;
   since?: Date;
@@ -131,6 +134,7 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<Tas
   if (f.state) where.push(eq(tasks.state, f.state));
   if (f.worker) where.push(eq(tasks.worker, f.worker));
   if (f.queue) where.push(eq(tasks.queue, f.queue));
+  if (f.reason === "expired") where.push(eq(tasks.expired, true));
   if (f.since) where.push(gte(tasks.firstSeenAt, f.since));
   if (f.until) where.push(lte(tasks.firstSeenAt, f.until));
   if (f.cursor) {

@@ -5,3 +5,4 @@ export { queueSamples, queues } from "./queues.ts";
 export { alerts, schedules } from "./alerts.ts";
 export { slackAlertPosts, slackChannels } from "./slack.ts";
 export { workerConfigs, workerMemorySamples } from "./worker-config.ts";
+export { brokerSamples } from "./broker.ts";

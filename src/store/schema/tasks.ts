@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
-import { bigint, doublePrecision, index, integer, pgTable, smallint, text } from "drizzle-orm/pg-core";
+import { bigint, boolean, doublePrecision, index, integer, pgTable, smallint, text } from "drizzle-orm/pg-core";
 import { ts } from "./columns.ts";
 
 /**
@@ -42,6 +42,11 @@ export const tasks = pgTable(
     finishedAt: ts("finished_at"),
     firstSeenAt: ts("first_seen_at").notNull(),
     lastEventAt: ts("last_event_at").notNull(),
+    /**
+     * A worker discarded it unrun: its `expires` had passed when the worker
+     * took it from the queue (`task-revoked` with `expired: true`).
+     */
+    expired: boolean("expired").notNull().default(false),
   },
   (t) => [
     // Lists are newest first and page on (first_seen_at, id): one index per filter.
@@ -54,5 +59,9 @@ export const tasks = pgTable(
     index("tasks_unfinished_idx")
       .on(t.state, t.startedAt)
       .where(sql.raw(`state in (${sqlStateList(UNFINISHED_STATES)})`)),
+    // Expired tasks are few: the `reason=expired` list and the tasks_expired check read these.
+    index("tasks_expired_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()).where(sql.raw("expired")),
+    // The tasks_expired check reads the last few minutes' expirations, every pass.
+    index("tasks_expired_finished_idx").on(t.finishedAt).where(sql.raw("expired")),
   ],
 );

@@ -162,6 +162,7 @@ describe("real answers validate against the document", () => {
     const alerts = await check("get", "/api/alerts?status=all&limit=1", "/api/alerts", 200);
     expect(alerts.next_cursor).not.toBeNull();
     await check("get", "/api/schedules", "/api/schedules", 200);
+    await check("get", "/api/broker", "/api/broker", 200);
     await check("get", "/api/openapi.json", "/api/openapi.json", 200);
     await check("get", "/api/docs", "/api/docs", 200);
   });

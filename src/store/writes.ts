@@ -19,6 +19,7 @@ import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
 import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
+import { withStatsMarks } from "../stats/marks.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -44,7 +45,14 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   // The collector's hot path: plain SQL text and parameters, no query builder.
   await database.transaction(async (query) => {
     if (batch.events.length > 0) await query(...insertEvents(batch.events));
-    if (taskPatches.length > 0) await query(...upsertTasks(taskPatches));
+    if (taskPatches.length > 0) {
+      // The statistics' buckets these tasks leave and enter are rebuilt by the rollup (stats/marks.ts).
+      await withStatsMarks(
+        query,
+        taskPatches.map((p) => p.id),
+        () => query(...upsertTasks(taskPatches)),
+      );
+    }
     if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
     if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
   });

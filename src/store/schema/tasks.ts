@@ -54,5 +54,7 @@ export const tasks = pgTable(
     index("tasks_unfinished_idx")
       .on(t.state, t.startedAt)
       .where(sql.raw(`state in (${sqlStateList(UNFINISHED_STATES)})`)),
+    // The statistics' rollup rebuilds a minute from the tasks that finished in it (stats/rollup.ts).
+    index("tasks_finished_idx").on(t.finishedAt),
   ],
 );

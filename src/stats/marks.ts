@@ -1,0 +1,54 @@
+/**
+ * The writer's side of the statistics: in the transaction that upserts a
+ * batch's tasks, the buckets those tasks are counted in are marked for the
+ * rollup (rollup.ts) to rebuild — the bucket each task is in before the
+ * upsert (the one it may leave: a retry that runs again, a late name or
+ * queue) and the one it is in after. Marking is idempotent: a replay marks
+ * the same buckets, and rebuilding a bucket twice gives the same row.
+ *
+ * Locks, so that no change is ever missed and writers do not deadlock:
+ * - before the upsert, the batch's existing task rows are locked, in the
+ *   order the upsert takes them (ids in C order, as JavaScript sorts them),
+ *   so the "before" bucket is the one the upsert really moves a task out of,
+ *   even with a second collector writing the same task;
+ * - all marks are written by one statement after the upsert, sorted, with
+ *   an update on conflict, which holds each mark's row lock until the
+ *   writer commits: writers take marks in one order (no deadlock), and the
+ *   rollup, which skips locked marks, never rebuilds a bucket from before a
+ *   change and then deletes that change's mark.
+ */
+import type { RawQuery } from "../store/database.ts";
+import { BUCKET_KEY, HAS_OUTCOME, OUTCOME_MINUTE } from "./outcome.ts";
+
+const IDS = `select json_array_elements_text($1::text::json)`;
+
+const BEFORE = `select distinct extract(epoch from ${OUTCOME_MINUTE})::float8 as minute, t.name, coalesce(t.queue, '') as queue
+    from (select * from tasks where id in (${IDS}) order by id collate "C" for update) t
+    where ${HAS_OUTCOME}`;
+
+const MARK = `insert into task_stats_dirty as d (minute, name, queue, marked_at)
+    select minute, name, queue, now() from (
+      select ${BUCKET_KEY} from tasks t where t.id in (${IDS}) and ${HAS_OUTCOME}
+      union
+      select to_timestamp(minute), name, queue from json_to_recordset($2::text::json) as x(minute float8, name text, queue text)
+    ) as b(minute, name, queue)
+    order by minute, name, queue
+    on conflict (minute, name, queue) do update set marked_at = excluded.marked_at`;
+
+/**
+ * Runs `upsert` between locking the tasks (and reading their buckets) and
+ * marking their buckets, before and after.
+ */
+export async function withStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: () => Promise<unknown>): Promise<void> {
+  const ids = JSON.stringify(taskIds);
+  const before = rowsOf(await query(BEFORE, [ids]));
+  await upsert();
+  await query(MARK, [ids, JSON.stringify(before)]);
+}
+
+/** Rows of a raw query's answer: postgres.js gives an array, PGlite `{ rows }`. */
+export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  if (typeof result === "object" && result !== null && "rows" in result && Array.isArray(result.rows)) return result.rows as T[];
+  return [];
+}

@@ -20,6 +20,7 @@ import { HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import { type Logger, errorText } from "../log.ts";
 import { revokeLogLine, revokeTask } from "./revoke.ts";
+import { createStatsRoutes } from "./stats.ts";
 import {
   type AlertList,
   AlertListQuery,
@@ -134,6 +135,8 @@ export function createApiRoutes(deps: ApiDeps) {
     deps.log?.info(`${c.var.admin.name} deleted schedule ${name}`);
     return c.json({ deleted: name } satisfies ScheduleDeleted);
   });
+
+  api.route("/", createStatsRoutes({ database: deps.database, now }));
 
   return api;
 }

@@ -394,3 +394,76 @@ export const RevokeAnswer = z.object({
 export type RevokeAnswer = z.infer<typeof RevokeAnswer>;
 /** Every error: `{"error": "…"}`, with a `hint` where there is more to say. */
 export const ErrorAnswer = z.looseObject({ error: z.string(), hint: z.string().optional() }).meta({ id: "Error" });
+
+// ---- statistics (src/stats/) --------------------------------------------------------------------
+
+/** `GET /api/stats`: one task name's (or every name's) outcomes and percentiles per bucket. */
+export const StatsQuery = z.object({
+  name: textParam("One task name, exactly; every name when absent."),
+  queue: textParam("One queue; every queue when absent (\"\" counts as absent)."),
+  from: timeParam("Start of the window, inclusive (default: `to` minus 24 h)"),
+  to: timeParam("End of the window, exclusive (default: now)"),
+  bucket: z
+    .string()
+    .optional()
+    .transform((v, ctx): 60 | 3600 | 86400 | undefined => {
+      if (!v) return undefined;
+      if (v === "60" || v === "3600" || v === "86400") return Number(v) as 60 | 3600 | 86400;
+      return invalid(ctx, `expected 60, 3600 or 86400 (seconds), got ${shown(v)}`);
+    })
+    .meta({ description: "Bucket size in seconds: 60, 3600 or 86400 (UTC days). Default: by the window's length.", example: "3600" }),
+});
+export type StatsQuery = z.output<typeof StatsQuery>;
+
+/** `GET /api/task-names`. */
+export const TaskNamesQuery = StatsQuery.pick({ from: true, to: true });
+export type TaskNamesQuery = z.output<typeof TaskNamesQuery>;
+
+const durationS = (description: string) => z.number().nullable().meta({ description: `${description}, seconds; null when no task had one.` });
+const outcomeCounts = {
+  succeeded: z.number().int().meta({ description: "Tasks that succeeded." }),
+  failed: z.number().int().meta({ description: "Tasks that failed." }),
+  retried: z.number().int().meta({ description: "Retries of the tasks counted here (a task retried twice counts 2)." }),
+  revoked: z.number().int().meta({ description: "Tasks revoked (expired ones not included)." }),
+  expired: z.number().int().meta({ description: "Tasks revoked because their `expires` passed before a worker ran them." }),
+};
+const runtimePercentiles = {
+  runtime_p50: durationS("Median runtime of the succeeded and failed tasks"),
+  runtime_p95: durationS("95th percentile runtime"),
+  runtime_p99: durationS("99th percentile runtime"),
+  wait_p95: durationS("95th percentile wait from sent (or received) to started"),
+};
+
+export const StatsBucket = z
+  .object({ start: instant.meta({ description: "The bucket's start (UTC)." }), ...outcomeCounts, ...runtimePercentiles })
+  .meta({
+    id: "StatsBucket",
+    description:
+      "Tasks whose outcome fell in the bucket. Percentiles are read from log-scale histograms merged across minutes: within 4.43 % of the exact value.",
+  });
+export type StatsBucket = z.infer<typeof StatsBucket>;
+
+export const StatsAnswer = z.object({
+  buckets: z.array(StatsBucket).meta({ description: "Oldest first, every bucket of the window (empty ones with zeros)." }),
+  bucket_s: z.number().int().meta({ description: "The bucket size used, seconds." }),
+});
+export type StatsAnswer = z.infer<typeof StatsAnswer>;
+
+export const TaskNameStats = z
+  .object({
+    name: z.string().meta({ description: "The task's name (untrusted text)." }),
+    total: z.number().int().meta({ description: "Tasks with an outcome in the window: succeeded + failed + revoked + expired." }),
+    ...outcomeCounts,
+    failure_rate: z.number().nullable().meta({ description: "failed / (succeeded + failed), 0 to 1; null when none ran to an end." }),
+    throughput_per_min: z.number().meta({ description: "total per minute of the window." }),
+    ...runtimePercentiles,
+  })
+  .meta({ id: "TaskNameStats" });
+export type TaskNameStats = z.infer<typeof TaskNameStats>;
+
+export const TaskNamesAnswer = z.object({
+  task_names: z.array(TaskNameStats).meta({ description: "Busiest first, at most 500." }),
+  from: instant,
+  to: instant,
+});
+export type TaskNamesAnswer = z.infer<typeof TaskNamesAnswer>;

@@ -9,8 +9,12 @@
  * Locks, so that no change is ever missed and writers do not deadlock:
  * - before the upsert, the batch's existing task rows are locked, in the
  *   order the upsert takes them (ids in C order, as JavaScript sorts them),
- *   so the "before" bucket is the one the upsert really moves a task out of,
- *   even with a second collector writing the same task;
+ *   so the "before" bucket is the one the upsert really moves a task out of;
+ * - a task row another transaction inserted but had not committed when this
+ *   one looked is invisible to that look, yet the upsert (which waits for
+ *   it) updates it: its "before" bucket is unknown. The upsert says which
+ *   rows it updated (xmax ≠ 0); if one was not seen before, the whole
+ *   transaction is tried again (ConcurrentTaskInsert), and this time sees it;
  * - all marks are written by one statement after the upsert, sorted, with
  *   an update on conflict, which holds each mark's row lock until the
  *   writer commits: writers take marks in one order (no deadlock), and the
@@ -18,13 +22,18 @@
  *   change and then deletes that change's mark.
  */
 import type { RawQuery } from "../store/database.ts";
+import type { Statement } from "../store/upsert.ts";
 import { BUCKET_KEY, HAS_OUTCOME, OUTCOME_MINUTE } from "./outcome.ts";
 
 const IDS = `select json_array_elements_text($1::text::json)`;
 
-const BEFORE = `select distinct extract(epoch from ${OUTCOME_MINUTE})::float8 as minute, t.name, coalesce(t.queue, '') as queue
-    from (select * from tasks where id in (${IDS}) order by id collate "C" for update) t
-    where ${HAS_OUTCOME}`;
+/** Locks the batch's existing tasks; answers their ids and their buckets, each as JSON text. */
+const BEFORE = `with locked as (select * from tasks where id in (${IDS}) order by id collate "C" for update)
+  select
+    (select coalesce(json_agg(id), '[]') from locked)::text as found,
+    (select coalesce(json_agg(b), '[]') from (
+      select distinct extract(epoch from ${OUTCOME_MINUTE})::float8 as minute, t.name, coalesce(t.queue, '') as queue
+      from locked t where ${HAS_OUTCOME}) b)::text as buckets`;
 
 const MARK = `insert into task_stats_dirty as d (minute, name, queue, marked_at)
     select minute, name, queue, now() from (
@@ -35,15 +44,31 @@ const MARK = `insert into task_stats_dirty as d (minute, name, queue, marked_at)
     order by minute, name, queue
     on conflict (minute, name, queue) do update set marked_at = excluded.marked_at`;
 
+/** A task row appeared under this transaction (another writer's insert): try the transaction again. */
+export class ConcurrentTaskInsert extends Error {
+  constructor(n: number) {
+    super(`${n} task(s) were inserted by another writer during this batch; writing it again`);
+  }
+}
+
 /**
- * Runs `upsert` between locking the tasks (and reading their buckets) and
- * marking their buckets, before and after.
+ * Runs the tasks' upsert (whose only parameter is $1) between locking the
+ * tasks (and reading their buckets) and marking their buckets, before and
+ * after. Throws ConcurrentTaskInsert when the transaction must be retried.
  */
-export async function withStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: () => Promise<unknown>): Promise<void> {
+export async function upsertTasksWithStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: Statement): Promise<void> {
   const ids = JSON.stringify(taskIds);
-  const before = rowsOf(await query(BEFORE, [ids]));
-  await upsert();
-  await query(MARK, [ids, JSON.stringify(before)]);
+  const [before] = rowsOf<{ found: string; buckets: string }>(await query(BEFORE, [ids]));
+  const [text, params] = upsert;
+  const [raced] = rowsOf<{ n: number }>(
+    await query(
+      `with upserted as (${text} returning id, xmax::text <> '0' as updated)
+      select count(*)::int as n from upserted where updated and id not in (select json_array_elements_text($${params.length + 1}::text::json))`,
+      [...params, before?.found ?? "[]"],
+    ),
+  );
+  if (Number(raced?.n ?? 0) > 0) throw new ConcurrentTaskInsert(Number(raced?.n));
+  await query(MARK, [ids, before?.buckets ?? "[]"]);
 }
 
 /** Rows of a raw query's answer: postgres.js gives an array, PGlite `{ rows }`. */

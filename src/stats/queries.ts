@@ -185,3 +185,22 @@ export async function taskNameSummaries(database: Database, q: { from: Date; to:
     };
   });
 }
+
+export interface StatsWindow {
+  from: Date;
+  to: Date;
+  bucket: StatsBucketSeconds;
+}
+
+/** A window's defaults (the last 24 h, a bucket by its length) and bounds; a problem as a sentence for a 400. */
+export function statsWindow(q: { from?: Date; to?: Date; bucket?: StatsBucketSeconds }, now: number): StatsWindow | string {
+  const to = q.to ?? new Date(now * 1000);
+  const from = q.from ?? new Date(to.getTime() - 86_400_000);
+  if (from.getTime() >= to.getTime()) return "from must be before to";
+  const windowS = (to.getTime() - from.getTime()) / 1000;
+  const bucket = q.bucket ?? bucketFor(windowS);
+  if (windowS / bucket > MAX_STATS_BUCKETS) {
+    return `that window holds ${Math.ceil(windowS / bucket)} buckets of ${bucket} s; at most ${MAX_STATS_BUCKETS}: use a larger bucket or a shorter window`;
+  }
+  return { from, to, bucket };
+}

@@ -15,6 +15,9 @@ import { pruneStatistics, rollUpStatistics } from "../../src/stats/rollup.ts";
 import { type Database, openDatabase } from "../../src/store/database.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { writeBatch } from "../../src/store/writes.ts";
+import { StatsAnswer, TaskNamesAnswer } from "../../src/api/schemas.ts";
+import { logger } from "../../src/log.ts";
+import { createApp } from "../../src/web/app.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
 import { seeded, shuffled, statsTraffic, type TruthTask } from "../support/stats-traffic.ts";
 import { emptyStore, type TestStore } from "../support/store.ts";
@@ -100,6 +103,41 @@ function statisticsContract(get: () => Database) {
     const names = await taskNameSummaries(database, { from: new Date(HOUR * 1000), to: new Date((HOUR + 3600) * 1000) });
     expect(names.map((n) => n.name).sort()).toEqual([...NAMES].sort());
     expect(names.reduce((n, s) => n + s.total, 0)).toBe(traffic.tasks.length);
+  });
+
+  test("GET /api/stats and /api/task-names answer in their documented shapes", async () => {
+    const app = createApp({ database: get(), log: logger("test", () => {}), now: () => HOUR + 3600 });
+    const json = async (path: string, status = 200) => {
+      const res = await app.request(path);
+      expect(res.status).toBe(status);
+      return res.json();
+    };
+    const name = NAMES[0] ?? "";
+    // Unix seconds and ISO both; a day of hours by default for a day's window.
+    const day = StatsAnswer.parse(await json(`/api/stats?name=${encodeURIComponent(name)}&from=${HOUR}&to=2026-11-20T11:00:00Z&bucket=60`));
+    expect(day.bucket_s).toBe(60);
+    expect(day.buckets.length).toBe(60);
+    expect(day.buckets[0]?.start).toBe("2026-11-20T10:00:00.000Z");
+    const mine = traffic.tasks.filter((t) => t.name === name);
+    expect(day.buckets.reduce((n, b) => n + b.failed, 0)).toBe(mine.filter((t) => t.outcome === "failed").length);
+    expect(day.buckets.reduce((n, b) => n + b.expired, 0)).toBe(mine.filter((t) => t.outcome === "expired").length);
+    const queue = StatsAnswer.parse(await json(`/api/stats?name=${encodeURIComponent(name)}&queue=reports&bucket=3600`));
+    expect(queue.bucket_s).toBe(3600);
+    expect(queue.buckets.length).toBe(24);
+    expect(queue.buckets.at(-1)?.succeeded).toBe(mine.filter((t) => t.queue === "reports" && t.outcome === "succeeded").length);
+    const all = TaskNamesAnswer.parse(await json(`/api/task-names?from=${HOUR}&to=${HOUR + 3600}`));
+    expect(all.task_names.map((n) => n.name).sort()).toEqual([...NAMES].sort());
+    for (const n of all.task_names) {
+      const t = traffic.tasks.filter((x) => x.name === n.name);
+      const failed = t.filter((x) => x.outcome === "failed").length;
+      expect(n.failure_rate).toBeCloseTo(failed / (failed + t.filter((x) => x.outcome === "succeeded").length), 9);
+      expect(n.throughput_per_min).toBeCloseTo(t.length / 60, 9);
+    }
+    // Bad input: a clear 400, never a crash.
+    for (const bad of ["/api/stats?bucket=61", "/api/stats?from=yesterday", `/api/stats?from=${HOUR}&to=${HOUR - 60}`, "/api/stats?from=0&bucket=60", "/api/task-names?to=%00"]) {
+      const body = await json(bad, 400);
+      expect(typeof body.error).toBe("string");
+    }
   });
 
   test("replaying every event again, in one batch and reversed, changes nothing", async () => {

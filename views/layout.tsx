@@ -29,6 +29,7 @@ const HTMX_CONFIG = JSON.stringify({
 const NAV = [
   ["/", "Overview"],
   ["/tasks", "Tasks"],
+  ["/task-names", "Task names"],
   ["/workers", "Workers"],
   ["/queues", "Queues"],
   ["/schedules", "Schedules"],
@@ -81,6 +82,8 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .card h2:first-child { margin-top:0; }
 .problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
+.windows { display:flex; gap:12px; margin:0 0 12px; } th a { color:inherit; text-decoration:none; } th[aria-sort] a { color:var(--fg); }
+td.bad { color:var(--fail); font-weight:600; } svg.spark { display:block; }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

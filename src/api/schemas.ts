@@ -467,3 +467,41 @@ export const TaskNamesAnswer = z.object({
   to: instant,
 });
 export type TaskNamesAnswer = z.infer<typeof TaskNamesAnswer>;
+
+/** The windows the task-name pages offer (`window=`), in seconds. */
+export const STATS_WINDOWS = { "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400 } as const;
+export type StatsWindowName = keyof typeof STATS_WINDOWS;
+const windowParam = z
+  .string()
+  .optional()
+  .transform((v, ctx): StatsWindowName => {
+    if (!v) return "24h";
+    return Object.hasOwn(STATS_WINDOWS, v) ? (v as StatsWindowName) : invalid(ctx, `expected one of ${Object.keys(STATS_WINDOWS).join(", ")}, got ${shown(v)}`);
+  })
+  .meta({ description: "1h, 24h (default), 7d or 30d." });
+
+/** The columns `/task-names` sorts by (`sort=`). */
+export const TASK_NAME_SORTS = ["name", "total", "failure_rate", "runtime_p95", "wait_p95"] as const;
+export type TaskNameSort = (typeof TASK_NAME_SORTS)[number];
+
+/** `/task-names`: the window, and the column to sort by. */
+export const TaskNamesPageQuery = z.object({
+  window: windowParam,
+  sort: z
+    .string()
+    .optional()
+    .transform((v, ctx): TaskNameSort => {
+      if (!v) return "total";
+      return (TASK_NAME_SORTS as readonly string[]).includes(v) ? (v as TaskNameSort) : invalid(ctx, `expected one of ${TASK_NAME_SORTS.join(", ")}, got ${shown(v)}`);
+    }),
+  dir: z
+    .string()
+    .optional()
+    .transform((v, ctx): "asc" | "desc" | undefined => (!v ? undefined : v === "asc" || v === "desc" ? v : invalid(ctx, `expected asc or desc, got ${shown(v)}`))),
+});
+export type TaskNamesPageQuery = z.output<typeof TaskNamesPageQuery>;
+
+/** `/task-names/{name}`. */
+export const TaskNameParams = z.object({ name: plainText().meta({ description: "The task's name", example: "app.tasks.charge" }) });
+export const TaskNamePageQuery = z.object({ window: windowParam, queue: textParam("One queue; every queue when absent.") });
+export type TaskNamePageQuery = z.output<typeof TaskNamePageQuery>;

@@ -12,8 +12,8 @@
  *   so the "before" bucket is the one the upsert really moves a task out of;
  * - a task row another transaction inserted but had not committed when this
  *   one looked is invisible to that look, yet the upsert (which waits for
- *   it) updates it: its "before" bucket is unknown. The upsert says which
- *   rows it updated (xmax ≠ 0); if one was not seen before, the whole
+ *   it) updates it: its "before" bucket is unknown. The upsert says how many
+ *   rows it updated (xmax ≠ 0); if more than were locked before, the whole
  *   transaction is tried again (ConcurrentTaskInsert), and this time sees it;
  * - all marks are written by one statement after the upsert, sorted, with
  *   an update on conflict, which holds each mark's row lock until the
@@ -27,10 +27,10 @@ import { BUCKET_KEY, HAS_OUTCOME, OUTCOME_MINUTE } from "./outcome.ts";
 
 const IDS = `select json_array_elements_text($1::text::json)`;
 
-/** Locks the batch's existing tasks; answers their ids and their buckets, each as JSON text. */
+/** Locks the batch's existing tasks; answers how many there are, and their buckets as JSON text. */
 const BEFORE = `with locked as (select * from tasks where id in (${IDS}) order by id collate "C" for update)
   select
-    (select coalesce(json_agg(id), '[]') from locked)::text as found,
+    (select count(*) from locked)::int as found,
     (select coalesce(json_agg(b), '[]') from (
       select distinct extract(epoch from ${OUTCOME_MINUTE})::float8 as minute, t.name, coalesce(t.queue, '') as queue
       from locked t where ${HAS_OUTCOME}) b)::text as buckets`;
@@ -58,16 +58,14 @@ export class ConcurrentTaskInsert extends Error {
  */
 export async function upsertTasksWithStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: Statement): Promise<void> {
   const ids = JSON.stringify(taskIds);
-  const [before] = rowsOf<{ found: string; buckets: string }>(await query(BEFORE, [ids]));
+  const [before] = rowsOf<{ found: number; buckets: string }>(await query(BEFORE, [ids]));
+  // Every row locked above is updated by the upsert: more updated rows than that means one appeared meanwhile.
   const [text, params] = upsert;
-  const [raced] = rowsOf<{ n: number }>(
-    await query(
-      `with upserted as (${text} returning id, xmax::text <> '0' as updated)
-      select count(*)::int as n from upserted where updated and id not in (select json_array_elements_text($${params.length + 1}::text::json))`,
-      [...params, before?.found ?? "[]"],
-    ),
+  const [after] = rowsOf<{ updated: number }>(
+    await query(`with upserted as (${text} returning xmax::text <> '0' as updated) select count(*) filter (where updated)::int as updated from upserted`, params),
   );
-  if (Number(raced?.n ?? 0) > 0) throw new ConcurrentTaskInsert(Number(raced?.n));
+  const raced = Number(after?.updated ?? 0) - Number(before?.found ?? 0);
+  if (raced > 0) throw new ConcurrentTaskInsert(raced);
   await query(MARK, [ids, before?.buckets ?? "[]"]);
 }
 

@@ -13,7 +13,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../store/database.ts";
 import { rowsOf } from "./marks.ts";
 import { binSql } from "./histogram.ts";
-import { EXPIRED, HAS_OUTCOME, OUTCOME_AT, READY, RETRIES, RUNTIME_S, WAIT_S } from "./outcome.ts";
+import { EXPIRED, HAS_OUTCOME, OUTCOME_AT, RETRIES, RUNTIME_S, WAIT_S } from "./outcome.ts";
 
 /** Marks taken per transaction: a pass after an outage works through the backlog in steps this size. */
 const MARKS_PER_STEP = 500;
@@ -33,8 +33,10 @@ const REBUILD = `with claimed as (
   ),
   minutes as (select distinct minute from claimed),
   candidates as (
+    -- Only the finished_at range here, so the plan is tasks_finished_idx even
+    -- before the table is analyzed (not an index over every finished task).
     select t.* from minutes m join tasks t
-      on t.finished_at >= m.minute and t.finished_at < m.minute + interval '1 minute' and t.state in (${READY})
+      on t.finished_at >= m.minute and t.finished_at < m.minute + interval '1 minute'
     union all
     select t.* from tasks t where t.state = 'RETRY' and date_trunc('minute', t.last_event_at) in (select minute from minutes)
   ),
@@ -57,13 +59,15 @@ const REBUILD = `with claimed as (
       (count(*) filter (where expired))::int as expired
     from counted group by minute, name, queue
   ),
-  runtime as (
+  -- Materialized: used once, PostgreSQL would otherwise inline them and
+  -- aggregate them again for every bucket it joins (seconds, measured).
+  runtime as materialized (
     select minute, name, queue, array_agg(bin order by bin) as bins, array_agg(n order by bin) as counts
     from (select minute, name, queue, (${binSql("runtime_s")})::smallint as bin, count(*)::int as n
       from counted where runtime_s is not null group by 1, 2, 3, 4) b
     group by minute, name, queue
   ),
-  wait as (
+  wait as materialized (
     select minute, name, queue, array_agg(bin order by bin) as bins, array_agg(n order by bin) as counts
     from (select minute, name, queue, (${binSql("wait_s")})::smallint as bin, count(*)::int as n
       from counted where wait_s is not null group by 1, 2, 3, 4) b

@@ -84,6 +84,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
 .windows { display:flex; gap:12px; margin:0 0 12px; } th a { color:inherit; text-decoration:none; } th[aria-sort] a { color:var(--fg); }
 td.bad { color:var(--fail); font-weight:600; } svg.spark { display:block; }
+h1 a { color:inherit; text-decoration-color:#d0d5dd; } h1 a:hover { color:var(--accent); }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

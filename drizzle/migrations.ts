@@ -4,6 +4,7 @@ import m1 from "./0001_alerts.sql" with { type: "text" };
 import m2 from "./0002_slack.sql" with { type: "text" };
 import m3 from "./0003_worker-config.sql" with { type: "text" };
 import m4 from "./0004_health.sql" with { type: "text" };
+import m5 from "./0005_stats.sql" with { type: "text" };
 
 export const migrations: { tag: string; when: number; breakpoints: boolean; sql: string }[] = [
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
@@ -11,4 +12,5 @@ export const migrations: { tag: string; when: number; breakpoints: boolean; sql:
   { tag: "0002_slack", when: 1795524158767, breakpoints: true, sql: m2 },
   { tag: "0003_worker-config", when: 1795631202801, breakpoints: true, sql: m3 },
   { tag: "0004_health", when: 1795633496768, breakpoints: true, sql: m4 },
+  { tag: "0005_stats", when: 1795633578374, breakpoints: true, sql: m5 },
 ];

@@ -17,6 +17,7 @@ import { type Detector, createDetector, detectConfig } from "./detect/index.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
 import { createSlackBot, SLACK_OFF, type SlackBot } from "../bot/slack-app.ts";
+import { startStatisticsRollup } from "./stats/loop.ts";
 
 export interface Running {
   stop(): Promise<void>;
@@ -192,6 +193,9 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     stops.push(() => c.stop());
     d.start();
     stops.push(() => d.stop());
+    // Per-minute statistics, rebuilt from the tasks this collector marks (src/stats/).
+    const statistics = startStatisticsRollup({ database, log: logger("statistics") });
+    stops.push(() => statistics.stop());
     if (config.COLLECTOR_GC_INTERVAL_S > 0) {
       // Memory stays flat when garbage is collected steadily (COLLECTOR_GC_INTERVAL_S),
       // overload included: the buffer is bounded, and so is what a collection marks.

@@ -29,6 +29,7 @@ const HTMX_CONFIG = JSON.stringify({
 const NAV = [
   ["/", "Overview"],
   ["/tasks", "Tasks"],
+  ["/task-names", "Task names"],
   ["/workers", "Workers"],
   ["/queues", "Queues"],
   ["/schedules", "Schedules"],
@@ -88,6 +89,9 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .finding p { margin:0 0 8px; }
 tr.risk td { background:#fef3f2; } tr.advice td { background:#fffaeb; }
 .reason { font-size:12px; color:#475467; } .reason-note { border-left:4px solid #475467; } .broker-alerts { margin-bottom:16px; }
+.windows { display:flex; gap:12px; margin:0 0 12px; } th a { color:inherit; text-decoration:none; } th[aria-sort] a { color:var(--fg); }
+td.bad { color:var(--fail); font-weight:600; } svg.spark { display:block; }
+h1 a { color:inherit; text-decoration-color:#d0d5dd; } h1 a:hover { color:var(--accent); }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

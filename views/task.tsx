@@ -4,6 +4,7 @@ import type { Alert, Event, Task } from "../src/api/schemas.ts";
 import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
 import { duration, NEVER_SEEN_HINT, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
 import { State, When } from "./format.tsx";
+import { taskNameHref } from "./task-names.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
@@ -21,7 +22,7 @@ export function TaskPage(props: {
     <>
       {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
-        <State state={t.state} /> {t.name ?? "(unnamed task)"}
+        <State state={t.state} /> {t.name ? <a href={taskNameHref(t.name)}>{t.name}</a> : "(unnamed task)"}
       </h1>
       <p class="mono muted">{t.id}</p>
       {t.revoked_reason === "expired" ? (

@@ -23,6 +23,7 @@ import { openApiDocument } from "./openapi.ts";
 import { API } from "./registry.ts";
 import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer, workerListAnswer } from "./answers.ts";
 import { revokeLogLine, revokeTask } from "./revoke.ts";
+import { createStatsRoutes } from "./stats.ts";
 import {
   type AlertList,
   type BrokerAnswer,
@@ -129,6 +130,8 @@ export function createApiRoutes(deps: ApiDeps) {
   // Generated once: the registry does not change while the process runs.
   const document = openApiDocument(API);
   api.get(API.openApi.path, (c) => c.json(document));
+
+  api.route("/", createStatsRoutes({ database: deps.database, now }));
 
   return api;
 }

@@ -504,3 +504,113 @@ export const WorkerAnswer = Worker.extend({
   config_findings_at: maybeInstant,
 }).meta({ id: "WorkerAnswer" });
 export type WorkerAnswer = z.infer<typeof WorkerAnswer>;
+// ---- statistics (src/stats/) --------------------------------------------------------------------
+
+/** `GET /api/stats`: one task name's (or every name's) outcomes and percentiles per bucket. */
+export const StatsQuery = z.object({
+  name: textParam("One task name, exactly; every name when absent."),
+  queue: textParam("One queue; every queue when absent (\"\" counts as absent)."),
+  from: timeParam("Start of the window, inclusive (default: `to` minus 24 h)"),
+  to: timeParam("End of the window, exclusive (default: now)"),
+  bucket: z
+    .string()
+    .optional()
+    .transform((v, ctx): 60 | 3600 | 86400 | undefined => {
+      if (!v) return undefined;
+      if (v === "60" || v === "3600" || v === "86400") return Number(v) as 60 | 3600 | 86400;
+      return invalid(ctx, `expected 60, 3600 or 86400 (seconds), got ${shown(v)}`);
+    })
+    .meta({ description: "Bucket size in seconds: 60, 3600 or 86400 (UTC days). Default: by the window's length.", example: "3600" }),
+});
+export type StatsQuery = z.output<typeof StatsQuery>;
+
+/** `GET /api/task-names`. */
+export const TaskNamesQuery = StatsQuery.pick({ from: true, to: true });
+export type TaskNamesQuery = z.output<typeof TaskNamesQuery>;
+
+const durationS = (description: string) => z.number().nullable().meta({ description: `${description}, seconds; null when no task had one.` });
+const outcomeCounts = {
+  succeeded: z.number().int().meta({ description: "Tasks that succeeded." }),
+  failed: z.number().int().meta({ description: "Tasks that failed." }),
+  retried: z.number().int().meta({ description: "Retries of the tasks counted here (a task retried twice counts 2)." }),
+  revoked: z.number().int().meta({ description: "Tasks revoked (expired ones not included)." }),
+  expired: z.number().int().meta({ description: "Tasks revoked because their `expires` passed before a worker ran them." }),
+};
+const runtimePercentiles = {
+  runtime_p50: durationS("Median runtime of the succeeded and failed tasks"),
+  runtime_p95: durationS("95th percentile runtime"),
+  runtime_p99: durationS("99th percentile runtime"),
+  wait_p95: durationS("95th percentile wait from sent (or received) to started"),
+};
+
+export const StatsBucket = z
+  .object({ start: instant.meta({ description: "The bucket's start (UTC)." }), ...outcomeCounts, ...runtimePercentiles })
+  .meta({
+    id: "StatsBucket",
+    description:
+      "Tasks whose outcome fell in the bucket. Percentiles are read from log-scale histograms merged across minutes: within 4.43 % of the exact value.",
+  });
+export type StatsBucket = z.infer<typeof StatsBucket>;
+
+export const StatsAnswer = z.object({
+  buckets: z.array(StatsBucket).meta({ description: "Oldest first, every bucket of the window (empty ones with zeros)." }),
+  bucket_s: z.number().int().meta({ description: "The bucket size used, seconds." }),
+});
+export type StatsAnswer = z.infer<typeof StatsAnswer>;
+
+export const TaskNameStats = z
+  .object({
+    name: z.string().meta({ description: "The task's name (untrusted text)." }),
+    total: z.number().int().meta({ description: "Tasks with an outcome in the window: succeeded + failed + revoked + expired." }),
+    ...outcomeCounts,
+    failure_rate: z.number().nullable().meta({ description: "failed / (succeeded + failed), 0 to 1; null when none ran to an end." }),
+    throughput_per_min: z.number().meta({ description: "total per minute of the window." }),
+    ...runtimePercentiles,
+  })
+  .meta({ id: "TaskNameStats" });
+export type TaskNameStats = z.infer<typeof TaskNameStats>;
+
+export const TaskNamesAnswer = z.object({
+  task_names: z.array(TaskNameStats).meta({ description: "Busiest first, at most 500." }),
+  from: instant,
+  to: instant,
+});
+export type TaskNamesAnswer = z.infer<typeof TaskNamesAnswer>;
+
+/** The windows the task-name pages offer (`window=`), in seconds. */
+export const STATS_WINDOWS = { "1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400 } as const;
+export type StatsWindowName = keyof typeof STATS_WINDOWS;
+const windowParam = z
+  .string()
+  .optional()
+  .transform((v, ctx): StatsWindowName => {
+    if (!v) return "24h";
+    return Object.hasOwn(STATS_WINDOWS, v) ? (v as StatsWindowName) : invalid(ctx, `expected one of ${Object.keys(STATS_WINDOWS).join(", ")}, got ${shown(v)}`);
+  })
+  .meta({ description: "1h, 24h (default), 7d or 30d." });
+
+/** The columns `/task-names` sorts by (`sort=`). */
+export const TASK_NAME_SORTS = ["name", "total", "failure_rate", "runtime_p95", "wait_p95"] as const;
+export type TaskNameSort = (typeof TASK_NAME_SORTS)[number];
+
+/** `/task-names`: the window, and the column to sort by. */
+export const TaskNamesPageQuery = z.object({
+  window: windowParam,
+  sort: z
+    .string()
+    .optional()
+    .transform((v, ctx): TaskNameSort => {
+      if (!v) return "total";
+      return (TASK_NAME_SORTS as readonly string[]).includes(v) ? (v as TaskNameSort) : invalid(ctx, `expected one of ${TASK_NAME_SORTS.join(", ")}, got ${shown(v)}`);
+    }),
+  dir: z
+    .string()
+    .optional()
+    .transform((v, ctx): "asc" | "desc" | undefined => (!v ? undefined : v === "asc" || v === "desc" ? v : invalid(ctx, `expected asc or desc, got ${shown(v)}`))),
+});
+export type TaskNamesPageQuery = z.output<typeof TaskNamesPageQuery>;
+
+/** `/task-names/{name}`. */
+export const TaskNameParams = z.object({ name: plainText().meta({ description: "The task's name", example: "app.tasks.charge" }) });
+export const TaskNamePageQuery = z.object({ window: windowParam, queue: textParam("One queue; every queue when absent.") });
+export type TaskNamePageQuery = z.output<typeof TaskNamePageQuery>;

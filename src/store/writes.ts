@@ -19,6 +19,7 @@ import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
 import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
+import { ConcurrentTaskInsert, upsertTasksWithStatsMarks } from "../stats/marks.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -42,13 +43,26 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   const taskPatches = [...batch.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const workerPatches = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   // The collector's hot path: plain SQL text and parameters, no query builder.
-  await database.transaction(async (query) => {
-    if (batch.events.length > 0) await query(...insertEvents(batch.events));
-    if (taskPatches.length > 0) await query(...upsertTasks(taskPatches));
-    if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
-    if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
-  });
+  const write = () =>
+    database.transaction(async (query) => {
+      if (batch.events.length > 0) await query(...insertEvents(batch.events));
+      // With the statistics' buckets these tasks leave and enter marked for the rollup (stats/marks.ts).
+      if (taskPatches.length > 0) await upsertTasksWithStatsMarks(query, taskPatches.map((p) => p.id), upsertTasks(taskPatches));
+      if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
+      if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
+    });
+  // Another writer inserting one of these tasks at the same moment: once it
+  // has committed, the next attempt sees its row (rare; the second attempt all but always does).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (e) {
+      if (!(e instanceof ConcurrentTaskInsert) || attempt >= CONCURRENT_INSERT_ATTEMPTS) throw e;
+    }
+  }
 }
+
+const CONCURRENT_INSERT_ATTEMPTS = 10;
 
 /**
  * Events travel as one JSON array per column, zipped back into rows

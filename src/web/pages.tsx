@@ -42,6 +42,10 @@ import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
 import { revokeLogLine, revokeTask } from "../api/revoke.ts";
+import { STATS_WINDOWS, TaskNameParams, TaskNamePageQuery, TaskNamesPageQuery } from "../api/schemas.ts";
+import { statsBucketJson, taskNameStatsJson } from "../api/stats.ts";
+import { taskNameStats, taskNameSummaries } from "../stats/queries.ts";
+import { TaskNamePage, TaskNamesPage } from "../../views/task-names.tsx";
 
 // Imported as files so a compiled binary carries them (no node_modules there).
 import htmxJs from "htmx.org/dist/htmx.min.js" with { type: "file" };
@@ -281,6 +285,44 @@ export function createPageRoutes(deps: PageDeps) {
     return c.html(
       <Layout user={currentUser(c)} title="Broker" path="/broker">
         <BrokerPage brokers={brokers.map((b) => brokerJson(b.latest, b.history))} alerts={[...eviction, ...memory].map(alertJson)} now={t} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/task-names", validated("query", TaskNamesPageQuery), inTime, async (c) => {
+    const { window, sort, dir } = c.req.valid("query");
+    const to = now();
+    const windowS = STATS_WINDOWS[window];
+    const names = await taskNameSummaries(deps.database, { from: new Date((to - windowS) * 1000), to: new Date(to * 1000), points: 30 });
+    return c.html(
+      <Layout user={currentUser(c)} title="Task names" path="/task-names">
+        <TaskNamesPage rows={names.map((n) => ({ ...taskNameStatsJson(n, windowS), series: n.series }))} window={window} sort={sort} dir={dir} />
+      </Layout>,
+    );
+  });
+
+  pages.get("/task-names/:name", validated("param", TaskNameParams), validated("query", TaskNamePageQuery), inTime, async (c) => {
+    const { name } = c.req.valid("param");
+    const { window, queue } = c.req.valid("query");
+    const to = now();
+    const windowS = STATS_WINDOWS[window];
+    // About 24 to 168 bars: minutes for an hour, hours up to a week, days beyond.
+    const bucket = windowS <= 3600 ? 60 : windowS <= 7 * 86_400 ? 3600 : 86_400;
+    const [buckets, failed] = await Promise.all([
+      taskNameStats(deps.database, { name, queue, from: new Date((to - windowS) * 1000), to: new Date(to * 1000), bucket }),
+      listTasks(deps.database, { name, state: "FAILURE", queue, limit: 20 }),
+    ]);
+    return c.html(
+      <Layout user={currentUser(c)} title={name} path="/task-names">
+        <TaskNamePage
+          name={name}
+          queue={queue}
+          window={window}
+          bucketS={bucket}
+          buckets={buckets.map(statsBucketJson)}
+          failures={failed.tasks.map((t) => taskJson(t, []))}
+          now={to}
+        />
       </Layout>,
     );
   });

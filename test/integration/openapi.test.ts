@@ -163,6 +163,8 @@ describe("real answers validate against the document", () => {
     expect(alerts.next_cursor).not.toBeNull();
     await check("get", "/api/schedules", "/api/schedules", 200);
     await check("get", "/api/broker", "/api/broker", 200);
+    await check("get", "/api/stats?name=labapp.add&bucket=3600", "/api/stats", 200);
+    await check("get", "/api/task-names", "/api/task-names", 200);
     await check("get", "/api/openapi.json", "/api/openapi.json", 200);
     await check("get", "/api/docs", "/api/docs", 200);
   });
@@ -172,6 +174,7 @@ describe("real answers validate against the document", () => {
     expect(never.hint).toContain("PENDING");
     await check("get", "/api/tasks?limit=many", "/api/tasks", 400);
     await check("get", "/api/workers/celery%40never-seen", "/api/workers/{hostname}", 404);
+    await check("get", "/api/stats?bucket=7", "/api/stats", 400);
     await check("get", "/api/alerts?kind=nope", "/api/alerts", 400);
     await check("post", `/api/tasks/${FLAKY}/revoke`, "/api/tasks/{id}/revoke", 400, { terminate: "yes" });
     await check("delete", "/api/schedules/no-such-schedule", "/api/schedules/{name}", 404);

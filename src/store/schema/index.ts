@@ -6,3 +6,4 @@ export { alerts, schedules } from "./alerts.ts";
 export { slackAlertPosts, slackChannels } from "./slack.ts";
 export { workerConfigs, workerMemorySamples } from "./worker-config.ts";
 export { brokerSamples } from "./broker.ts";
+export { taskStats, taskStatsDirty } from "./stats.ts";

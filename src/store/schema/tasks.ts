@@ -63,5 +63,7 @@ export const tasks = pgTable(
     index("tasks_expired_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()).where(sql.raw("expired")),
     // The tasks_expired check reads the last few minutes' expirations, every pass.
     index("tasks_expired_finished_idx").on(t.finishedAt).where(sql.raw("expired")),
+    // The statistics' rollup rebuilds a minute from the tasks that finished in it (stats/rollup.ts).
+    index("tasks_finished_idx").on(t.finishedAt),
   ],
 );

@@ -81,7 +81,20 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .card h2:first-child { margin-top:0; }
 .problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
+.banner { background:#fef0c7; color:#7a2e0e; border-bottom:1px solid #fedf89; padding:8px 24px; font-weight:600; }
+.banner span { font-weight:400; }
+.nobroker code { background:#f2f4f7; padding:1px 5px; border-radius:4px; }
 `;
+
+/**
+ * A line every page shows under the navigation: "demo data" in `crisper
+ * demo`. One web app per process sets it (src/web/app.ts), so every page,
+ * those added later included, carries it without being told.
+ */
+let siteBanner: { title: string; text: string } | null = null;
+export function setSiteBanner(banner: { title: string; text: string } | null) {
+  siteBanner = banner;
+}
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */
 export const STYLESHEET_PATH = `/assets/crisper.css?v=${new Bun.CryptoHasher("sha256").update(CSS).digest("hex").slice(0, 12)}`;
@@ -121,6 +134,11 @@ export function Layout(props: {
             </span>
           ) : null}
         </header>
+        {siteBanner ? (
+          <div class="banner" role="status">
+            {siteBanner.title} <span>{siteBanner.text}</span>
+          </div>
+        ) : null}
         <main id="main">{props.children}</main>
       </body>
     </html>

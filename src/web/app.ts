@@ -13,6 +13,8 @@ import { wellFormedUrl } from "../http/requests.ts";
 import type { Logger } from "../log.ts";
 import type { LiveHub } from "./live.ts";
 import { createPageRoutes, errorPage } from "./pages.tsx";
+import { setSiteBanner } from "../../views/layout.tsx";
+import type { ReachabilityState } from "../broker/reachability.ts";
 
 export interface AppDeps extends ApiDeps {
   log: Logger;
@@ -21,10 +23,15 @@ export interface AppDeps extends ApiDeps {
   slack?: MountedHandler;
   /** `slack`: only Slack's endpoint and health (`crisper bot`). */
   only?: "slack";
+  /** Whether the broker can be reached, for the overview (pages.tsx). */
+  brokerState?: () => ReachabilityState;
+  /** A banner on every page (`crisper demo`: "demo data"). */
+  banner?: { title: string; text: string };
 }
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<Env>();
+  setSiteBanner(deps.banner ?? null);
   // On every answer, Slack's and the errors included.
   app.use("*", securityHeaders);
   app.use("*", wellFormedUrl);

@@ -37,6 +37,7 @@ import { answerWithin } from "../http/deadline.ts";
 import { DATABASE_NOT_ANSWERING, type ErrorAnswer, HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
+import type { ReachabilityState } from "../broker/reachability.ts";
 import type { Logger } from "../log.ts";
 import { revokeLogLine, revokeTask } from "../api/revoke.ts";
 
@@ -57,6 +58,8 @@ export interface PageDeps {
   auth?: Auth;
   broker?: BrokerPort;
   log?: Logger;
+  /** Whether the broker can be reached (broker/reachability.ts): the overview says so when it cannot. */
+  brokerState?: () => ReachabilityState;
 }
 
 /**
@@ -139,6 +142,7 @@ export function createPageRoutes(deps: PageDeps) {
           queues={queues.map(queueJson)}
           alerts={alerts.map(alertJson)}
           now={t}
+          broker={deps.brokerState?.()}
         />
       </Layout>,
     );

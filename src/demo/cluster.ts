@@ -21,7 +21,8 @@ import type { Delivery, DemoServer } from "./memory-broker.ts";
 import { type Outcome, outcomeOf, type TaskCall } from "./tasks.ts";
 import { kombuEnvelope, pyRepr, taskMessage } from "./wire.ts";
 
-const now = () => Date.now() / 1000;
+/** Unix seconds, finer than a millisecond: a task received and started in one tick still has its events in order. */
+const now = () => (performance.timeOrigin + performance.now()) / 1000;
 const SW = { sw_ident: "py-celery", sw_ver: "5.2.6", sw_sys: "Linux" };
 /** Seconds between heartbeats: Celery's default. */
 const FREQ = 2.0;
@@ -124,6 +125,8 @@ export interface WorkerOptions {
   /** Messages prefetched beyond the free pool processes (Celery prefetches `concurrency × worker_prefetch_multiplier`). */
   prefetchExtra: number;
   visibilityTimeoutS: number;
+  /** `celery worker -E`: task events on from the start (otherwise off until Crisper's `enable_events`, Celery's default). */
+  sendTaskEvents?: boolean;
 }
 
 export class Worker {
@@ -167,7 +170,7 @@ export class Worker {
     this.sender = new EventSender(this.o.hostname);
     this.alive = true;
     this.draining = false;
-    this.taskEvents = false;
+    this.taskEvents = this.o.sendTaskEvents === true;
     this.processed = 0;
     this.startedAt = now();
     for (const q of this.o.queues) this.server.declareQueue(q);
@@ -177,6 +180,8 @@ export class Worker {
     this.workerEvent("worker-online");
     this.timers.push(setInterval(() => this.workerEvent("worker-heartbeat"), FREQ * 1000));
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
+    // Its consumer starts at once: what it just restored is likely its own to run.
+    this.tick();
   }
 
   /** SIGKILL: everything stops at once; nothing is said, nothing acknowledged. */

@@ -39,8 +39,8 @@ export function startDemoCluster(server: DemoServer, log: Logger): DemoCluster {
   const vt = DEMO_TIMING.visibilityTimeoutS;
   const web = new Producer(server, registry, "gen2317@shop-web-1");
   const beat = new Beat(new Producer(server, registry, "gen1088@shop-scheduler"), BEAT_SCHEDULE);
-  const worker = (hostname: string, queues: string[], concurrency: number, prefetchExtra: number) =>
-    new Worker(server, registry, { hostname, queues, concurrency, prefetchExtra, visibilityTimeoutS: vt });
+  const worker = (hostname: string, queues: string[], concurrency: number, prefetchExtra: number, sendTaskEvents = false) =>
+    new Worker(server, registry, { hostname, queues, concurrency, prefetchExtra, visibilityTimeoutS: vt, sendTaskEvents });
   const workers = [
     worker("worker-1@shop-app-1", ["celery"], 2, 2),
     worker("worker-2@shop-app-2", ["celery"], 2, 2),
@@ -48,7 +48,8 @@ export function startDemoCluster(server: DemoServer, log: Logger): DemoCluster {
     worker("reports-2@shop-reports-2", ["reports"], 2, 0),
   ];
   const victim = workers[1] as Worker;
-  const extra = worker("reports-3@shop-reports-3", ["reports"], 2, 0);
+  // Scaled up for the month-end rush, started with `-E`.
+  const extra = worker("reports-3@shop-reports-3", ["reports"], 2, 0, true);
 
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const at = (s: number, what: () => void) => {

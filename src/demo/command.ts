@@ -50,7 +50,7 @@ export const DEMO_SETTINGS: Record<string, string> = {
  * Slack set for real use must not receive simulated data.
  */
 export function demoConfig(env: Record<string, string | undefined>, dataDir: string, extra: Record<string, string> = {}): { config: Config } | { error: string } {
-  const kept = ["PORT", "HOST", "LOG_LEVEL", "CRISPER_AUTH", "PUBLIC_URL", "DETECT_INTERVAL_S"];
+  const kept = ["PORT", "HOST", "LOG_LEVEL", "CRISPER_AUTH", "PUBLIC_URL"];
   const base: Record<string, string | undefined> = Object.fromEntries(kept.map((k) => [k, env[k]]));
   return parseConfig({ ...base, ...DEMO_SETTINGS, ...extra, DATA_DIR: dataDir });
 }

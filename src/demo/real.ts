@@ -90,6 +90,22 @@ while True:
     time.sleep(0.5)
 `;
 
+/** Waits (up to 10 s) until something accepts connections on the port. */
+async function listening(port: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      (s) => {
+        s.end();
+        return true;
+      },
+      () => false,
+    );
+    if (ok) return true;
+    await Bun.sleep(100);
+  }
+  return false;
+}
+
 async function freePort(): Promise<number> {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = s.port;
@@ -124,8 +140,15 @@ export async function runRealDemo(env: Record<string, string | undefined>, dataD
   writeFileSync(join(appDir, "produce.py"), PRODUCER);
 
   const children = new Map<string, Subprocess>();
+  // Whatever way this process ends, its cluster ends with it.
+  const killAll = () => {
+    for (const p of children.values()) if (p.exitCode === null) p.kill("SIGKILL");
+  };
+  process.once("exit", killAll);
   const start = (name: string, cmd: string[]) => {
-    const p = Bun.spawn(cmd, { cwd: appDir, env: { ...process.env, PYTHONPATH: appDir }, stdout: "ignore", stderr: "ignore" });
+    // Detached (a session of their own): a Ctrl-C in the terminal reaches Crisper alone, which
+    // stops watching first and then stops them, rather than reporting their deaths as failures.
+    const p = Bun.spawn(cmd, { cwd: appDir, env: { ...process.env, PYTHONPATH: appDir }, stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
     children.set(name, p);
     return p;
   };
@@ -134,6 +157,11 @@ export async function runRealDemo(env: Record<string, string | undefined>, dataD
   const beat = () => start("beat", celeryCmd("beat", "-s", join(appDir, "beat-schedule"), "-l", "WARNING", "--pidfile="));
 
   start("redis", [redisServer, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", appDir]);
+  if (!(await listening(port))) {
+    console.error(`crisper demo --real: redis-server did not start on port ${port}`);
+    await stopChildren(children);
+    return 1;
+  }
   let running: Awaited<ReturnType<typeof run>> | undefined;
   const timers: ReturnType<typeof setTimeout>[] = [];
   try {
@@ -147,7 +175,7 @@ export async function runRealDemo(env: Record<string, string | undefined>, dataD
     const cycle = () => {
       timers.push(
         setTimeout(() => {
-          log.info("demo: SIGKILL worker-2, and Beat stops");
+          log.info("SIGKILL worker-2, and Beat stops");
           children.get("worker-2@%h")?.kill("SIGKILL");
           children.get("beat")?.kill("SIGKILL");
         }, 40_000),
@@ -164,6 +192,7 @@ export async function runRealDemo(env: Record<string, string | undefined>, dataD
     for (const t of timers) clearTimeout(t);
     await running?.stop();
     await stopChildren(children);
+    process.off("exit", killAll);
   }
   return 0;
 }

@@ -6,7 +6,7 @@ import { AT_WORKER_STATES } from "../src/celery/states.ts";
 import { ago, seconds } from "../src/format.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
-import { NO_BROKER_ADVICE, type ReachabilityState } from "../src/broker/reachability.ts";
+import type { ReachabilityState } from "../src/broker/reachability.ts";
 
 /** The broker cannot be reached: what Crisper tried, and what to do (the same as its one log line). */
 export function NoBroker(props: { broker: ReachabilityState; now: number }) {
@@ -17,7 +17,14 @@ export function NoBroker(props: { broker: ReachabilityState; now: number }) {
       <span>
         Tried <code>{b.url}</code>: {b.reason ?? "no answer"}. Retrying.
       </span>
-      <span>{b.everReached ? "What happened since is collected once it is back; events published meanwhile are lost (an event_gap alert says so)." : `To watch your Celery: ${NO_BROKER_ADVICE}.`}</span>
+      {b.everReached ? (
+        <span>What happens once it is back is collected again; events published meanwhile are lost (an event_gap alert says so).</span>
+      ) : (
+        <span>
+          To watch your Celery: start your broker (redis-server), set <code>BROKER_URL</code> to the one your Celery uses, or run <code>crisper demo</code> to
+          see Crisper on a simulated cluster. This page reloads every 10 s.
+        </span>
+      )}
     </div>
   );
 }

@@ -45,7 +45,7 @@ export interface BrokerReachability {
 /** While the broker stays unreachable, the line is said again this often. */
 export const REPEAT_EVERY_S = 600;
 
-/** What to do about a broker never reached: the hint the log line and the overview page give. */
+/** What to do about a broker never reached, as the log line says it (the overview page says the same in its own markup). */
 export const NO_BROKER_ADVICE = "start your broker (redis-server), set BROKER_URL to the one your Celery uses, or try `crisper demo` for a simulated cluster";
 
 export function brokerReachability(o: { url: string; log: Logger; now?: () => number; repeatEveryS?: number }): BrokerReachability {

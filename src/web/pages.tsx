@@ -130,8 +130,10 @@ export function createPageRoutes(deps: PageDeps) {
     ]);
     const counts: Record<string, number> = {};
     for (const m of throughput.minutes) for (const [state, n] of Object.entries(m.byState)) counts[state] = (counts[state] ?? 0) + n;
+    const broker = deps.brokerState?.();
     return c.html(
-      <Layout user={currentUser(c)} title="Overview" path="/">
+      // While the broker cannot be reached, the page looks again by itself.
+      <Layout user={currentUser(c)} title="Overview" path="/" refreshS={broker?.status === "unreachable" ? 10 : undefined}>
         <OverviewPage
           counts={counts}
           minutes={throughput.minutes}
@@ -142,7 +144,7 @@ export function createPageRoutes(deps: PageDeps) {
           queues={queues.map(queueJson)}
           alerts={alerts.map(alertJson)}
           now={t}
-          broker={deps.brokerState?.()}
+          broker={broker}
         />
       </Layout>,
     );

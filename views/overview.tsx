@@ -68,7 +68,7 @@ export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; w
     <figure class="chart">
       <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label="tasks per minute by outcome">
         <line x1="40" y1={h - 16} x2={w - 4} y2={h - 16} stroke="#d0d5dd" />
-        <text x="34" y="12" font-size="10" text-anchor="end" fill="#667085">{max}/min</text>
+        <text x="0" y="10" font-size="10" fill="#667085">{max}/min</text>
         <text x="34" y={h - 16} font-size="10" text-anchor="end" fill="#667085">0</text>
         <text x="40" y={h - 3} font-size="10" fill="#667085">{props.windowMin} min ago</text>
         <text x={w - 4} y={h - 3} font-size="10" text-anchor="end" fill="#667085">now</text>

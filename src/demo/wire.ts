@@ -88,7 +88,7 @@ export function taskMessage(t: TaskMessageFields): string {
 /** JSON as Python's json.dumps writes it by default (", " and ": " separators, ASCII only). */
 export function pyJson(value: unknown): string {
   if (value === null || value === undefined) return "null";
-  if (typeof value === "number") return Number.isFinite(value) ? (Number.isInteger(value) ? String(value) : String(value)) : "null";
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "null";
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "string") return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   if (Array.isArray(value)) return `[${value.map(pyJson).join(", ")}]`;
@@ -105,7 +105,7 @@ export function pyJson(value: unknown): string {
 export function pyRepr(value: unknown, asTuple = false): string {
   if (value === null || value === undefined) return "None";
   if (typeof value === "boolean") return value ? "True" : "False";
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(value);
+  if (typeof value === "number") return String(value);
   if (typeof value === "string") return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
   if (Array.isArray(value)) {
     const items = value.map((v) => pyRepr(v));

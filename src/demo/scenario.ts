@@ -9,12 +9,14 @@
  *  +9 s   worker-2 is SIGKILLed while running two of them and holding
  *         prefetched ones (worker_offline, task_lost, prefetched_stranded)
  *  +20 s  Celery Beat stops (beat_missed for both schedules)
+ *  +24 s  a third reports worker starts, restores the export's message (past
+ *         the 20 s visibility timeout) and runs it again (duplicate_execution)
  *  +25 s  a reconciliation hangs on a lock (task_stalled)
- *  +DT    a third reports worker starts, restores the export's message (past
- *         the visibility timeout) and runs it again (duplicate_execution)
  *  +30 s  the month-end invoice rush: more than the reports workers drain (queue_backlog)
  *  +60 s  worker-2 is restarted by its supervisor; the extra reports worker stops
  *  +65 s  Beat is back; +72 s the rush ends; +95 s the reconciliation gets its lock
+ *
+ * Times are after the cycle's start; the first cycle starts 5 s in.
  */
 import type { DemoServer } from "./memory-broker.ts";
 import { Beat, Producer, Registry, Worker } from "./cluster.ts";

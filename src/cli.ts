@@ -7,6 +7,7 @@ import { logger, setLogLevel } from "./log.ts";
 import { openStore, run } from "./processes.ts";
 import { keepServingOnUncaughtErrors } from "./supervise.ts";
 import { VERSION } from "./version.ts";
+import { runDemo } from "./demo/command.ts";
 
 const HELP = `crisper ${VERSION} — a monitor for Celery
 
@@ -18,7 +19,8 @@ Commands:
   web       web server and JSON API only
   bot       Slack bot only
   migrate   apply database migrations and exit
-  demo      start a local Celery cluster with traffic and failures, and monitor it
+  demo      a simulated Celery cluster that stages every silent failure, monitored
+            by Crisper (nothing else needed); --real: a real local cluster
 
 Configuration is read from the environment and .env; see README.md.
   BROKER_URL        Celery's Redis broker (default redis://localhost:6379/0)
@@ -44,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`crisper: unknown command ${JSON.stringify(command)}; expected one of ${known.join(", ")} (see crisper --help)`);
     return 2;
   }
+  // The demo makes its own configuration: the environment's broker, database and Slack are for real use.
+  if (command === "demo") return runDemo(argv.slice(1));
   const config = loadConfig();
   setLogLevel(config.LOG_LEVEL);
   const log = logger("crisper");
@@ -55,10 +59,6 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "bot" && !(config.SLACK_BOT_TOKEN && config.SLACK_SIGNING_SECRET)) {
     console.error("crisper bot: the Slack bot is not configured; set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_ALERT_CHANNEL (README, Slack)");
-    return 2;
-  }
-  if (command === "demo") {
-    console.error(`crisper ${command}: not available in this version yet (see README's roadmap)`);
     return 2;
   }
 

@@ -4,6 +4,7 @@
  */
 import { createBroker } from "./broker/create.ts";
 import type { BrokerPort } from "./broker/port.ts";
+import { type BrokerReachability, brokerReachability } from "./broker/reachability.ts";
 import { type Collector, createCollector } from "./collector/collector.ts";
 import { join } from "node:path";
 import { type Config, publicUrl, redact } from "./config.ts";
@@ -101,8 +102,9 @@ export async function openStore(config: Config, log: Logger): Promise<Database> 
   return database;
 }
 
-export function openBroker(config: Config, log: Logger): BrokerPort {
+export function openBroker(config: Config, log: Logger, reachability?: BrokerReachability): BrokerPort {
   return createBroker({
+    reachability,
     brokerUrl: config.BROKER_URL,
     resultBackendUrl: config.RESULT_BACKEND_URL,
     globalKeyprefix: config.BROKER_GLOBAL_KEYPREFIX,
@@ -114,10 +116,22 @@ export function openBroker(config: Config, log: Logger): BrokerPort {
   });
 }
 
-export async function run(config: Config, parts: Parts): Promise<Running> {
+/** What `crisper demo` changes in a run: the broker it watches, and what the pages say. */
+export interface RunOptions {
+  /** A broker of the caller's instead of BROKER_URL's (the demo's simulated cluster). */
+  broker?: BrokerPort;
+  /** How the log names that broker. */
+  brokerName?: string;
+  /** A banner on every page. */
+  banner?: { title: string; text: string };
+}
+
+export async function run(config: Config, parts: Parts, options: RunOptions = {}): Promise<Running> {
   const log = logger("crisper");
   const database = await openStore(config, log);
-  const broker = openBroker(config, logger("broker"));
+  // One state for "is the broker there?", so one cause is one log line and the overview can say it.
+  const reachability = options.broker ? undefined : brokerReachability({ url: redact(config.BROKER_URL), log: logger("broker") });
+  const broker = options.broker ?? openBroker(config, logger("broker"), reachability);
   const stops: (() => Promise<void>)[] = [];
   let collector: Collector | undefined;
   let url: string | undefined;
@@ -189,7 +203,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     });
     detector = d;
     await c.start();
-    log.info(`collecting from ${redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
+    log.info(`collecting from ${options.brokerName ?? redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
     stops.push(() => c.stop());
     d.start();
     stops.push(() => d.stop());
@@ -223,6 +237,8 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       slack: slack ?? SLACK_OFF,
       log: logger("web"),
       only: parts.web ? undefined : "slack",
+      brokerState: reachability ? () => reachability.state : undefined,
+      banner: options.banner,
     });
     const server = Bun.serve({
       hostname: config.HOST,

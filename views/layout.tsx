@@ -92,7 +92,20 @@ tr.risk td { background:#fef3f2; } tr.advice td { background:#fffaeb; }
 .windows { display:flex; gap:12px; margin:0 0 12px; } th a { color:inherit; text-decoration:none; } th[aria-sort] a { color:var(--fg); }
 td.bad { color:var(--fail); font-weight:600; } svg.spark { display:block; }
 h1 a { color:inherit; text-decoration-color:#d0d5dd; } h1 a:hover { color:var(--accent); }
+.banner { background:#fef0c7; color:#7a2e0e; border-bottom:1px solid #fedf89; padding:8px 24px; font-weight:600; }
+.banner span { font-weight:400; }
+.nobroker code { background:#f2f4f7; padding:1px 5px; border-radius:4px; }
 `;
+
+/**
+ * A line every page shows under the navigation: "demo data" in `crisper
+ * demo`. One web app per process sets it (src/web/app.ts), so every page,
+ * those added later included, carries it without being told.
+ */
+let siteBanner: { title: string; text: string } | null = null;
+export function setSiteBanner(banner: { title: string; text: string } | null) {
+  siteBanner = banner;
+}
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */
 export const STYLESHEET_PATH = `/assets/crisper.css?v=${new Bun.CryptoHasher("sha256").update(CSS).digest("hex").slice(0, 12)}`;
@@ -132,6 +145,11 @@ export function Layout(props: {
             </span>
           ) : null}
         </header>
+        {siteBanner ? (
+          <div class="banner" role="status">
+            {siteBanner.title} <span>{siteBanner.text}</span>
+          </div>
+        ) : null}
         <main id="main">{props.children}</main>
       </body>
     </html>

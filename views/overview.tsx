@@ -6,6 +6,28 @@ import { AT_WORKER_STATES } from "../src/celery/states.ts";
 import { ago, seconds } from "../src/format.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
+import type { ReachabilityState } from "../src/broker/reachability.ts";
+
+/** The broker cannot be reached: what Crisper tried, and what to do (the same as its one log line). */
+export function NoBroker(props: { broker: ReachabilityState; now: number }) {
+  const b = props.broker;
+  return (
+    <div class="card health bad nobroker">
+      <strong>{b.everReached ? `Broker unreachable since ${ago(props.now - b.since)}` : `No broker at ${b.url}`}</strong>
+      <span>
+        Tried <code>{b.url}</code>: {b.reason ?? "no answer"}. Retrying.
+      </span>
+      {b.everReached ? (
+        <span>What happens once it is back is collected again; events published meanwhile are lost (an event_gap alert says so).</span>
+      ) : (
+        <span>
+          To watch your Celery: start your broker (redis-server), set <code>BROKER_URL</code> to the one your Celery uses, or run <code>crisper demo</code> to
+          see Crisper on a simulated cluster. This page reloads every 10 s.
+        </span>
+      )}
+    </div>
+  );
+}
 
 /** Bars per minute, stacked by outcome, in the states' colours. */
 export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; windowMin: number; width?: number; height?: number }) {
@@ -46,7 +68,7 @@ export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; w
     <figure class="chart">
       <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label="tasks per minute by outcome">
         <line x1="40" y1={h - 16} x2={w - 4} y2={h - 16} stroke="#d0d5dd" />
-        <text x="34" y="12" font-size="10" text-anchor="end" fill="#667085">{max}/min</text>
+        <text x="0" y="10" font-size="10" fill="#667085">{max}/min</text>
         <text x="34" y={h - 16} font-size="10" text-anchor="end" fill="#667085">0</text>
         <text x="40" y={h - 3} font-size="10" fill="#667085">{props.windowMin} min ago</text>
         <text x={w - 4} y={h - 3} font-size="10" text-anchor="end" fill="#667085">now</text>
@@ -99,15 +121,29 @@ export function OverviewPage(props: {
   queues: Queue[];
   alerts: Alert[];
   now: number;
+  /** Whether the broker can be reached; unset where nothing watches it (a web-only process). */
+  broker?: ReachabilityState;
 }) {
+  // A Crisper that never reached its broker and holds nothing has only that to say.
+  const nothingYet = props.broker?.status === "unreachable" && !props.broker.everReached && props.workers.length === 0 && props.lastTaskAt === null;
+  return (
+    <div hx-ext="sse" sse-connect="/live">
+      <div hx-get="/" hx-trigger="sse:tasks, sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+        <h1>Overview</h1>
+        {props.broker?.status === "unreachable" ? <NoBroker broker={props.broker} now={props.now} /> : null}
+        {nothingYet ? null : <OverviewBody {...props} />}
+      </div>
+    </div>
+  );
+}
+
+function OverviewBody(props: Parameters<typeof OverviewPage>[0]) {
   const c = props.counts;
   const done = (c.SUCCESS ?? 0) + (c.FAILURE ?? 0);
   const failRate = done ? ((100 * (c.FAILURE ?? 0)) / done).toFixed(1) : "0.0";
   const online = props.workers.filter((w) => w.status === "online").length;
   return (
-    <div hx-ext="sse" sse-connect="/live">
-      <div hx-get="/" hx-trigger="sse:tasks, sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
-        <h1>Overview</h1>
+    <>
         <StreamHealth
           lastTaskAt={props.lastTaskAt}
           lastHeartbeatAt={Math.max(...props.workers.map((w) => (w.last_heartbeat_at ? Date.parse(w.last_heartbeat_at) / 1000 : 0)), 0) || null}
@@ -164,7 +200,6 @@ export function OverviewPage(props: {
             ))}
           </tbody>
         </table>
-      </div>
-    </div>
+    </>
   );
 }

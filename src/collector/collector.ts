@@ -7,6 +7,7 @@
  * sample queue depths.
  */
 import { type BrokerPort, DEFAULT_BROKER, type RawMessage, type StreamStatus, type Subscription } from "../broker/port.ts";
+import { isBrokerUnreachable } from "../broker/reachability.ts";
 import type { CeleryEvent, DecodeReason, Decoded } from "../celery/event.ts";
 import type { Logger } from "../log.ts";
 import { collectorMetrics as m, observeBacklog } from "../metrics.ts";
@@ -301,7 +302,8 @@ export function createCollector(deps: {
     try {
       await broker.broadcast("enable_events");
     } catch (e) {
-      log.once("enable-events", `could not broadcast enable_events: ${(e as Error).message}`);
+      // An unreachable broker is said once, for everything (broker/reachability.ts).
+      if (!isBrokerUnreachable(e)) log.once("enable-events", `could not broadcast enable_events: ${(e as Error).message}`);
     }
   }
 
@@ -321,12 +323,13 @@ export function createCollector(deps: {
         }
       }
     } catch (e) {
-      if (stopping) return;
+      if (stopping || isBrokerUnreachable(e)) return;
       log.once("active-queues", `could not ask workers for their queues: ${(e as Error).message}`);
     }
   }
 
   let sampling = false;
+  /** A sampling failure was logged (an unreachable broker is not: broker/reachability.ts says it). */
   let samplingFailing = false;
   async function sampleQueues() {
     // A slow broker must not pile up overlapping samples.
@@ -341,6 +344,7 @@ export function createCollector(deps: {
       samplingFailing = false;
     } catch (e) {
       if (stopping) return;
+      if (isBrokerUnreachable(e)) return;
       // Once per outage, not every few seconds while it lasts.
       if (!samplingFailing) log.warn(`queue sampling failed: ${(e as Error).message}; retrying every ${config.queueSampleIntervalS} s`);
       samplingFailing = true;

@@ -5,6 +5,7 @@
  * worker dies.
  */
 import type { BrokerPort } from "../broker/port.ts";
+import { isBrokerUnreachable } from "../broker/reachability.ts";
 import { errorText, type Logger } from "../log.ts";
 import type { Database } from "../store/database.ts";
 import { recordInspection } from "../store/queries/detect.ts";
@@ -37,6 +38,8 @@ export function createInspector(o: { database: Database; broker: BrokerPort | nu
           await recordInspection(o.database, host.slice(0, 255), Array.isArray(r) ? r : [], Array.isArray(a) ? a : [], new Date(now * 1000));
         }
       } catch (e) {
+        // An unreachable broker is said once, for everything (broker/reachability.ts).
+        if (isBrokerUnreachable(e)) return;
         o.log.once("inspect", `could not ask workers what they hold: ${errorText(e)}`);
       }
     },

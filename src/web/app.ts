@@ -15,6 +15,8 @@ import type { LiveHub } from "./live.ts";
 import { createMcpRoutes } from "../mcp/server.ts";
 import { createApiDocsRoutes } from "./api-docs.tsx";
 import { createPageRoutes, errorPage } from "./pages.tsx";
+import { setSiteBanner } from "../../views/layout.tsx";
+import type { ReachabilityState } from "../broker/reachability.ts";
 
 export interface AppDeps extends ApiDeps {
   log: Logger;
@@ -23,10 +25,15 @@ export interface AppDeps extends ApiDeps {
   slack?: MountedHandler;
   /** `slack`: only Slack's endpoint and health (`crisper bot`). */
   only?: "slack";
+  /** Whether the broker can be reached, for the overview (pages.tsx). */
+  brokerState?: () => ReachabilityState;
+  /** A banner on every page (`crisper demo`: "demo data"). */
+  banner?: { title: string; text: string };
 }
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<Env>();
+  setSiteBanner(deps.banner ?? null);
   // On every answer, Slack's and the errors included.
   app.use("*", securityHeaders);
   app.use("*", wellFormedUrl);

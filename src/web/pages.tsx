@@ -40,6 +40,7 @@ import { answerWithin } from "../http/deadline.ts";
 import { DATABASE_NOT_ANSWERING, type ErrorAnswer, HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
+import type { ReachabilityState } from "../broker/reachability.ts";
 import type { Logger } from "../log.ts";
 import { revokeLogLine, revokeTask } from "../api/revoke.ts";
 import { STATS_WINDOWS, TaskNameParams, TaskNamePageQuery, TaskNamesPageQuery } from "../api/schemas.ts";
@@ -64,6 +65,8 @@ export interface PageDeps {
   auth?: Auth;
   broker?: BrokerPort;
   log?: Logger;
+  /** Whether the broker can be reached (broker/reachability.ts): the overview says so when it cannot. */
+  brokerState?: () => ReachabilityState;
 }
 
 /**
@@ -134,8 +137,10 @@ export function createPageRoutes(deps: PageDeps) {
     ]);
     const counts: Record<string, number> = {};
     for (const m of throughput.minutes) for (const [state, n] of Object.entries(m.byState)) counts[state] = (counts[state] ?? 0) + n;
+    const broker = deps.brokerState?.();
     return c.html(
-      <Layout user={currentUser(c)} title="Overview" path="/">
+      // While the broker cannot be reached, the page looks again by itself.
+      <Layout user={currentUser(c)} title="Overview" path="/" refreshS={broker?.status === "unreachable" ? 10 : undefined}>
         <OverviewPage
           counts={counts}
           minutes={throughput.minutes}
@@ -146,6 +151,7 @@ export function createPageRoutes(deps: PageDeps) {
           queues={queues.map(queueJson)}
           alerts={alerts.map(alertJson)}
           now={t}
+          broker={broker}
         />
       </Layout>,
     );

@@ -14,6 +14,7 @@
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
+import type { BrokerReachability } from "../reachability.ts";
 import { redisResultBackend } from "../redis/result-backend.ts";
 import { amqpConnection } from "./connection.ts";
 import { amqpStreams, type EventQueueSettings } from "./events.ts";
@@ -36,6 +37,8 @@ export interface AmqpBrokerOptions {
   /** RABBITMQ_MANAGEMENT_URL. */
   managementUrl?: string;
   log: Logger;
+  /** Told of every connection error and reconnect (src/processes.ts makes one per process). */
+  reachability?: BrokerReachability;
 }
 
 /**
@@ -54,9 +57,9 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
     maxBytes: opts.eventQueueMaxBytes ?? 256 * 2 ** 20,
     prefetch: EVENT_PREFETCH,
   };
-  const commands = amqpConnection(target, "crisper", "broker", log);
+  const commands = amqpConnection(target, "crisper", "broker", log, opts.reachability);
   const streams = amqpStreams({
-    connection: amqpConnection(target, "crisper-events", "broker (events)", log),
+    connection: amqpConnection(target, "crisper-events", "broker (events)", log, opts.reachability),
     queue,
     resultBackendUrl: opts.resultBackendUrl,
     log,

@@ -11,6 +11,7 @@
 import amqplib, { type Channel, type ChannelModel } from "amqplib";
 import { errorText, type Logger } from "../../log.ts";
 import type { AmqpTarget } from "./url.ts";
+import { type BrokerReachability, BrokerUnreachable } from "../reachability.ts";
 
 /** Reconnect forever, quickly at first: a monitor must come back on its own. */
 const retryDelayMs = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 3000);
@@ -34,7 +35,7 @@ export interface AmqpConnection {
   close(): Promise<void>;
 }
 
-export function amqpConnection(target: AmqpTarget, connectionName: string, what: string, log: Logger): AmqpConnection {
+export function amqpConnection(target: AmqpTarget, connectionName: string, what: string, log: Logger, reachability?: BrokerReachability): AmqpConnection {
   let model: ChannelModel | null = null;
   let connecting: Promise<void> | null = null;
   let closed = false;
@@ -66,6 +67,7 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
       }
       attempt = 0;
       model = m;
+      reachability?.up();
       m.on("error", (e: Error) => {
         lastError = e.message;
       });
@@ -96,7 +98,8 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
       for (const w of ws) w();
     } catch (e) {
       lastError = errorText(e);
-      log.once(`amqp-unreachable:${connectionName}:${lastError}`, `${what} unreachable (${lastError}); retrying`);
+      if (reachability) reachability.down(lastError);
+      else log.once(`amqp-unreachable:${connectionName}:${lastError}`, `${what} unreachable (${lastError}); retrying`);
       scheduleRetry();
     }
   }
@@ -129,7 +132,7 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
         }
         waiters.push(done);
       });
-      if (!model) throw new Error(`unreachable (${lastError})`);
+      if (!model) throw new BrokerUnreachable(lastError);
       return model;
     },
 

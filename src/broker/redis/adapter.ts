@@ -11,6 +11,7 @@
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
+import type { BrokerReachability } from "../reachability.ts";
 import { commandConnection, ensureConnected, quit } from "./connection.ts";
 import { EVENT_EXCHANGE, escapeGlob, kombuKeys, parseRedisUrl } from "./keys.ts";
 import { redisHealth } from "./health.ts";
@@ -25,19 +26,22 @@ export interface RedisBrokerOptions {
   /** kombu's `global_keyprefix`: prefixes every key and PUB/SUB channel. */
   globalKeyprefix?: string;
   log: Logger;
+  /** Told of every connection error and reconnect (src/processes.ts makes one per process). */
+  reachability?: BrokerReachability;
 }
 
 export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
   const { log } = opts;
   const broker = parseRedisUrl(opts.brokerUrl);
   const keys = kombuKeys(opts.globalKeyprefix ?? "", broker.db);
-  const commands = commandConnection(broker.url, "crisper", "broker", log);
+  const commands = commandConnection(broker.url, "crisper", "broker", log, opts.reachability);
   const streams = redisStreams({
     brokerUrl: broker.url,
     // Every event type's channel: `…/celeryev/<routing key>`.
     eventChannels: `${escapeGlob(keys.fanout(EVENT_EXCHANGE))}/*`,
     resultBackendUrl: opts.resultBackendUrl,
     log,
+    reachability: opts.reachability,
   });
   const results = redisResultBackend(opts.resultBackendUrl, log);
 

@@ -10,6 +10,7 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "../../log.ts";
+import { type BrokerReachability, BrokerUnreachable } from "../reachability.ts";
 
 /** Reconnect forever, quickly at first: a monitor must come back on its own. */
 const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
@@ -24,14 +25,17 @@ const lastErrors = new WeakMap<Redis, string>();
 /**
  * A connection for commands. They fail after one reconnect attempt so
  * /readyz and sampling report an outage promptly instead of queueing behind
- * it; each distinct error is logged once, as `<what> connection: <error>`.
+ * it. Errors go to `reachability` when given (the broker's: one line for one
+ * cause); otherwise each distinct one is logged once, as `<what> connection: <error>`.
  */
-export function commandConnection(url: string, connectionName: string, what: string, log: Logger): Redis {
+export function commandConnection(url: string, connectionName: string, what: string, log: Logger, reachability?: BrokerReachability): Redis {
   const r = new Redis(url, { ...BASE, maxRetriesPerRequest: 1, connectionName });
   r.on("error", (e) => {
     lastErrors.set(r, e.message);
-    log.once(`${connectionName}:${e.message}`, `${what} connection: ${e.message}`);
+    if (reachability) reachability.down(e.message);
+    else log.once(`${connectionName}:${e.message}`, `${what} connection: ${e.message}`);
   });
+  if (reachability) r.on("ready", () => reachability.up());
   return r;
 }
 
@@ -65,7 +69,7 @@ export async function ensureConnected(r: Redis) {
     try {
       await r.connect();
     } catch (e) {
-      throw new Error(`unreachable (${lastErrors.get(r) ?? (e as Error).message})`);
+      throw new BrokerUnreachable(lastErrors.get(r) ?? (e as Error).message);
     }
   }
   if (r.status === "connecting" || r.status === "connect") {
@@ -82,7 +86,7 @@ export async function ensureConnected(r: Redis) {
       r.once("close", done);
     });
   }
-  if (r.status !== "ready") throw new Error(`unreachable (${lastErrors.get(r) ?? r.status})`);
+  if (r.status !== "ready") throw new BrokerUnreachable(lastErrors.get(r) ?? r.status);
 }
 
 /** Closes politely when connected, at once otherwise. */

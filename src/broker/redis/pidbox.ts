@@ -13,7 +13,7 @@ import { CONTROL_EXCHANGE, type ControlRequest, callRequest, controlBody, REPLY_
 import { type KombuKeys, SEP } from "./keys.ts";
 
 /** The kombu envelope Celery's `Mailbox._broadcast` publishes. */
-function controlEnvelope(req: ControlRequest): string {
+export function controlEnvelope(req: ControlRequest): string {
   return JSON.stringify({
     body: Buffer.from(JSON.stringify(controlBody(req))).toString("base64"),
     "content-encoding": "utf-8",
@@ -36,7 +36,7 @@ function replyBinding(oid: string): { member: string; queue: string } {
 }
 
 /** A worker's reply: `{ "<worker>": value }`, or null if it is not for `ticket`. */
-function parseControlReply(raw: string, ticket: string): Record<string, unknown> | null {
+export function parseControlReply(raw: string, ticket: string): Record<string, unknown> | null {
   let env: { body?: unknown; headers?: { ticket?: unknown }; properties?: { body_encoding?: unknown } };
   try {
     env = JSON.parse(raw);

@@ -112,7 +112,7 @@ export function kombuQueues(commands: Redis, keys: KombuKeys): Pick<BrokerPort, 
 }
 
 /** One `unacked` hash entry: JSON `[message, exchange, routing_key]`. */
-function parseUnacked(tag: string, raw: string, delivered: Map<string, number>, routes: Map<string, string>): UnackedMessage {
+export function parseUnacked(tag: string, raw: string, delivered: Map<string, number>, routes: Map<string, string>): UnackedMessage {
   const out: UnackedMessage = {
     deliveryTag: tag,
     taskId: null,

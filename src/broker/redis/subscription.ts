@@ -11,6 +11,7 @@
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort, RawMessage, StreamStatus } from "../port.ts";
+import type { BrokerReachability } from "../reachability.ts";
 import { quit, subscriberConnection } from "./connection.ts";
 import { RESULT_CHANNELS } from "./result-backend.ts";
 
@@ -26,6 +27,8 @@ export interface StreamOptions {
   eventChannels: string;
   resultBackendUrl?: string;
   log: Logger;
+  /** Where the event subscription's connection errors go (one line for one cause). */
+  reachability?: BrokerReachability;
 }
 
 export interface Streams extends Pick<BrokerPort, "subscribe"> {
@@ -39,7 +42,7 @@ export function redisStreams(opts: StreamOptions): Streams {
 
   return {
     async subscribe(onMessage, onStatus) {
-      const subs = [psubscribe(opts.brokerUrl, opts.eventChannels, "events", onMessage, onStatus, log)];
+      const subs = [psubscribe(opts.brokerUrl, opts.eventChannels, "events", onMessage, onStatus, log, opts.reachability)];
       if (opts.resultBackendUrl) subs.push(subscribeResults(opts.resultBackendUrl, onMessage, log));
       for (const s of subs) live.add(s);
       // A broker that is down at start is an outage like any other: ioredis
@@ -96,6 +99,7 @@ function psubscribe(
   onMessage: (m: RawMessage) => void,
   onStatus: (s: StreamStatus) => void,
   log: Logger,
+  reachability?: BrokerReachability,
 ): PatternSubscription {
   const server = stream === "events" ? "broker" : "result backend";
   const sub = subscriberConnection(url, `crisper-${stream}`);
@@ -107,9 +111,11 @@ function psubscribe(
   });
   sub.on("error", (e: Error) => {
     lastError = e.message;
-    if (!connected) log.once(`unreachable:${stream}:${e.message}`, `${server} unreachable (${e.message}); retrying`);
+    if (reachability) reachability.down(e.message);
+    else if (!connected) log.once(`unreachable:${stream}:${e.message}`, `${server} unreachable (${e.message}); retrying`);
   });
   sub.on("ready", () => {
+    reachability?.up();
     if (!connected) {
       connected = true;
       onStatus({ state: "connected", at: Date.now() / 1000 });

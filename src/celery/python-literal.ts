@@ -257,6 +257,6 @@ export function isLiteralList(v: Literal): v is Literal[] {
   return Array.isArray(v);
 }
 
-export function isLiteralDict(v: Literal): v is { [key: string]: Literal } {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof LiteralNumber);
+export function isLiteralDict(v: Literal | undefined): v is { [key: string]: Literal } {
+  return v !== undefined && v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof LiteralNumber);
 }

@@ -6,13 +6,15 @@
  * - pidbox.ts: remote control, with replies;
  * - result-backend.ts: stored results;
  * - connection.ts: the ioredis connections and their outages;
- * - keys.ts: where kombu keeps each of these in Redis.
+ * - keys.ts: where kombu keeps each of these in Redis;
+ * - actions.ts: requeue a dead worker's messages, publish a task, purge a queue.
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
 import { commandConnection, ensureConnected, quit } from "./connection.ts";
 import { EVENT_EXCHANGE, escapeGlob, kombuKeys, parseRedisUrl } from "./keys.ts";
 import { pidbox } from "./pidbox.ts";
+import { redisActions } from "./actions.ts";
 import { kombuQueues } from "./queues.ts";
 import { redisResultBackend } from "./result-backend.ts";
 import { redisStreams } from "./subscription.ts";
@@ -47,6 +49,7 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
     ...kombuQueues(commands, keys),
     ...pidbox(commands, keys),
     getResult: results.getResult,
+    ...redisActions(commands, keys),
 
     async ping() {
       await ensureConnected(commands);

@@ -4,3 +4,4 @@ export { workers } from "./workers.ts";
 export { queueSamples, queues } from "./queues.ts";
 export { alerts, schedules } from "./alerts.ts";
 export { slackAlertPosts, slackChannels } from "./slack.ts";
+export { auditLog, taskRetries } from "./audit.ts";

@@ -2,7 +2,7 @@
 /** Workers by Celery's heartbeat rule, and one worker with what it holds. */
 import type { Alert, Worker } from "../src/api/schemas.ts";
 import { When } from "./format.tsx";
-import { Alerts } from "./task.tsx";
+import { Alerts, RequeueButton } from "./task.tsx";
 
 export function WorkerStatus(props: { w: Worker }) {
   if (props.w.status === "online") return <span class="state SUCCESS">online</span>;
@@ -44,7 +44,14 @@ export function WorkersPage(props: { workers: Worker[]; now: number }) {
   );
 }
 
-export function WorkerPage(props: { w: Worker; alerts: Alert[]; now: number }) {
+export function WorkerPage(props: {
+  w: Worker;
+  alerts: Alert[];
+  now: number;
+  /** For an admin: the form token for requeueing a dead worker's stranded messages, or why the broker has none. */
+  requeue?: { token: string } | { unavailable: string };
+  flash?: string;
+}) {
   const w = props.w;
   const held = (title: string, list: { id: string; name: string | null }[]) => (
     <>
@@ -67,9 +74,15 @@ export function WorkerPage(props: { w: Worker; alerts: Alert[]; now: number }) {
   );
   return (
     <>
+      {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <WorkerStatus w={w} /> {w.hostname}
       </h1>
+      {props.requeue && w.status === "offline" ? (
+        <div class="card">
+          <RequeueButton hostname={w.hostname} requeue={props.requeue} />
+        </div>
+      ) : null}
       {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : null}
       <div class="card">
         <dl class="facts">

@@ -9,7 +9,8 @@ import { type Execution as ExecutionRecord, executionsFromStored } from "../stat
 import type { QueueRow } from "../store/queries/queues.ts";
 import type { EventRecord, Task as TaskRow } from "../store/queries/tasks.ts";
 import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
-import type { Alert, Event, Execution, Queue, Schedule, Task, Worker } from "./schemas.ts";
+import type { Alert, AuditEntry, Event, Execution, Queue, Schedule, Task, Worker } from "./schemas.ts";
+import type { AuditRow } from "../store/queries/audit.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const isoS = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
@@ -131,5 +132,19 @@ export function scheduleJson(s: ScheduleRow): Schedule {
     last_seen_at: iso(s.lastSeenAt),
     next_due_at: iso(s.nextDueAt),
     status: s.status,
+  };
+}
+
+export function auditJson(a: AuditRow): AuditEntry {
+  return {
+    id: a.id,
+    at: a.at.toISOString(),
+    actor: a.actor,
+    action: a.action,
+    target: a.target,
+    outcome: a.outcome === "ok" || a.outcome === "refused" ? a.outcome : "failed",
+    status: a.status,
+    detail: a.detail,
+    ip: a.ip,
   };
 }

@@ -20,6 +20,8 @@ export interface LabSettings {
   visibilityTimeoutS?: number;
   prefetchMultiplier?: number;
   beatIntervalS?: number;
+  /** Celery's `result_extended` (args, kwargs, name, queue in the result backend); on unless false. */
+  resultExtended?: boolean;
 }
 
 function labEnv(s: LabSettings): Record<string, string> {
@@ -39,6 +41,7 @@ function labEnv(s: LabSettings): Record<string, string> {
   if (s.visibilityTimeoutS !== undefined) env.LAB_VISIBILITY_TIMEOUT = String(s.visibilityTimeoutS);
   if (s.prefetchMultiplier !== undefined) env.LAB_PREFETCH = String(s.prefetchMultiplier);
   if (s.beatIntervalS !== undefined) env.LAB_BEAT_INTERVAL = String(s.beatIntervalS);
+  if (s.resultExtended === false) env.LAB_RESULT_EXTENDED = "0";
   return env;
 }
 

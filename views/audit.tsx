@@ -7,7 +7,8 @@ import { When } from "./format.tsx";
 function gist(detail: Record<string, unknown>): string {
   return Object.entries(detail)
     .filter(([, v]) => v !== null && !(Array.isArray(v) && v.length === 0))
-    .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+    // Lists of records (a bulk retry's) as counts; the ids and the reasons are in GET /api/audit.
+    .map(([k, v]) => `${k}: ${typeof v === "string" ? v : Array.isArray(v) && v.some((x) => typeof x === "object") ? `${v.length}` : JSON.stringify(v)}`)
     .join("; ")
     .slice(0, 600);
 }

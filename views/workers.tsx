@@ -80,6 +80,10 @@ export function WorkerPage(props: {
       </h1>
       {props.requeue && w.status === "offline" ? (
         <div class="card">
+          {"token" in props.requeue ? (<p class="muted">
+            What a dead worker had prefetched waits unacknowledged in the broker until the visibility timeout hands it back. Requeueing puts its
+            messages back on their queues now, once each.
+          </p>) : null}
           <RequeueButton hostname={w.hostname} requeue={props.requeue} />
         </div>
       ) : null}

@@ -462,9 +462,6 @@ export const PurgeBody = z
   })
   .meta({ id: "PurgeBody" });
 
-/** The confirm fields of the pages' forms (purge: the queue's name typed again). */
-export const ConfirmForm = z.object({ confirm: z.string().max(MAX_TEXT).optional().transform((v) => v ?? "") });
-
 export const PurgeAnswer = z.object({ purged: z.number().int().meta({ description: "Messages deleted, all priorities." }) }).meta({ id: "PurgeAnswer" });
 export type PurgeAnswer = z.infer<typeof PurgeAnswer>;
 

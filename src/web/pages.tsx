@@ -12,10 +12,9 @@
  */
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { AlertFilter, BulkRetryQuery, ConfirmForm, QueueParams, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
+import { AlertFilter, BulkRetryQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
 import { alertJson, auditJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import { actorOf, audited } from "../api/actions/audit.ts";
-import { purgeQueue } from "../api/actions/purge.ts";
 import { NOTHING_STRANDED_HERE, requeueStranded } from "../api/actions/requeue.ts";
 import { retryTask } from "../api/actions/retry.ts";
 import { BULK_RETRY_MAX, bulkRetryCandidates, retryFailures } from "../api/actions/retry-bulk.ts";
@@ -284,16 +283,6 @@ export function createPageRoutes(deps: PageDeps) {
       return { answer: done, detail: { requeued: done.requeued, task_ids: done.taskIds.slice(0, 100), skipped: done.skipped.slice(0, 100), from: "page" } };
     });
     return c.redirect(`/workers/${encodeURIComponent(hostname)}?requeued=${done.requeued}`, 303);
-  });
-
-  pages.post("/queues/:name/purge", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", QueueParams), validated("form", ConfirmForm), async (c) => {
-    const { name } = c.req.valid("param");
-    const { confirm } = c.req.valid("form");
-    const purged = await audited(auditDeps, actorOf(c), { action: "purge", target: name }, async () => {
-      const purged = await purgeQueue(deps.broker, name, confirm);
-      return { answer: purged, detail: { purged, from: "page" } };
-    });
-    return c.redirect(`/queues?purged=${purged}&queue=${encodeURIComponent(name)}`, 303);
   });
 
   pages.get("/audit", adminOnly(deps.auth), inTime, async (c) => {

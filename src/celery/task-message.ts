@@ -77,3 +77,33 @@ export function taskMessage(t: NewTask): TaskMessage {
     contentEncoding: "utf-8",
   };
 }
+
+/**
+ * The `task-sent` event Celery's producer sends beside the message when
+ * `task_send_sent_event` is on (celery/app/amqp.py, `send_task_message`):
+ * with it, Crisper (and any other monitor) knows the new task at once,
+ * before a worker takes it.
+ */
+export function taskSentEvent(m: TaskMessage, now: number): Record<string, unknown> {
+  const h = m.headers;
+  return {
+    hostname: ORIGIN,
+    utcoffset: 0,
+    pid: process.pid,
+    clock: 1,
+    uuid: m.id,
+    root_id: h.root_id,
+    parent_id: h.parent_id,
+    name: m.task,
+    args: h.argsrepr,
+    kwargs: h.kwargsrepr,
+    retries: 0,
+    eta: null,
+    expires: null,
+    queue: m.queue,
+    exchange: m.exchange,
+    routing_key: m.routingKey,
+    timestamp: now,
+    type: "task-sent",
+  };
+}

@@ -167,6 +167,10 @@ describe("retry a failed task", () => {
     const retry = await task(newId);
     expect(retry).toMatchObject({ name: "labapp.boom", retry_of: id, args: "('card declined',)", kwargs: "{}", queue: "celery" });
     expect(retry.exception).toContain("card declined");
+    // Sent as Celery's producer sends one, task-sent event included.
+    const sent = ((await get(`/api/tasks/${newId}`)).events as any[]).find((e) => e.type === "task-sent");
+    expect(sent).toMatchObject({ args: "('card declined',)", queue: "celery" });
+    expect(sent.hostname).toStartWith("crisper");
     await page.reload();
     expect(await page.locator(".retried-as").textContent()).toContain(newId);
     await page.screenshot({ path: join(SCREENS, "task-retried.png") });

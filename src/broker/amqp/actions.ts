@@ -6,6 +6,8 @@
  * confirm channel so the answer says RabbitMQ has it; a purge is AMQP's
  * `queue.purge`.
  */
+import { EVENT_EXCHANGE } from "../../celery/control.ts";
+import { taskSentEvent } from "../../celery/task-message.ts";
 import type { BrokerPort } from "../port.ts";
 import { type AmqpConnection, replyCode } from "./connection.ts";
 
@@ -28,6 +30,21 @@ export function amqpActions(connection: AmqpConnection): Required<Pick<BrokerPor
         await ch.waitForConfirms();
       } finally {
         await ch.close().catch(() => {});
+      }
+      // Then the task-sent event, on the `celeryev` topic exchange. Only a nicety: an exchange no
+      // worker has declared yet refuses it, and the task is sent either way.
+      const events = await model.createChannel();
+      events.on("error", () => {});
+      try {
+        const event = taskSentEvent(m, Date.now() / 1000);
+        events.publish(EVENT_EXCHANGE, "task.sent", Buffer.from(JSON.stringify(event), "utf8"), {
+          contentType: "application/json",
+          contentEncoding: "utf-8",
+          headers: { hostname: event.hostname },
+          deliveryMode: 1,
+        });
+      } finally {
+        await events.close().catch(() => {});
       }
     },
 

@@ -14,7 +14,7 @@
  *   entry leaves `unacked`, a later `restore_visible` cannot push it again.
  * - publishTask: kombu's `_put`, an LPUSH of the JSON envelope (body in
  *   base64, `properties.delivery_tag`, `delivery_info`) onto the list of
- *   the message's priority step.
+ *   the message's priority step; then the `task-sent` event.
  * - purgeQueue: kombu's `_purge`, LLEN and DEL of every priority step's list.
  */
 import { randomUUID } from "node:crypto";
@@ -22,7 +22,8 @@ import type { Redis } from "ioredis";
 import { isLiteralDict, LiteralNumber, literalToJson, parseLiteral } from "../../celery/python-literal.ts";
 import type { BrokerPort, RequeueResult } from "../port.ts";
 import { ensureConnected } from "./connection.ts";
-import { type KombuKeys, parseBinding, PRIORITY_STEPS, priorityQueueKey } from "./keys.ts";
+import { EVENT_EXCHANGE, type KombuKeys, parseBinding, PRIORITY_STEPS, priorityQueueKey } from "./keys.ts";
+import { taskSentEvent } from "../../celery/task-message.ts";
 
 /**
  * KEYS: unacked, unacked_index, then the destination lists of every move in
@@ -138,6 +139,22 @@ export function redisActions(commands: Redis, keys: KombuKeys): Required<Pick<Br
       // The message goes onto the queue's list directly (Crisper knows the queue it was sent to);
       // its exchange and routing key ride along, as kombu's basic_publish records them.
       await commands.lpush(keys.key(priorityQueueKey(m.queue, priorityStep(m.priority))), JSON.stringify(envelope));
+      // Then the task-sent event, as Celery's producer publishes it on the `celeryev` fanout (PUB/SUB).
+      const event = taskSentEvent(m, Date.now() / 1000);
+      const eventEnvelope = {
+        body: Buffer.from(JSON.stringify(event), "utf8").toString("base64"),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        headers: { hostname: event.hostname },
+        properties: {
+          delivery_mode: 1,
+          delivery_info: { exchange: EVENT_EXCHANGE, routing_key: "task.sent" },
+          priority: 0,
+          body_encoding: "base64",
+          delivery_tag: randomUUID(),
+        },
+      };
+      await commands.publish(`${keys.fanout(EVENT_EXCHANGE)}/task.sent`, JSON.stringify(eventEnvelope));
     },
 
     async purgeQueue(queue) {

@@ -20,7 +20,7 @@ import { HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import { type Logger, errorText } from "../log.ts";
 import { revokeTask } from "./revoke.ts";
-import { actorOf, audited } from "./actions/audit.ts";
+import { actorOf, audited, auditRefusals } from "./actions/audit.ts";
 import { purgeQueue } from "./actions/purge.ts";
 import { requeueStranded } from "./actions/requeue.ts";
 import { retryTask } from "./actions/retry.ts";
@@ -85,7 +85,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({ task: json, events: events.map(eventJson) } satisfies TaskAnswer);
   });
 
-  api.post("/tasks/:id/revoke", adminOnly(deps.auth, "json"), validated("param", TaskIdParams), validated("json", RevokeBody), async (c) => {
+  api.post("/tasks/:id/revoke", auditRefusals(auditDeps, "revoke", "id"), adminOnly(deps.auth, "json"), validated("param", TaskIdParams), validated("json", RevokeBody), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("json");
     const action = request.terminate ? "terminate" : "revoke";
@@ -98,7 +98,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json(answer satisfies RevokeAnswer);
   });
 
-  api.post("/tasks/retry-failures", adminOnly(deps.auth, "json"), validated("json", BulkRetryBody), async (c) => {
+  api.post("/tasks/retry-failures", auditRefusals(auditDeps, "retry_bulk"), adminOnly(deps.auth, "json"), validated("json", BulkRetryBody), async (c) => {
     const r = c.req.valid("json");
     const request = { name: r.name, since: new Date(r.since), until: new Date(r.until), confirm: r.confirm };
     const answer = await audited(auditDeps, actorOf(c), { action: "retry_bulk", target: r.name }, async () => {
@@ -108,7 +108,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json(answer satisfies BulkRetryAnswer);
   });
 
-  api.post("/tasks/:id/retry", adminOnly(deps.auth, "json"), validated("param", TaskIdParams), async (c) => {
+  api.post("/tasks/:id/retry", auditRefusals(auditDeps, "retry", "id"), adminOnly(deps.auth, "json"), validated("param", TaskIdParams), async (c) => {
     const { id } = c.req.valid("param");
     const answer = await audited(auditDeps, actorOf(c), { action: "retry", target: id }, async () => {
       const done = await retryTask(deps, id, c.var.admin.name, new Date(now() * 1000));
@@ -118,7 +118,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json(answer satisfies RetryAnswer);
   });
 
-  api.post("/workers/:hostname/requeue-stranded", adminOnly(deps.auth, "json"), validated("param", WorkerParams), async (c) => {
+  api.post("/workers/:hostname/requeue-stranded", auditRefusals(auditDeps, "requeue", "hostname"), adminOnly(deps.auth, "json"), validated("param", WorkerParams), async (c) => {
     const { hostname } = c.req.valid("param");
     const answer = await audited(auditDeps, actorOf(c), { action: "requeue", target: hostname }, async () => {
       const done = await requeueStranded(deps, hostname, now());
@@ -128,7 +128,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json(answer satisfies RequeueAnswer);
   });
 
-  api.post("/queues/:name/purge", adminOnly(deps.auth, "json"), validated("param", QueueParams), validated("json", PurgeBody), async (c) => {
+  api.post("/queues/:name/purge", auditRefusals(auditDeps, "purge", "name"), adminOnly(deps.auth, "json"), validated("param", QueueParams), validated("json", PurgeBody), async (c) => {
     const { name } = c.req.valid("param");
     const { confirm } = c.req.valid("json");
     const purged = await audited(auditDeps, actorOf(c), { action: "purge", target: name }, async () => {
@@ -180,7 +180,7 @@ export function createApiRoutes(deps: ApiDeps) {
   api.get("/schedules", async (c) => c.json({ schedules: (await listSchedules(deps.database)).map(scheduleJson) } satisfies ScheduleList));
 
   const configured = new Set(deps.configuredSchedules ?? []);
-  api.post("/schedules", adminOnly(deps.auth, "json"), validated("json", ScheduleBody), async (c) => {
+  api.post("/schedules", auditRefusals(auditDeps, "schedule_add"), adminOnly(deps.auth, "json"), validated("json", ScheduleBody), async (c) => {
     const s = c.req.valid("json");
     const row = await audited(auditDeps, actorOf(c), { action: "schedule_add", target: s.name }, async () => {
       if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
@@ -190,7 +190,7 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json({ schedule: scheduleJson(row) } satisfies ScheduleDeclared, 201);
   });
 
-  api.delete("/schedules/:name", adminOnly(deps.auth), validated("param", ScheduleNameParams), async (c) => {
+  api.delete("/schedules/:name", auditRefusals(auditDeps, "schedule_remove", "name"), adminOnly(deps.auth), validated("param", ScheduleNameParams), async (c) => {
     const { name } = c.req.valid("param");
     await audited(auditDeps, actorOf(c), { action: "schedule_remove", target: name }, async () => {
       if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);

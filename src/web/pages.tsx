@@ -14,7 +14,7 @@ import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
 import { AlertFilter, BulkRetryQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
 import { alertJson, auditJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
-import { actorOf, audited } from "../api/actions/audit.ts";
+import { actorOf, audited, auditRefusals } from "../api/actions/audit.ts";
 import { NOTHING_STRANDED_HERE, requeueStranded } from "../api/actions/requeue.ts";
 import { retryTask } from "../api/actions/retry.ts";
 import { BULK_RETRY_MAX, bulkRetryCandidates, retryFailures } from "../api/actions/retry-bulk.ts";
@@ -209,7 +209,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.post("/tasks/retry-failures", bodyAtMost(), adminOnly(deps.auth, "form"), validated("form", BulkRetryQuery), async (c) => {
+  pages.post("/tasks/retry-failures", bodyAtMost(), auditRefusals(auditDeps, "retry_bulk"), adminOnly(deps.auth, "form"), validated("form", BulkRetryQuery), async (c) => {
     const q = c.req.valid("form");
     if (!q.name || !q.since || !q.until) throw new HttpError(400, "name, since and until are needed");
     const confirm = Number((await c.req.parseBody()).confirm);
@@ -256,7 +256,7 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.post("/tasks/:id/revoke", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
+  pages.post("/tasks/:id/revoke", bodyAtMost(), auditRefusals(auditDeps, "revoke", "id"), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("form");
     const action = request.terminate ? "terminate" : "revoke";
@@ -267,7 +267,7 @@ export function createPageRoutes(deps: PageDeps) {
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
   });
 
-  pages.post("/tasks/:id/retry", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), async (c) => {
+  pages.post("/tasks/:id/retry", bodyAtMost(), auditRefusals(auditDeps, "retry", "id"), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), async (c) => {
     const { id } = c.req.valid("param");
     const done = await audited(auditDeps, actorOf(c), { action: "retry", target: id }, async () => {
       const done = await retryTask(deps, id, c.var.admin.name, new Date(now() * 1000));
@@ -276,7 +276,7 @@ export function createPageRoutes(deps: PageDeps) {
     return c.redirect(`/tasks/${encodeURIComponent(id)}?retried=${encodeURIComponent(done.taskId)}`, 303);
   });
 
-  pages.post("/workers/:hostname/requeue-stranded", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", WorkerParams), async (c) => {
+  pages.post("/workers/:hostname/requeue-stranded", bodyAtMost(), auditRefusals(auditDeps, "requeue", "hostname"), adminOnly(deps.auth, "form"), validated("param", WorkerParams), async (c) => {
     const { hostname } = c.req.valid("param");
     const done = await audited(auditDeps, actorOf(c), { action: "requeue", target: hostname }, async () => {
       const done = await requeueStranded(deps, hostname, now());

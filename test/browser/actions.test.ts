@@ -261,7 +261,7 @@ describe("purge, the viewer, the audit", () => {
     expect((await api("/api/schedules", { as: ALICE, json: { name: "nightly", task: "labapp.canary", every_s: 86400 } })).status).toBe(201);
     expect((await api("/api/schedules/nightly", { as: ALICE, method: "DELETE" })).status).toBe(200);
     const { entries } = await get("/api/audit?limit=500");
-    const seen = (action: string, outcome: string) => entries.filter((e: any) => e.action === action && e.outcome === outcome);
+    const seen = (action: string, outcome: string) => entries.filter((e: any) => e.actor === "alice" && e.action === action && e.outcome === outcome);
     expect(seen("requeue", "ok")[0]).toMatchObject({ actor: "alice", target: "victim@lab", status: 200, ip: "127.0.0.1", detail: { requeued: 3 } });
     expect(seen("requeue", "refused").map((e: any) => e.status)).toEqual([409, 409]);
     expect(seen("retry", "ok")).toHaveLength(1);
@@ -274,8 +274,11 @@ describe("purge, the viewer, the audit", () => {
     expect(seen("terminate", "ok")[0].detail.signal).toBe("SIGKILL");
     expect(seen("schedule_add", "ok")[0].target).toBe("nightly");
     expect(seen("schedule_remove", "ok")[0].target).toBe("nightly");
-    // Viewers' refusals happen before anyone is known to be an admin: they are not actions.
-    expect(entries.every((e: any) => e.actor === "alice")).toBe(true);
+    // The viewer's attempts are there too, refused before anything was done.
+    const bobs = entries.filter((e: any) => e.actor === "bob");
+    expect(bobs.every((e: any) => e.outcome === "refused" && e.status === 403)).toBe(true);
+    expect(bobs.map((e: any) => e.action).sort()).toEqual(["purge", "requeue", "requeue", "retry"]);
+    expect(bobs.find((e: any) => e.action === "retry").detail.reason).toContain("viewer");
     const { page, close } = await adminPage();
     await page.goto(`${s.crisper.url}/audit`);
     expect(await page.locator("table.audit tbody tr").count()).toBe(entries.length);

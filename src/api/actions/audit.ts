@@ -5,7 +5,8 @@
  * 4xx: 409 with the reason, say) or failed (the broker did not take it).
  */
 import type { Context } from "hono";
-import type { AdminEnv } from "../../http/context.ts";
+import { createMiddleware } from "hono/factory";
+import type { AdminEnv, Env } from "../../http/context.ts";
 import { HttpError } from "../../http/errors.ts";
 import { clientAddress } from "../../http/sign-in-limit.ts";
 import { errorText, type Logger } from "../../log.ts";
@@ -59,4 +60,38 @@ export async function audited<T>(
   await record("ok", 200, result.detail);
   deps.log?.info(`${actor.name} (${actor.ip ?? "?"}): ${what.action} ${what.target.slice(0, 255)}: ${JSON.stringify(result.detail).slice(0, 500)}`);
   return result.answer;
+}
+
+/** A param as the audit keeps it when the request was refused before validation: plain, bounded text. */
+const plain = (v: string | undefined) => (v ?? "").toWellFormed().replace(/[\u0000-\u001f\u007f-\u009f]/g, "\ufffd").slice(0, 255);
+
+/**
+ * Put before `adminOnly` on an action's route: a request refused before the
+ * action is reached — a viewer, a request from another site, a body that is
+ * not JSON — is recorded too (refusals after it are `audited`'s). `target`
+ * names the route parameter the action is about. Only signed-in users'
+ * requests: without CRISPER_AUTH anyone could fill the table with refusals.
+ */
+export function auditRefusals(deps: AuditDeps, action: AuditAction, target?: string) {
+  return createMiddleware<Env>(async (c, next) => {
+    await next();
+    const e = c.error;
+    const user = c.var.user;
+    if (!user || !(e instanceof HttpError) || (e.status !== 403 && e.status !== 415)) return;
+    const ip = clientAddress(c);
+    try {
+      await recordAudit(deps.database, {
+        at: new Date((deps.now?.() ?? Date.now() / 1000) * 1000),
+        actor: plain(user.name),
+        action,
+        target: target ? plain(c.req.param(target)) : "",
+        outcome: "refused",
+        status: e.status,
+        detail: { reason: e.message },
+        ip: ip === "unknown" ? null : ip,
+      });
+    } catch (err) {
+      deps.log?.error(`audit: could not record a refused ${action}: ${errorText(err)}`);
+    }
+  });
 }

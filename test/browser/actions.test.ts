@@ -199,7 +199,10 @@ describe("retry a failed task", () => {
     const since = new Date(Date.now() - 600_000).toISOString();
     await until("two more failures", async () => (await get("/api/tasks?name=labapp.boom&state=FAILURE")).tasks.length >= 5);
     const { page, errors, close } = await adminPage();
-    await page.goto(`${s.crisper.url}/tasks/retry-failures?name=labapp.boom&since=${since}&until=${new Date(Date.now() + 60_000).toISOString()}`);
+    // From the tasks page filtered to the name's failures.
+    await page.goto(`${s.crisper.url}/tasks?name=labapp.boom&state=FAILURE`);
+    await page.getByRole("link", { name: "Retry the failures of labapp.boom →" }).click();
+    await page.locator("p.count").waitFor({ timeout: 15_000 });
     const count = Number(await page.locator("p.count strong").textContent());
     // The first boom was retried already; its retry, the cut one and the two new ones are not.
     expect(count).toBe(4);

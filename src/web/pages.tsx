@@ -245,8 +245,8 @@ export function createPageRoutes(deps: PageDeps) {
     const flash =
       revoked !== undefined
         ? `Revoke sent${c.req.query("terminated") ? ", with terminate" : ""}: ${Number(revoked) || 0} worker(s) acknowledged it. The state below changes when the worker reports it.`
-        : retried !== undefined
-          ? `Sent again as a new task, with the same arguments: ${retried.slice(0, 64)}.`
+        : retried !== undefined && links.retriedAs.includes(retried)
+          ? `Sent again as a new task, with the same arguments: ${retried}.`
           : undefined;
     const json = { ...taskJson(task, events, alerts.map(alertJson)), retry_of: links.retryOf, retried_as: links.retriedAs };
     return c.html(

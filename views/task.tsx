@@ -10,7 +10,7 @@ const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
 
 /** Finished without success, or lost with its worker: worth sending again (src/api/actions/retry.ts decides). */
 const RETRIABLE: ReadonlySet<TaskState> = new Set(["FAILURE", "REVOKED", "REJECTED"]);
-export const isRetriable = (t: Task) => RETRIABLE.has(t.state) || t.alerts.some((a) => a.kind === "task_lost");
+export const isRetriable = (t: Task) => RETRIABLE.has(t.state) || t.alerts.some((a) => a.kind === "task_lost" && a.status === "open");
 
 export function TaskPage(props: {
   task: Task;

@@ -83,7 +83,7 @@ export async function retryTask(deps: { database: Database; broker?: BrokerPort 
   if (!task) throw new HttpError(404, `task ${id} was never seen by Crisper`);
   if (!task.name) throw new HttpError(409, `cannot retry ${id}: its task name is not known`);
   if (!RETRIABLE.has(task.state)) {
-    const lost = (await alertsForSubject(deps.database, id)).some((a) => a.kind === "task_lost");
+    const lost = (await alertsForSubject(deps.database, id)).some((a) => a.kind === "task_lost" && a.status === "open");
     if (!lost) throw new HttpError(409, `cannot retry ${id}: it is ${task.state}; only a failed, revoked, expired, rejected or lost task is retried`);
   }
   const broker = deps.broker;

@@ -4,7 +4,7 @@ import { ALERT_STATUSES, type Alert } from "../src/api/schemas.ts";
 import { ALERT_KINDS } from "../src/alerts/kinds.ts";
 import { Alerts } from "./task.tsx";
 
-export function AlertsPage(props: { alerts: Alert[]; status: string; kind: string; now: number }) {
+export function AlertsPage(props: { alerts: Alert[]; status: string; kind: string; now: number; requeue?: { token: string } | { unavailable: string } }) {
   return (
     <>
       <h1>Alerts</h1>
@@ -29,7 +29,7 @@ export function AlertsPage(props: { alerts: Alert[]; status: string; kind: strin
       </form>
       <div hx-ext="sse" sse-connect="/live">
         <div hx-get={`/alerts?status=${props.status}&kind=${props.kind}`} hx-trigger="sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
-          {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : <p class="muted">No {props.status === "all" ? "" : props.status} alerts.</p>}
+          {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} requeue={props.requeue} /> : <p class="muted">No {props.status === "all" ? "" : props.status} alerts.</p>}
         </div>
       </div>
     </>

@@ -75,6 +75,7 @@ figure.chart { margin:0 0 8px; } figure.chart svg { max-width:100%; height:auto;
 figcaption .key { margin-right:14px; font-size:12px; color:#475467; }
 figcaption .key svg { margin-right:2px; vertical-align:-1px; }
 form.revoke { display:flex; gap:12px; align-items:center; flex-wrap:wrap; }
+form.requeue { margin-top:6px; } .retried-as div { margin-bottom:2px; }
 dl.facts { display:grid; grid-template-columns: 150px 1fr; gap:6px 12px; margin:0; }
 dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-word; }
 .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap:12px; }
@@ -139,6 +140,11 @@ export function Layout(props: {
               {label}
             </a>
           ))}
+          {props.user?.role === "admin" ? (
+            <a href="/audit" class={props.path === "/audit" ? "here" : ""}>
+              Audit
+            </a>
+          ) : null}
           {props.user ? (
             <span class="who">
               {props.user.name} · {props.user.role}

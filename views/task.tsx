@@ -9,6 +9,10 @@ import { taskNameHref } from "./task-names.tsx";
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
 
+/** Finished without success, or lost with its worker: worth sending again (src/api/actions/retry.ts decides). */
+const RETRIABLE: ReadonlySet<TaskState> = new Set(["FAILURE", "REVOKED", "REJECTED"]);
+export const isRetriable = (t: Task) => RETRIABLE.has(t.state) || t.alerts.some((a) => a.kind === "task_lost" && a.status === "open");
+
 export function TaskPage(props: {
   task: Task;
   events: Event[];
@@ -52,6 +56,18 @@ export function TaskPage(props: {
           </button>
         </form>
       ) : null}
+      {props.revoke && isRetriable(t) ? (
+        <form
+          method="post"
+          action={`/tasks/${encodeURIComponent(t.id)}/retry`}
+          class="card revoke"
+          hx-confirm="Send this task again, with the same arguments, as a new task?"
+        >
+          <input type="hidden" name="csrf" value={props.revoke.token} />
+          <span>Send it again as a new task, with exactly the same arguments (refused when they are not known exactly).</span>
+          <button type="submit">Retry</button>
+        </form>
+      ) : null}
       {t.alerts.length ? <Alerts alerts={t.alerts} now={props.now} /> : null}
       <div class="card">
         <dl class="facts">
@@ -74,6 +90,22 @@ export function TaskPage(props: {
           </dd>
           <dt>Finished</dt>
           <dd><When iso={t.finished_at} now={props.now} /></dd>
+          {t.retry_of ? (
+            <>
+              <dt>Retry of</dt>
+              <dd class="mono"><a href={`/tasks/${encodeURIComponent(t.retry_of)}`}>{t.retry_of}</a></dd>
+            </>
+          ) : null}
+          {t.retried_as?.length ? (
+            <>
+              <dt>Retried as</dt>
+              <dd class="mono retried-as">
+                {t.retried_as.map((r) => (
+                  <div><a href={`/tasks/${encodeURIComponent(r)}`}>{r}</a></div>
+                ))}
+              </dd>
+            </>
+          ) : null}
           <dt>Parent / root</dt>
           <dd class="mono">
             {t.parent_id ? <a href={`/tasks/${encodeURIComponent(t.parent_id)}`}>{t.parent_id}</a> : "—"} /{" "}
@@ -207,7 +239,11 @@ export function NeverSeen(props: { id: string }) {
   );
 }
 
-export function Alerts(props: { alerts: Alert[]; now: number }) {
+/**
+ * `requeue`: an admin's form token, to offer requeueing on an open
+ * prefetched_stranded alert (or, where the broker strands nothing, why not).
+ */
+export function Alerts(props: { alerts: Alert[]; now: number; requeue?: { token: string } | { unavailable: string } }) {
   return (
     <table>
       <thead>
@@ -218,12 +254,31 @@ export function Alerts(props: { alerts: Alert[]; now: number }) {
           <tr>
             <td class={`sev ${a.severity}`}>{a.kind}</td>
             <td class="mono">{a.subject}</td>
-            <td>{a.summary}</td>
+            <td>
+              {a.summary}
+              {props.requeue && a.kind === "prefetched_stranded" && a.status === "open" ? <RequeueButton hostname={a.subject} requeue={props.requeue} /> : null}
+            </td>
             <td><When iso={a.opened_at} now={props.now} /></td>
             <td>{a.status === "open" ? <strong>open</strong> : <span class="muted">resolved <When iso={a.resolved_at} now={props.now} /></span>}</td>
           </tr>
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** Requeue a dead worker's stranded messages now (POST /workers/{hostname}/requeue-stranded), or why there is no such button. */
+export function RequeueButton(props: { hostname: string; requeue: { token: string } | { unavailable: string } }) {
+  if ("unavailable" in props.requeue) return <p class="muted">{props.requeue.unavailable}</p>;
+  return (
+    <form
+      method="post"
+      action={`/workers/${encodeURIComponent(props.hostname)}/requeue-stranded`}
+      class="requeue"
+      hx-confirm={`Put the messages ${props.hostname} left unacknowledged back on their queues now? The remaining workers will run them.`}
+    >
+      <input type="hidden" name="csrf" value={props.requeue.token} />
+      <button type="submit">Requeue stranded messages</button>
+    </form>
   );
 }

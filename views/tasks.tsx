@@ -136,6 +136,13 @@ export function TasksPage(props: TaskRowsProps) {
         </label>
         <button type="submit">Search</button>
       </form>
+      {q.name && q.state === "FAILURE" ? (
+        <p>
+          <a href={`/tasks/retry-failures?name=${encodeURIComponent(q.name)}&since=${new Date((props.now - 86_400) * 1000).toISOString()}&until=${new Date(props.now * 1000).toISOString()}`}>
+            Retry the failures of {q.name} →
+          </a>
+        </p>
+      ) : null}
       <div hx-ext="sse" sse-connect="/live">
         <table>
           <thead>

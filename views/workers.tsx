@@ -2,7 +2,7 @@
 /** Workers by Celery's heartbeat rule, and one worker with what it holds. */
 import type { Alert, Worker, WorkerAnswer } from "../src/api/schemas.ts";
 import { When } from "./format.tsx";
-import { Alerts } from "./task.tsx";
+import { Alerts, RequeueButton } from "./task.tsx";
 import { WorkerConfiguration } from "./worker-config.tsx";
 
 export function WorkerStatus(props: { w: Worker }) {
@@ -46,7 +46,14 @@ export function WorkersPage(props: { workers: Worker[]; now: number }) {
 }
 
 /** `w` with `config` (GET /api/workers/{hostname}) also shows its configuration. */
-export function WorkerPage(props: { w: Worker & Partial<Pick<WorkerAnswer, "config" | "config_findings">>; alerts: Alert[]; now: number }) {
+export function WorkerPage(props: {
+  w: Worker & Partial<Pick<WorkerAnswer, "config" | "config_findings">>;
+  alerts: Alert[];
+  now: number;
+  /** For an admin: the form token for requeueing a dead worker's stranded messages, or why the broker has none. */
+  requeue?: { token: string } | { unavailable: string };
+  flash?: string;
+}) {
   const w = props.w;
   const held = (title: string, list: { id: string; name: string | null }[]) => (
     <>
@@ -69,9 +76,19 @@ export function WorkerPage(props: { w: Worker & Partial<Pick<WorkerAnswer, "conf
   );
   return (
     <>
+      {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <WorkerStatus w={w} /> {w.hostname}
       </h1>
+      {props.requeue && w.status === "offline" ? (
+        <div class="card">
+          {"token" in props.requeue ? (<p class="muted">
+            What a dead worker had prefetched waits unacknowledged in the broker until the visibility timeout hands it back. Requeueing puts its
+            messages back on their queues now, once each.
+          </p>) : null}
+          <RequeueButton hostname={w.hostname} requeue={props.requeue} />
+        </div>
+      ) : null}
       {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} /> : null}
       <div class="card">
         <dl class="facts">

@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { alertsForSubject, listAlerts } from "../alerts/store.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
+import { retryLinks } from "../store/queries/audit.ts";
 import { getTask, getTaskEvents, listTasks } from "../store/queries/tasks.ts";
 import { getWorker, listWorkers } from "../store/queries/workers.ts";
 import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
@@ -27,8 +28,9 @@ import { alertJson, eventJson, queueJson, taskJson, workerAnswerJson, workerJson
 export async function taskAnswer(database: Database, id: string): Promise<TaskAnswer | null> {
   const task = await getTask(database, id);
   if (!task) return null;
-  const [events, alerts] = await Promise.all([getTaskEvents(database, [id]), alertsForSubject(database, id)]);
-  return { task: taskJson(task, events, alerts.map(alertJson)), events: events.map(eventJson) };
+  const [events, alerts, links] = await Promise.all([getTaskEvents(database, [id]), alertsForSubject(database, id), retryLinks(database, id)]);
+  const json = { ...taskJson(task, events, alerts.map(alertJson)), retry_of: links.retryOf, retried_as: links.retriedAs };
+  return { task: json, events: events.map(eventJson) };
 }
 
 /** A page of tasks, newest first, each with its executions. */

@@ -20,8 +20,3 @@ export async function revokeTask(broker: BrokerPort | undefined, taskId: string,
   }
   return Object.keys(replies).sort();
 }
-
-/** What the log says of a revoke, from the API or a page. */
-export function revokeLogLine(user: string, taskId: string, r: RevokeRequest, acknowledged: readonly string[], from = ""): string {
-  return `${user} revoked task ${taskId}${r.terminate ? ` (terminate, ${r.signal})` : ""}${from}; acknowledged by ${acknowledged.length} worker(s)`;
-}

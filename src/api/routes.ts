@@ -22,8 +22,14 @@ import { type Logger, errorText } from "../log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { API } from "./registry.ts";
 import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer, workerListAnswer } from "./answers.ts";
-import { revokeLogLine, revokeTask } from "./revoke.ts";
+import { revokeTask } from "./revoke.ts";
 import { createStatsRoutes } from "./stats.ts";
+import { actorOf, audited, auditRefusals } from "./actions/audit.ts";
+import { purgeQueue } from "./actions/purge.ts";
+import { requeueStranded } from "./actions/requeue.ts";
+import { retryTask } from "./actions/retry.ts";
+import { retryFailures } from "./actions/retry-bulk.ts";
+import { listAudit } from "../store/queries/audit.ts";
 import {
   type AlertList,
   type BrokerAnswer,
@@ -36,8 +42,14 @@ import {
   type QueueList,
   type WorkerList,
   type WorkerAnswer,
+  alertCursor,
+  type AuditList,
+  type BulkRetryAnswer,
+  type PurgeAnswer,
+  type RequeueAnswer,
+  type RetryAnswer,
 } from "./schemas.ts";
-import { brokerJson, scheduleJson } from "./serialize.ts";
+import { auditJson, brokerJson, scheduleJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -54,6 +66,7 @@ export interface ApiDeps {
 
 export function createApiRoutes(deps: ApiDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
+  const auditDeps = { database: deps.database, log: deps.log, now };
   const api = new Hono<Env>();
   // An answer the database cannot give in time is a 503, not a hang; an action's body is small.
   api.use("*", answerWithin(), bodyAtMost());
@@ -65,19 +78,65 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json(answer satisfies TaskAnswer);
   });
 
-  api.post(API.revokeTask.path, adminOnly(deps.auth, "json"), validated("param", API.revokeTask.params), validated("json", API.revokeTask.body), async (c) => {
+  api.post(API.revokeTask.path, auditRefusals(auditDeps, "revoke", "id"), adminOnly(deps.auth, "json"), validated("param", API.revokeTask.params), validated("json", API.revokeTask.body), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("json");
-    const known = (await getTask(deps.database, id)) !== null;
-    const acknowledged = await revokeTask(deps.broker, id, request);
-    deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged));
-    return c.json({
-      task_id: id,
-      known,
-      terminate: request.terminate,
-      signal: request.signal,
-      acknowledged_by: acknowledged,
-    } satisfies RevokeAnswer);
+    const action = request.terminate ? "terminate" : "revoke";
+    const answer = await audited(auditDeps, actorOf(c), { action, target: id }, async () => {
+      const known = (await getTask(deps.database, id)) !== null;
+      const acknowledged = await revokeTask(deps.broker, id, request);
+      const answer: RevokeAnswer = { task_id: id, known, terminate: request.terminate, signal: request.signal, acknowledged_by: acknowledged };
+      return { answer, detail: { signal: request.terminate ? request.signal : null, known, acknowledged_by: acknowledged } };
+    });
+    return c.json(answer satisfies RevokeAnswer);
+  });
+
+  api.post(API.retryFailures.path, auditRefusals(auditDeps, "retry_bulk"), adminOnly(deps.auth, "json"), validated("json", API.retryFailures.body), async (c) => {
+    const r = c.req.valid("json");
+    const request = { name: r.name, since: new Date(r.since), until: new Date(r.until), confirm: r.confirm };
+    const answer = await audited(auditDeps, actorOf(c), { action: "retry_bulk", target: r.name }, async () => {
+      const answer = await retryFailures(deps, request, c.var.admin.name, new Date(now() * 1000));
+      return { answer, detail: { since: r.since, until: r.until, matched: answer.matched, retried: answer.retried.slice(0, 100), refused: answer.refused.slice(0, 100) } };
+    });
+    return c.json(answer satisfies BulkRetryAnswer);
+  });
+
+  api.post(API.retryTask.path, auditRefusals(auditDeps, "retry", "id"), adminOnly(deps.auth, "json"), validated("param", API.retryTask.params), async (c) => {
+    const { id } = c.req.valid("param");
+    const answer = await audited(auditDeps, actorOf(c), { action: "retry", target: id }, async () => {
+      const done = await retryTask(deps, id, c.var.admin.name, new Date(now() * 1000));
+      const answer: RetryAnswer = { task_id: done.taskId, retry_of: id, queue: done.queue, arguments_from: done.argumentsFrom };
+      return { answer, detail: { new_task_id: done.taskId, queue: done.queue, arguments_from: done.argumentsFrom } };
+    });
+    return c.json(answer satisfies RetryAnswer);
+  });
+
+  api.post(API.requeueStranded.path, auditRefusals(auditDeps, "requeue", "hostname"), adminOnly(deps.auth, "json"), validated("param", API.requeueStranded.params), async (c) => {
+    const { hostname } = c.req.valid("param");
+    const answer = await audited(auditDeps, actorOf(c), { action: "requeue", target: hostname }, async () => {
+      const done = await requeueStranded(deps, hostname, now());
+      const answer: RequeueAnswer = { requeued: done.requeued, task_ids: done.taskIds, skipped: done.skipped };
+      return { answer, detail: { requeued: done.requeued, task_ids: done.taskIds.slice(0, 100), skipped: done.skipped.slice(0, 100) } };
+    });
+    return c.json(answer satisfies RequeueAnswer);
+  });
+
+  api.post(API.purgeQueue.path, auditRefusals(auditDeps, "purge", "name"), adminOnly(deps.auth, "json"), validated("param", API.purgeQueue.params), validated("json", API.purgeQueue.body), async (c) => {
+    const { name } = c.req.valid("param");
+    const { confirm } = c.req.valid("json");
+    const purged = await audited(auditDeps, actorOf(c), { action: "purge", target: name }, async () => {
+      const purged = await purgeQueue(deps.broker, name, confirm);
+      return { answer: purged, detail: { purged } };
+    });
+    return c.json({ purged } satisfies PurgeAnswer);
+  });
+
+  api.get(API.listAudit.path, adminOnly(deps.auth), validated("query", API.listAudit.query), async (c) => {
+    const { limit, cursor } = c.req.valid("query");
+    const rows = await listAudit(deps.database, { limit: limit + 1, beforeId: cursor });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return c.json({ entries: page.map(auditJson), next_cursor: rows.length > limit && last ? alertCursor(last.id) : null } satisfies AuditList);
   });
 
   api.get(API.listTasks.path, validated("query", API.listTasks.query), async (c) => {
@@ -108,22 +167,26 @@ export function createApiRoutes(deps: ApiDeps) {
   });
 
   const configured = new Set(deps.configuredSchedules ?? []);
-  api.post(API.declareSchedule.path, adminOnly(deps.auth, "json"), validated("json", API.declareSchedule.body), async (c) => {
+  api.post(API.declareSchedule.path, auditRefusals(auditDeps, "schedule_add"), adminOnly(deps.auth, "json"), validated("json", API.declareSchedule.body), async (c) => {
     const s = c.req.valid("json");
-    if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
-    const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.every_s ?? null, cron: s.cron ?? null }, new Date());
-    deps.log?.info(`${c.var.admin.name} declared schedule ${s.name}: ${s.task} ${s.cron ? `cron(${s.cron})` : `every ${s.every_s} s`}`);
+    const row = await audited(auditDeps, actorOf(c), { action: "schedule_add", target: s.name }, async () => {
+      if (configured.has(s.name)) throw new HttpError(409, `${s.name} is declared in BEAT_SCHEDULES: change it there`);
+      const row = await declareSchedule(deps.database, { name: s.name, task: s.task, expectedIntervalS: s.every_s ?? null, cron: s.cron ?? null }, new Date());
+      return { answer: row, detail: { task: s.task, every_s: s.every_s ?? null, cron: s.cron ?? null } };
+    });
     return c.json({ schedule: scheduleJson(row) } satisfies ScheduleDeclared, 201);
   });
 
-  api.delete(API.deleteSchedule.path, adminOnly(deps.auth), validated("param", API.deleteSchedule.params), async (c) => {
+  api.delete(API.deleteSchedule.path, auditRefusals(auditDeps, "schedule_remove", "name"), adminOnly(deps.auth), validated("param", API.deleteSchedule.params), async (c) => {
     const { name } = c.req.valid("param");
-    if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);
-    const row = (await listSchedules(deps.database)).find((s) => s.name === name);
-    if (!row) throw new HttpError(404, `no schedule named ${name.slice(0, 255)}`);
-    if (row.source !== "api") throw new HttpError(409, `${name} was learned from its arrivals, not declared: it is forgotten once the task stops arriving`);
-    await deleteSchedule(deps.database, name);
-    deps.log?.info(`${c.var.admin.name} deleted schedule ${name}`);
+    await audited(auditDeps, actorOf(c), { action: "schedule_remove", target: name }, async () => {
+      if (configured.has(name)) throw new HttpError(409, `${name} is declared in BEAT_SCHEDULES: remove it there`);
+      const row = (await listSchedules(deps.database)).find((s) => s.name === name);
+      if (!row) throw new HttpError(404, `no schedule named ${name.slice(0, 255)}`);
+      if (row.source !== "api") throw new HttpError(409, `${name} was learned from its arrivals, not declared: it is forgotten once the task stops arriving`);
+      await deleteSchedule(deps.database, name);
+      return { answer: null, detail: { task: row.task } };
+    });
     return c.json({ deleted: name } satisfies ScheduleDeleted);
   });
 

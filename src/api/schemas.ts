@@ -313,6 +313,8 @@ export const Task = z
     last_event_at: maybeInstant,
     executions: z.array(Execution),
     alerts: z.array(Alert).meta({ description: "Its alerts, open and resolved (on GET /api/tasks/{id}; empty in lists)." }),
+    retry_of: z.string().nullable().optional().meta({ description: "The task an admin retried to send this one (on GET /api/tasks/{id})." }),
+    retried_as: z.array(z.string()).optional().meta({ description: "The tasks sent as retries of this one, oldest first (on GET /api/tasks/{id})." }),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof Task>;
@@ -614,3 +616,94 @@ export type TaskNamesPageQuery = z.output<typeof TaskNamesPageQuery>;
 export const TaskNameParams = z.object({ name: plainText().meta({ description: "The task's name", example: "app.tasks.charge" }) });
 export const TaskNamePageQuery = z.object({ window: windowParam, queue: textParam("One queue; every queue when absent.") });
 export type TaskNamePageQuery = z.output<typeof TaskNamePageQuery>;
+
+// ---- control actions: retry, requeue, purge, and their audit --------------------------------
+
+/** `POST /api/tasks/{id}/retry`: no body is needed; any JSON object is taken. */
+export const RetryAnswer = z
+  .object({
+    task_id: z.string().meta({ description: "The new task's id." }),
+    retry_of: z.string(),
+    queue: z.string(),
+    arguments_from: z.enum(["result_backend", "argsrepr"]).meta({ description: "Where the exact arguments were read." }),
+  })
+  .meta({ id: "RetryAnswer" });
+export type RetryAnswer = z.infer<typeof RetryAnswer>;
+
+/** `POST /api/tasks/retry-failures`: every failure of one task name in a window, once the count is confirmed. */
+export const BulkRetryBody = z
+  .object(
+    {
+      name: z.string({ error: taskName }).trim().min(1, taskName).max(MAX_TEXT, taskName).regex(PLAIN, PLAIN_PROBLEM).meta({ example: "app.tasks.charge" }),
+      since: z.iso.datetime({ error: "expected an ISO 8601 time" }).meta({ example: "2026-11-24T00:00:00Z" }),
+      until: z.iso.datetime({ error: "expected an ISO 8601 time" }).meta({ example: "2026-11-25T00:00:00Z" }),
+      confirm: z
+        .number({ error: "expected the number of failures you were shown (GET the count first: the answer's `matched`)" })
+        .int()
+        .nonnegative()
+        .meta({ description: "How many failures you expect to retry: refused (409) if it is not what matches now." }),
+    },
+    { error: 'expected a JSON object: {"name", "since", "until", "confirm": n}' },
+  )
+  .meta({ id: "BulkRetryBody" });
+export type BulkRetryRequest = z.output<typeof BulkRetryBody>;
+
+/** The bulk retry's preview (page): which failures a confirmation would send again. */
+export const BulkRetryQuery = z.object({
+  name: textParam("The task's name, exactly."),
+  since: timeParam("First seen at or after"),
+  until: timeParam("First seen at or before"),
+});
+
+export const BulkRetryAnswer = z
+  .object({
+    matched: z.number().int().meta({ description: "Failures of the name in the window, not retried before (at most 500)." }),
+    retried: z.array(z.object({ task_id: z.string(), retry_of: z.string() })),
+    refused: z.array(z.object({ task_id: z.string(), reason: z.string() })).meta({ description: "Not sent, with the reason (arguments not known exactly…)." }),
+  })
+  .meta({ id: "BulkRetryAnswer" });
+export type BulkRetryAnswer = z.infer<typeof BulkRetryAnswer>;
+
+export const RequeueAnswer = z
+  .object({
+    requeued: z.number().int(),
+    task_ids: z.array(z.string()),
+    skipped: z.array(z.object({ delivery_tag: z.string(), reason: z.string() })).meta({ description: "Deliveries left where they were, and why." }),
+  })
+  .meta({ id: "RequeueAnswer" });
+export type RequeueAnswer = z.infer<typeof RequeueAnswer>;
+
+/** `/api/queues/{name}/purge`. */
+export const QueueParams = z.object({ name: plainText().meta({ description: "The queue's name", example: "celery" }) });
+
+export const PurgeBody = z
+  .object({ confirm: z.string({ error: "expected the queue's name again" }).max(MAX_TEXT).meta({ description: "The queue's name, typed again." }) }, {
+    error: 'expected a JSON object: {"confirm": "<queue name>"}',
+  })
+  .meta({ id: "PurgeBody" });
+
+export const PurgeAnswer = z.object({ purged: z.number().int().meta({ description: "Messages deleted, all priorities." }) }).meta({ id: "PurgeAnswer" });
+export type PurgeAnswer = z.infer<typeof PurgeAnswer>;
+
+export const AuditEntry = z
+  .object({
+    id: z.number().int(),
+    at: instant,
+    actor: z.string().meta({ description: "Who: the signed-in admin." }),
+    action: z.string().meta({ description: "revoke, terminate, requeue, retry, retry_bulk, purge, schedule_add, schedule_remove" }),
+    target: z.string().meta({ description: "A task id, a hostname, a queue, a schedule or task name." }),
+    outcome: z.enum(["ok", "refused", "failed"]),
+    status: z.number().int().meta({ description: "The HTTP status answered." }),
+    detail: z.record(z.string(), z.unknown()).meta({ description: "What was done (counts, ids), or the reason it was not." }),
+    ip: z.string().nullable().meta({ description: "The request's address (the TCP peer)." }),
+  })
+  .meta({ id: "AuditEntry" });
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+export const AuditListQuery = z.object({
+  limit: limitParam,
+  cursor: AlertListQuery.shape.cursor,
+});
+
+export const AuditList = z.object({ entries: z.array(AuditEntry), next_cursor: z.string().nullable() }).meta({ id: "AuditList" });
+export type AuditList = z.infer<typeof AuditList>;

@@ -11,7 +11,8 @@ import type { EventRecord, Task as TaskRow } from "../store/queries/tasks.ts";
 import { type WorkerRow, heldTasks, livenessOf } from "../store/queries/workers.ts";
 import { mayEvict } from "../detect/checks/broker-health.ts";
 import type { BrokerSampleRow } from "../store/queries/broker.ts";
-import type { Alert, BrokerHealth, Event, Execution, Queue, Schedule, Task, Worker, WorkerAnswer, WorkerConfig } from "./schemas.ts";
+import type { Alert, AuditEntry, BrokerHealth, Event, Execution, Queue, Schedule, Task, Worker, WorkerAnswer, WorkerConfig } from "./schemas.ts";
+import type { AuditRow } from "../store/queries/audit.ts";
 import type { WorkerConfigRow } from "../store/queries/worker-config.ts";
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -180,5 +181,19 @@ export function brokerJson(latest: BrokerSampleRow, history: readonly BrokerSamp
       evicted_keys: h.evictedKeys,
       ops_per_second: h.opsPerSecond,
     })),
+  };
+}
+
+export function auditJson(a: AuditRow): AuditEntry {
+  return {
+    id: a.id,
+    at: a.at.toISOString(),
+    actor: a.actor,
+    action: a.action,
+    target: a.target,
+    outcome: a.outcome === "ok" || a.outcome === "refused" ? a.outcome : "failed",
+    status: a.status,
+    detail: a.detail,
+    ip: a.ip,
   };
 }

@@ -5,6 +5,7 @@
  * RabbitMQ in broker/amqp/), and create.ts picks one by the URL's scheme.
  * The collector and the fronts know only this interface.
  */
+import type { TaskMessage } from "../celery/task-message.ts";
 
 /** One raw message from the event stream (or the result backend), before decoding. */
 export interface RawMessage {
@@ -98,6 +99,14 @@ export interface ControlCallOptions {
   timeoutMs?: number;
   /** Stop waiting once this many replies arrived (e.g. destination.length). */
   limit?: number;
+}
+
+/** What requeueStranded did with each delivery tag it was given. */
+export interface RequeueResult {
+  /** Moved from `unacked` back onto their queues' lists. */
+  requeued: { deliveryTag: string; taskId: string | null; queues: string[] }[];
+  /** Left where they were, and why (acknowledged or restored meanwhile, no queue bound to its route). */
+  skipped: { deliveryTag: string; reason: string }[];
 }
 
 /** What a broker lets a third party see, where brokers differ. */
@@ -194,5 +203,17 @@ export interface BrokerPort {
    * broker does not answer.
    */
   health?(): Promise<BrokerHealth>;
+  /**
+   * Control actions (src/api/actions/), where the broker has them:
+   * - requeueStranded: puts these unacknowledged deliveries (a dead worker's)
+   *   back onto their queues at once, as the broker would after its timeout
+   *   (Redis: kombu's `restore_visible`); absent where nothing is stranded
+   *   (`capabilities.strandsPrefetched` false: RabbitMQ);
+   * - publishTask: sends a task message as Celery's producer does;
+   * - purgeQueue: deletes a queue's waiting messages (all priorities); returns how many.
+   */
+  requeueStranded?(deliveryTags: readonly string[]): Promise<RequeueResult>;
+  publishTask?(message: TaskMessage): Promise<void>;
+  purgeQueue?(queue: string): Promise<number>;
   close(): Promise<void>;
 }

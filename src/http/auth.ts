@@ -177,7 +177,7 @@ export function createAuth(text: string | undefined, publicUrl?: string, options
     formToken,
     admin(c, user) {
       if (accounts.size === 0) throw new HttpError(403, READ_ONLY);
-      if (!user || user.role !== "admin") throw new HttpError(403, `${user?.name ?? "this user"} is a viewer: revoking needs an admin`);
+      if (!user || user.role !== "admin") throw new HttpError(403, `${user?.name ?? "this user"} is a viewer: this needs an admin`);
       if (!sameOrigin(c)) throw new HttpError(403, "refused: this request came from another site");
       return user;
     },

@@ -12,9 +12,17 @@
  */
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { AlertFilter, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
-import { alertJson, brokerJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
+import { AlertFilter, BulkRetryQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
+import { alertJson, auditJson, brokerJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
 import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
+import { actorOf, audited, auditRefusals } from "../api/actions/audit.ts";
+import { NOTHING_STRANDED_HERE, requeueStranded } from "../api/actions/requeue.ts";
+import { retryTask } from "../api/actions/retry.ts";
+import { BULK_RETRY_MAX, bulkRetryCandidates, retryFailures } from "../api/actions/retry-bulk.ts";
+import { listAudit, retryLinks } from "../store/queries/audit.ts";
+import { AuditPage } from "../../views/audit.tsx";
+import { BulkRetryPage } from "../../views/retry-bulk.tsx";
+import type { User } from "../auth/users.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { getTask, getTaskEvents, listTasks, tasksPerMinute } from "../store/queries/tasks.ts";
@@ -42,7 +50,7 @@ import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { ReachabilityState } from "../broker/reachability.ts";
 import type { Logger } from "../log.ts";
-import { revokeLogLine, revokeTask } from "../api/revoke.ts";
+import { revokeTask } from "../api/revoke.ts";
 import { STATS_WINDOWS, TaskNameParams, TaskNamePageQuery, TaskNamesPageQuery } from "../api/schemas.ts";
 import { statsBucketJson, taskNameStatsJson } from "../api/stats.ts";
 import { taskNameStats, taskNameSummaries } from "../stats/queries.ts";
@@ -94,7 +102,16 @@ export function errorPage(c: Context<Env>, answer: ErrorAnswer): Response | Prom
 
 export function createPageRoutes(deps: PageDeps) {
   const now = deps.now ?? (() => Date.now() / 1000);
+  const auditDeps = { database: deps.database, log: deps.log, now };
   const pages = new Hono<Env>();
+  /** An admin's form token (the forms of every action carry it); undefined for anyone else. */
+  const formToken = (user: User | null) => (deps.auth && user?.role === "admin" ? { token: deps.auth.formToken(user) } : undefined);
+  /** The requeue button for an admin, or where the broker strands nothing, why there is none. */
+  const requeueFor = (user: User | null) => {
+    const form = formToken(user);
+    if (!form) return undefined;
+    return deps.broker && !deps.broker.capabilities.strandsPrefetched ? { unavailable: NOTHING_STRANDED_HERE } : form;
+  };
   // Every page's queries and rendering: a 503 page rather than a hang when the database does not answer.
   const inTime = answerWithin();
 
@@ -188,6 +205,40 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
+  pages.get("/tasks/retry-failures", validated("query", BulkRetryQuery), inTime, async (c) => {
+    const q = c.req.valid("query");
+    const ids = q.name && q.since && q.until ? await bulkRetryCandidates(deps.database, q.name, q.since, q.until) : [];
+    const user = currentUser(c);
+    return c.html(
+      <Layout user={user} title="Retry failures" path="/tasks">
+        <BulkRetryPage
+          name={q.name ?? ""}
+          since={q.since?.toISOString() ?? c.req.query("since") ?? ""}
+          until={q.until?.toISOString() ?? c.req.query("until") ?? ""}
+          ids={ids}
+          max={BULK_RETRY_MAX}
+          token={formToken(user)?.token}
+        />
+      </Layout>,
+    );
+  });
+
+  pages.post("/tasks/retry-failures", bodyAtMost(), auditRefusals(auditDeps, "retry_bulk"), adminOnly(deps.auth, "form"), validated("form", BulkRetryQuery), async (c) => {
+    const q = c.req.valid("form");
+    if (!q.name || !q.since || !q.until) throw new HttpError(400, "name, since and until are needed");
+    const confirm = Number((await c.req.parseBody()).confirm);
+    const request = { name: q.name, since: q.since, until: q.until, confirm };
+    const done = await audited(auditDeps, actorOf(c), { action: "retry_bulk", target: q.name }, async () => {
+      const answer = await retryFailures(deps, request, c.var.admin.name, new Date(now() * 1000));
+      return { answer, detail: { since: q.since, until: q.until, matched: answer.matched, retried: answer.retried.slice(0, 100), refused: answer.refused.slice(0, 100) } };
+    });
+    return c.html(
+      <Layout user={c.var.admin} title="Retry failures" path="/tasks">
+        <BulkRetryPage name={q.name} since={q.since.toISOString()} until={q.until.toISOString()} ids={[]} max={BULK_RETRY_MAX} done={done} />
+      </Layout>,
+    );
+  });
+
   pages.get("/tasks/:id", validated("param", TaskIdParams), inTime, async (c) => {
     const { id } = c.req.valid("param");
     const task = await getTask(deps.database, id);
@@ -199,28 +250,62 @@ export function createPageRoutes(deps: PageDeps) {
         </Layout>,
       );
     }
-    const [events, alerts] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id)]);
+    const [events, alerts, links] = await Promise.all([getTaskEvents(deps.database, [id]), alertsForSubject(deps.database, id), retryLinks(deps.database, id)]);
     const user = currentUser(c);
-    // Only an admin sees the revoke form; it carries the token that proves it came from this page.
-    const revoke = deps.auth && user?.role === "admin" ? { token: deps.auth.formToken(user) } : undefined;
+    // Only an admin sees the revoke and retry forms; they carry the token that proves they came from this page.
+    const revoke = formToken(user);
     const revoked = c.req.query("revoked");
+    const retried = c.req.query("retried");
     const flash =
       revoked !== undefined
         ? `Revoke sent${c.req.query("terminated") ? ", with terminate" : ""}: ${Number(revoked) || 0} worker(s) acknowledged it. The state below changes when the worker reports it.`
-        : undefined;
+        : retried !== undefined && links.retriedAs.includes(retried)
+          ? `Sent again as a new task, with the same arguments: ${retried}.`
+          : undefined;
+    const json = { ...taskJson(task, events, alerts.map(alertJson)), retry_of: links.retryOf, retried_as: links.retriedAs };
     return c.html(
       <Layout user={user} title={task.name ?? id} path="/tasks">
-        <TaskPage task={taskJson(task, events, alerts.map(alertJson))} events={events.map(eventJson)} now={now()} revoke={revoke} flash={flash} />
+        <TaskPage task={json} events={events.map(eventJson)} now={now()} revoke={revoke} flash={flash} />
       </Layout>,
     );
   });
 
-  pages.post("/tasks/:id/revoke", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
+  pages.post("/tasks/:id/revoke", bodyAtMost(), auditRefusals(auditDeps, "revoke", "id"), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("form");
-    const acknowledged = await revokeTask(deps.broker, id, request);
-    deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged, " from its page"));
+    const action = request.terminate ? "terminate" : "revoke";
+    const acknowledged = await audited(auditDeps, actorOf(c), { action, target: id }, async () => {
+      const acknowledged = await revokeTask(deps.broker, id, request);
+      return { answer: acknowledged, detail: { signal: request.terminate ? request.signal : null, acknowledged_by: acknowledged, from: "page" } };
+    });
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
+  });
+
+  pages.post("/tasks/:id/retry", bodyAtMost(), auditRefusals(auditDeps, "retry", "id"), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), async (c) => {
+    const { id } = c.req.valid("param");
+    const done = await audited(auditDeps, actorOf(c), { action: "retry", target: id }, async () => {
+      const done = await retryTask(deps, id, c.var.admin.name, new Date(now() * 1000));
+      return { answer: done, detail: { new_task_id: done.taskId, queue: done.queue, arguments_from: done.argumentsFrom, from: "page" } };
+    });
+    return c.redirect(`/tasks/${encodeURIComponent(id)}?retried=${encodeURIComponent(done.taskId)}`, 303);
+  });
+
+  pages.post("/workers/:hostname/requeue-stranded", bodyAtMost(), auditRefusals(auditDeps, "requeue", "hostname"), adminOnly(deps.auth, "form"), validated("param", WorkerParams), async (c) => {
+    const { hostname } = c.req.valid("param");
+    const done = await audited(auditDeps, actorOf(c), { action: "requeue", target: hostname }, async () => {
+      const done = await requeueStranded(deps, hostname, now());
+      return { answer: done, detail: { requeued: done.requeued, task_ids: done.taskIds.slice(0, 100), skipped: done.skipped.slice(0, 100), from: "page" } };
+    });
+    return c.redirect(`/workers/${encodeURIComponent(hostname)}?requeued=${done.requeued}`, 303);
+  });
+
+  pages.get("/audit", adminOnly(deps.auth), inTime, async (c) => {
+    const entries = (await listAudit(deps.database, { limit: 200 })).map(auditJson);
+    return c.html(
+      <Layout user={c.var.admin} title="Audit" path="/audit">
+        <AuditPage entries={entries} now={now()} />
+      </Layout>,
+    );
   });
 
   pages.get("/workers", inTime, async (c) => {
@@ -239,9 +324,12 @@ export function createPageRoutes(deps: PageDeps) {
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
     const [alerts, config, memory] = await Promise.all([alertsForSubject(deps.database, hostname), getWorkerConfig(deps.database, hostname), memoryHistory(deps.database, hostname)]);
+    const user = currentUser(c);
+    const requeued = c.req.query("requeued");
+    const flash = requeued !== undefined ? `${Number(requeued) || 0} stranded message(s) put back on their queues: the remaining workers run them now.` : undefined;
     return c.html(
-      <Layout user={currentUser(c)} title={hostname} path="/workers">
-        <WorkerPage w={workerAnswerJson(w, config, memory, t)} alerts={alerts.map(alertJson)} now={t} />
+      <Layout user={user} title={hostname} path="/workers">
+        <WorkerPage w={workerAnswerJson(w, config, memory, t)} alerts={alerts.map(alertJson)} now={t} requeue={requeueFor(user)} flash={flash} />
       </Layout>,
     );
   });
@@ -276,7 +364,7 @@ export function createPageRoutes(deps: PageDeps) {
     const alerts = await listAlerts(deps.database, { status, kind, limit: 200 });
     return c.html(
       <Layout user={currentUser(c)} title="Alerts" path="/alerts">
-        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} />
+        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} requeue={requeueFor(currentUser(c))} />
       </Layout>,
     );
   });

@@ -11,6 +11,8 @@ import amqplib from "amqplib";
 import { createAmqpBroker } from "../../src/broker/amqp/adapter.ts";
 import type { BrokerPort, RawMessage, StreamStatus } from "../../src/broker/port.ts";
 import { logger } from "../../src/log.ts";
+import { LiteralNumber } from "../../src/celery/python-literal.ts";
+import { taskMessage } from "../../src/celery/task-message.ts";
 import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
 import { type RabbitServer, startRabbit } from "../support/rabbitmq-server.ts";
@@ -266,6 +268,21 @@ describe("RabbitMQ broker adapter", () => {
     await waitUntil(() => published().some((r) => r.status === "SUCCESS"), 20_000, "result publish");
     expect(JSON.parse((await b.getResult(id as string)) ?? "{}")).toMatchObject({ status: "SUCCESS", result: 5 });
     await worker.stop();
+  });
+
+  test("a task published as Celery's producer does runs on a real worker; a purge empties a queue", async () => {
+    const b = broker({ resultBackendUrl: backendUrl, eventQueue: "crisper.actions" });
+    const worker = await startWorker({ brokerUrl, resultBackend: backendUrl, hostname: "amqp4@lab", concurrency: 1, queues: ["retried"] });
+    workers.push(worker);
+    const id = crypto.randomUUID();
+    await b.publishTask?.(taskMessage({ id, task: "labapp.add", args: [new LiteralNumber("20"), new LiteralNumber("22")], kwargs: {}, queue: "retried", priority: 5 }));
+    await waitUntil(async () => JSON.parse((await b.getResult(id)) ?? "{}").status === "SUCCESS", 20_000, "published task ran");
+    expect(JSON.parse((await b.getResult(id)) ?? "{}")).toMatchObject({ result: 42, name: "labapp.add", args: [20, 22], queue: "retried" });
+    await worker.stop();
+    await sendTasks({ brokerUrl }, [1, 2].map((i) => ({ task: "labapp.add", args: [i, i], queue: "parked" })));
+    expect(await b.purgeQueue?.("parked")).toBe(2);
+    expect(await b.purgeQueue?.("no-such-queue")).toBe(0);
+    expect(b.requeueStranded).toBeUndefined();
   });
 
   test("a RabbitMQ restart is reported as a drop and the stream comes back by itself", async () => {

@@ -9,6 +9,9 @@ import { Redis } from "ioredis";
 import { createRedisBroker } from "../../src/broker/redis/adapter.ts";
 import type { BrokerPort, RawMessage, StreamStatus } from "../../src/broker/port.ts";
 import { logger } from "../../src/log.ts";
+import { LiteralNumber } from "../../src/celery/python-literal.ts";
+import { taskMessage } from "../../src/celery/task-message.ts";
+import { readCapture } from "../fixtures/captures.ts";
 import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
@@ -162,6 +165,52 @@ describe("Redis broker adapter", () => {
     const billing = (await b.sampleQueues()).find((s) => s.name === "billing");
     expect(billing).toMatchObject({ depth: 2, byPriority: { "0": 0, "3": 2, "6": 0, "9": 0 } });
     await raw.quit();
+  });
+
+  test("requeueStranded moves exactly the given deliveries back, as kombu's restore does; publishTask and purgeQueue as kombu's _put and _purge", async () => {
+    const url = `redis://127.0.0.1:${redis.port}/7`;
+    const b = broker({ url });
+    const r = new Redis(url);
+    // A real kombu unacked entry (`[message, exchange, routing_key]`), captured from Celery 5.2.
+    const snapshot = readCapture("celery-5.2-redis-mixed.jsonl").find((l) => l.kind === "snapshot" && "0:unacked" in l.keys);
+    if (snapshot?.kind !== "snapshot") throw new Error("capture without an unacked entry");
+    const captured = Object.values(snapshot.keys["0:unacked"]?.value as Record<string, string>)[0] as string;
+    const [message] = JSON.parse(captured);
+    // The same through a named exchange's binding, at priority 7 (step 6), and one not asked for.
+    const viaExchange = JSON.stringify([{ ...message, headers: { ...message.headers, id: "t2" }, properties: { ...message.properties, priority: 7 } }, "reports", "reports"]);
+    await r.sadd("_kombu.binding.reports", "reports\x06\x16\x06\x16reports");
+    await r.hset("unacked", "tag1", captured, "tag2", viaExchange, "tag3", captured);
+    await r.zadd("unacked_index", "1", "tag1", "2", "tag2", "3", "tag3");
+    const result = await b.requeueStranded?.(["tag1", "tag2", "gone"]);
+    expect(result?.requeued).toEqual([
+      { deliveryTag: "tag1", taskId: message.headers.id, queues: ["celery"] },
+      { deliveryTag: "tag2", taskId: "t2", queues: ["reports"] },
+    ]);
+    expect(result?.skipped.map((x) => x.deliveryTag)).toEqual(["gone"]);
+    expect(await r.hkeys("unacked")).toEqual(["tag3"]);
+    expect(await r.zrange("unacked_index", "0", "-1")).toEqual(["tag3"]);
+    // On its queue's list, marked redelivered, and otherwise the message as it was.
+    const [back] = await r.lrange("celery", 0, -1);
+    const expected = structuredClone(message);
+    expected.headers.redelivered = true;
+    expected.properties.delivery_info.redelivered = true;
+    expect(JSON.parse(back as string)).toEqual(expected);
+    expect(JSON.parse((await r.lrange("reports\x06\x166", 0, -1))[0] as string).headers.id).toBe("t2");
+    // Once moved, never again.
+    expect((await b.requeueStranded?.(["tag1"]))?.requeued).toEqual([]);
+
+    const stream = collect(b);
+    await stream.ready;
+    await b.publishTask?.(taskMessage({ id: "new1", task: "labapp.add", args: [new LiteralNumber("1.0"), "x"], kwargs: { k: null }, queue: "celery", priority: 9 }));
+    const published = JSON.parse((await r.lrange("celery\x06\x169", 0, -1))[0] as string);
+    expect(published.headers).toMatchObject({ id: "new1", task: "labapp.add", root_id: "new1", argsrepr: "(1.0, 'x')", kwargsrepr: "{'k': None}", retries: 0 });
+    expect(Buffer.from(published.body, "base64").toString()).toBe('[[1.0, "x"], {"k": null}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]');
+    expect(published.properties).toMatchObject({ priority: 9, body_encoding: "base64", delivery_info: { exchange: "", routing_key: "celery" } });
+    await waitUntil(() => bodies(stream.messages).some((e) => e.type === "task-sent" && e.uuid === "new1"), 5000, "task-sent event");
+
+    expect(await b.purgeQueue?.("celery")).toBe(2);
+    expect(await r.exists("celery", "celery\x06\x169")).toBe(0);
+    r.disconnect();
   });
 
   test("a Redis restart is reported as a gap and the stream comes back by itself", async () => {

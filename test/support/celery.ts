@@ -27,6 +27,8 @@ export interface LabSettings {
   resultExpiresS?: number;
   /** Celery's `task_annotations` (per-task settings), e.g. `{"labapp.sleepy": {"time_limit": 7200}}`. */
   annotations?: Record<string, Record<string, unknown>>;
+  /** Celery's `result_extended` (args, kwargs, name, queue in the result backend); on unless false. */
+  resultExtended?: boolean;
 }
 
 function labEnv(s: LabSettings): Record<string, string> {
@@ -50,6 +52,7 @@ function labEnv(s: LabSettings): Record<string, string> {
   if (s.rejectOnWorkerLost) env.LAB_REJECT_ON_WORKER_LOST = "1";
   if (s.resultExpiresS !== undefined) env.LAB_RESULT_EXPIRES = String(s.resultExpiresS);
   if (s.annotations) env.LAB_ANNOTATIONS = JSON.stringify(s.annotations);
+  if (s.resultExtended === false) env.LAB_RESULT_EXTENDED = "0";
   return env;
 }
 

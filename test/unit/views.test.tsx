@@ -9,6 +9,7 @@ import { WorkerConfiguration } from "../../views/worker-config.tsx";
 import { workerSettings } from "../../src/celery/worker-config.ts";
 import { configFindings, redeliveryLimitOf } from "../../src/detect/config-findings.ts";
 import { DEFAULT_DETECT_CONFIG } from "../../src/detect/config.ts";
+import { NOTHING_STRANDED_HERE } from "../../src/api/actions/requeue.ts";
 
 describe("views", () => {
   test("the depth chart draws one point per sample, scaled to the largest", () => {
@@ -46,6 +47,16 @@ describe("views", () => {
     expect(html).not.toContain("<img src=x");
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;@lab");
     expect(html).toContain("&lt;b&gt;x&lt;/b&gt;");
+    // Dead, seen by an admin: the requeue button on Redis; on RabbitMQ, why there is none.
+    const dead = { ...w, status: "offline", offline_reason: "heartbeat_lost" };
+    const redis = String(<WorkerPage w={dead} alerts={[]} now={1_800_000_000} requeue={{ token: "t0k" }} />);
+    expect(redis).toContain("Requeue stranded messages");
+    expect(redis).toContain('value="t0k"');
+    const rabbit = String(<WorkerPage w={dead} alerts={[]} now={1_800_000_000} requeue={{ unavailable: NOTHING_STRANDED_HERE }} />);
+    expect(rabbit).not.toContain("Requeue stranded messages");
+    expect(rabbit).toContain("Nothing is stranded on RabbitMQ");
+    // Alive: nothing to requeue.
+    expect(String(<WorkerPage w={w} alerts={[]} now={1_800_000_000} requeue={{ token: "t0k" }} />)).not.toContain("Requeue stranded messages");
   });
 
   test("the timeline: the backend's copy of an event is one row with it; a backend STARTED received after the finish goes before it", () => {

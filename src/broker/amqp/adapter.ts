@@ -10,12 +10,14 @@
  * - pidbox.ts: remote control, with replies;
  * - unacked.ts: unacknowledged messages, as the live workers report them;
  * - connection.ts: the connections and their outages;
- * - url.ts: kombu's reading of an amqp:// URL.
+ * - url.ts: kombu's reading of an amqp:// URL;
+ * - actions.ts: publish a task, purge a queue.
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
 import type { BrokerReachability } from "../reachability.ts";
 import { redisResultBackend } from "../redis/result-backend.ts";
+import { amqpActions } from "./actions.ts";
 import { amqpConnection } from "./connection.ts";
 import { amqpStreams, type EventQueueSettings } from "./events.ts";
 import { managementApi } from "./management.ts";
@@ -83,6 +85,7 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
     getResult: results.getResult,
     // Only the management API tells a third party how the node is doing.
     ...(management ? { health: () => management.health() } : {}),
+    ...amqpActions(commands),
 
     async ping() {
       await commands.ready();

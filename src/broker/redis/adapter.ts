@@ -7,7 +7,8 @@
  * - result-backend.ts: stored results;
  * - health.ts: the server's memory, eviction policy and clients (INFO);
  * - connection.ts: the ioredis connections and their outages;
- * - keys.ts: where kombu keeps each of these in Redis.
+ * - keys.ts: where kombu keeps each of these in Redis;
+ * - actions.ts: requeue a dead worker's messages, publish a task, purge a queue.
  */
 import type { Logger } from "../../log.ts";
 import type { BrokerPort } from "../port.ts";
@@ -16,6 +17,7 @@ import { commandConnection, ensureConnected, quit } from "./connection.ts";
 import { EVENT_EXCHANGE, escapeGlob, kombuKeys, parseRedisUrl } from "./keys.ts";
 import { redisHealth } from "./health.ts";
 import { pidbox } from "./pidbox.ts";
+import { redisActions } from "./actions.ts";
 import { kombuQueues } from "./queues.ts";
 import { redisResultBackend } from "./result-backend.ts";
 import { redisStreams } from "./subscription.ts";
@@ -54,6 +56,7 @@ export function createRedisBroker(opts: RedisBrokerOptions): BrokerPort {
     ...pidbox(commands, keys),
     getResult: results.getResult,
     health: redisHealth(commands, log),
+    ...redisActions(commands, keys),
 
     async ping() {
       await ensureConnected(commands);

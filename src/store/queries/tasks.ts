@@ -225,3 +225,13 @@ export async function tasksPerMinute(database: Database, since: Date): Promise<{
     lastTaskAt: last?.t === null || last?.t === undefined ? null : Number(last.t),
   };
 }
+
+/** Ids of a worker's tasks in these states (a dead worker's RECEIVED and STARTED: what it held). */
+export async function tasksHeldBy(database: Database, worker: string, states: readonly TaskState[], limit = 10_000): Promise<string[]> {
+  const rows = await database.db
+    .select({ id: tasks.id })
+    .from(tasks)
+    .where(and(eq(tasks.worker, worker), inArray(tasks.state, [...states])))
+    .limit(limit);
+  return rows.map((r) => r.id);
+}

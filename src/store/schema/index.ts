@@ -7,3 +7,4 @@ export { slackAlertPosts, slackChannels } from "./slack.ts";
 export { workerConfigs, workerMemorySamples } from "./worker-config.ts";
 export { brokerSamples } from "./broker.ts";
 export { taskStats, taskStatsDirty } from "./stats.ts";
+export { auditLog, taskRetries } from "./audit.ts";

@@ -4,7 +4,7 @@ retry, sleep, echo hostile text and kill their own pool process.
 Everything is configured from the environment so that one file serves every
 test: LAB_BROKER_URL, LAB_RESULT_BACKEND, LAB_TASK_EVENTS (Celery's default is
 off, and so is ours unless a test asks), LAB_ACKS_LATE, LAB_VISIBILITY_TIMEOUT,
-LAB_PREFETCH, LAB_BEAT_INTERVAL; and for configuration findings LAB_TIME_LIMIT
+LAB_PREFETCH, LAB_BEAT_INTERVAL, LAB_RESULT_EXTENDED (on unless "0"); and for configuration findings LAB_TIME_LIMIT
 (task_time_limit), LAB_REJECT_ON_WORKER_LOST, LAB_RESULT_EXPIRES and
 LAB_ANNOTATIONS (task_annotations, as JSON).
 """
@@ -20,7 +20,7 @@ env = os.environ.get
 app = Celery("labapp", broker=env("LAB_BROKER_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
     result_backend=env("LAB_RESULT_BACKEND") or None,
-    result_extended=True,
+    result_extended=env("LAB_RESULT_EXTENDED", "1") == "1",
     task_track_started=True,
     task_send_sent_event=True,
     worker_send_task_events=env("LAB_TASK_EVENTS") == "1",

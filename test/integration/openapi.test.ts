@@ -190,6 +190,17 @@ describe("real answers validate against the document", () => {
     await check("post", "/api/schedules", "/api/schedules", 201, { name: "hourly", task: "labapp.report", every_s: 3600 });
     await check("post", "/api/schedules", "/api/schedules", 400, { name: "both", task: "labapp.report", every_s: 3600, cron: "0 * * * *" });
     await check("delete", "/api/schedules/hourly", "/api/schedules/{name}", 200);
+    await check("post", "/api/tasks/never-seen-id/retry", "/api/tasks/{id}/retry", 404, {});
+    await check("post", `/api/tasks/${DUP}/retry`, "/api/tasks/{id}/retry", 409, {});
+    const since = new Date(0).toISOString();
+    const until = new Date().toISOString();
+    await check("post", "/api/tasks/retry-failures", "/api/tasks/retry-failures", 409, { name: "labapp.nothing", since, until, confirm: 3 });
+    await check("post", "/api/workers/celery%40never-seen/requeue-stranded", "/api/workers/{hostname}/requeue-stranded", 404, {});
+    await check("post", "/api/queues/celery/purge", "/api/queues/{name}/purge", 400, { confirm: "other" });
+    const purged = await check("post", "/api/queues/celery/purge", "/api/queues/{name}/purge", 200, { confirm: "celery" });
+    expect(purged.purged).toBeGreaterThanOrEqual(0);
+    const audit = await check("get", "/api/audit?limit=50", "/api/audit", 200);
+    expect(audit.entries.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(["terminate", "schedule_add", "schedule_remove", "retry", "purge"]));
   });
 
   test("every operation was answered and checked", () => {

@@ -2,9 +2,15 @@
 import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_alerts.sql" with { type: "text" };
 import m2 from "./0002_slack.sql" with { type: "text" };
+import m3 from "./0003_brokers.sql" with { type: "text" };
+import m4 from "./0004_brokers_custom.sql" with { type: "text" };
+import m5 from "./0005_brokers_keys.sql" with { type: "text" };
 
 export const migrations: { tag: string; when: number; breakpoints: boolean; sql: string }[] = [
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
   { tag: "0001_alerts", when: 1795514892147, breakpoints: true, sql: m1 },
   { tag: "0002_slack", when: 1795524158767, breakpoints: true, sql: m2 },
+  { tag: "0003_brokers", when: 1795630823558, breakpoints: true, sql: m3 },
+  { tag: "0004_brokers_custom", when: 1795630824146, breakpoints: true, sql: m4 },
+  { tag: "0005_brokers_keys", when: 1795630824708, breakpoints: true, sql: m5 },
 ];

@@ -81,6 +81,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; word-break:break-wor
 .card h2:first-child { margin-top:0; }
 .problem { border-left:4px solid #d92d20; } .problem.s400 { border-left-color:#f79009; }
 .problem p { margin:0 0 8px; } .problem p:last-child { margin-bottom:0; }
+.broker { display:inline-block; margin-left:6px; padding:0 6px; border-radius:8px; background:#eef2ff; color:#3538cd; font-size:11px; font-weight:600; vertical-align:middle; }
 `;
 
 /** Versioned by its content, so a browser that kept an older one (assets are cached for a day) fetches the new one. */

@@ -4,6 +4,7 @@ import type { Alert, Event, Task } from "../src/api/schemas.ts";
 import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
 import { duration, NEVER_SEEN_HINT, seconds } from "../src/format.ts";
 import { State, When } from "./format.tsx";
+import { BrokerBadge } from "./brokers.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
@@ -22,6 +23,7 @@ export function TaskPage(props: {
       {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <State state={t.state} /> {t.name ?? "(unnamed task)"}
+        <BrokerBadge name={t.broker} />
       </h1>
       <p class="mono muted">{t.id}</p>
       {props.revoke && REVOCABLE.has(t.state) ? (
@@ -209,7 +211,7 @@ export function Alerts(props: { alerts: Alert[]; now: number }) {
         {props.alerts.map((a) => (
           <tr>
             <td class={`sev ${a.severity}`}>{a.kind}</td>
-            <td class="mono">{a.subject}</td>
+            <td class="mono">{a.subject}<BrokerBadge name={a.broker} /></td>
             <td>{a.summary}</td>
             <td><When iso={a.opened_at} now={props.now} /></td>
             <td>{a.status === "open" ? <strong>open</strong> : <span class="muted">resolved <When iso={a.resolved_at} now={props.now} /></span>}</td>

@@ -8,6 +8,7 @@ import type { Task } from "../src/api/schemas.ts";
 import { TASK_STATES } from "../src/celery/states.ts";
 import { seconds } from "../src/format.ts";
 import { State, When } from "./format.tsx";
+import { BrokerBadge, BrokerSelect } from "./brokers.tsx";
 
 /** The filters a tasks page shows and keeps in its links. */
 export interface TaskQuery {
@@ -15,6 +16,7 @@ export interface TaskQuery {
   state?: string;
   worker?: string;
   queue?: string;
+  broker?: string;
   q?: string;
 }
 
@@ -34,6 +36,8 @@ export interface TaskRowsProps {
   /** Set when a text search stopped after this many tasks (store/queries/tasks.ts, SEARCH_WINDOW). */
   searchedWindow?: number;
   now: number;
+  /** The watched brokers' names, for the filter (BROKERS; one needs no filter). */
+  brokers?: readonly string[];
 }
 
 export function TaskRows(props: TaskRowsProps) {
@@ -59,6 +63,7 @@ export function TaskRows(props: TaskRowsProps) {
             </td>
             <td>
               <a href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name ?? "(unnamed)"}</a>
+              <BrokerBadge name={t.broker} />
               <div class="mono muted">{t.id}</div>
             </td>
             <td class="mono">{clip(t.args, 80)}</td>
@@ -115,6 +120,7 @@ export function TasksPage(props: TaskRowsProps) {
           Queue
           <input name="queue" value={q.queue ?? ""} />
         </label>
+        <BrokerSelect brokers={props.brokers} current={q.broker} />
         <button type="submit">Search</button>
       </form>
       <div hx-ext="sse" sse-connect="/live">

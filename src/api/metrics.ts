@@ -27,25 +27,25 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
   const workerUp = new Gauge({
     name: "celery_worker_up",
     help: "1 if the worker is online by Celery's heartbeat rule.",
-    labelNames: ["hostname"] as const,
+    labelNames: ["hostname", "broker"] as const,
     registers: [fromStore],
   });
   const workerActive = new Gauge({
     name: "celery_worker_tasks_active",
     help: "Tasks the worker is running, from its latest heartbeat.",
-    labelNames: ["hostname"] as const,
+    labelNames: ["hostname", "broker"] as const,
     registers: [fromStore],
   });
   const queueLength = new Gauge({
     name: "celery_queue_length",
     help: "Waiting messages in the queue, all priorities.",
-    labelNames: ["queue_name"] as const,
+    labelNames: ["queue_name", "broker"] as const,
     registers: [fromStore],
   });
   const queueUnacked = new Gauge({
     name: "crisper_queue_unacked",
     help: "Messages delivered to workers and not yet acknowledged.",
-    labelNames: ["queue_name"] as const,
+    labelNames: ["queue_name", "broker"] as const,
     registers: [fromStore],
   });
 
@@ -74,12 +74,12 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
       const [workers, queues] = read;
       for (const w of workers) {
         const live = livenessOf(w, t);
-        workerUp.set({ hostname: w.hostname }, live.status === "online" ? 1 : 0);
-        workerActive.set({ hostname: w.hostname }, live.status === "online" ? (w.active ?? 0) : 0);
+        workerUp.set({ hostname: w.hostname, broker: w.broker }, live.status === "online" ? 1 : 0);
+        workerActive.set({ hostname: w.hostname, broker: w.broker }, live.status === "online" ? (w.active ?? 0) : 0);
       }
       for (const q of queues) {
-        queueLength.set({ queue_name: q.name }, q.depth);
-        queueUnacked.set({ queue_name: q.name }, q.unacked);
+        queueLength.set({ queue_name: q.name, broker: q.broker }, q.depth);
+        queueUnacked.set({ queue_name: q.name, broker: q.broker }, q.unacked);
       }
     }
     const text = (await registry.metrics()) + (await scrape.metrics()) + (read ? await fromStore.metrics() : "");

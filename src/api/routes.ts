@@ -19,10 +19,11 @@ import { answerWithin, DeadlineExceeded, within } from "../http/deadline.ts";
 import { HttpError, validated } from "../http/errors.ts";
 import { bodyAtMost } from "../http/requests.ts";
 import { type Logger, errorText } from "../log.ts";
-import { revokeLogLine, revokeTask } from "./revoke.ts";
+import { brokersFor, revokeLogLine, revokeTask } from "./revoke.ts";
 import {
   type AlertList,
   AlertListQuery,
+  BrokerQuery,
   RevokeBody,
   type RevokeAnswer,
   ScheduleBody,
@@ -42,8 +43,10 @@ import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } f
 
 export interface ApiDeps {
   database: Database;
-  /** Sends control commands (revoke); a process without one refuses them. */
+  /** Sends control commands (revoke); a process without one refuses them. The first broker, with BROKERS. */
   broker?: BrokerPort;
+  /** Every watched broker by name (BROKERS; one, "default", with BROKER_URL alone). */
+  brokers?: ReadonlyMap<string, BrokerPort>;
   /** CRISPER_AUTH; without it Crisper is read-only. */
   auth?: Auth;
   log?: Logger;
@@ -70,8 +73,9 @@ export function createApiRoutes(deps: ApiDeps) {
   api.post("/tasks/:id/revoke", adminOnly(deps.auth, "json"), validated("param", TaskIdParams), validated("json", RevokeBody), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("json");
-    const known = (await getTask(deps.database, id)) !== null;
-    const acknowledged = await revokeTask(deps.broker, id, request);
+    const task = await getTask(deps.database, id);
+    const known = task !== null;
+    const acknowledged = await revokeTask(brokersFor(deps, task?.broker), id, request);
     deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged));
     return c.json({
       task_id: id,
@@ -95,16 +99,18 @@ export function createApiRoutes(deps: ApiDeps) {
     } satisfies TaskList);
   });
 
-  api.get("/workers", async (c) => {
+  api.get("/workers", validated("query", BrokerQuery), async (c) => {
     const t = now();
-    return c.json({ workers: (await listWorkers(deps.database)).map((w) => workerJson(w, t)) } satisfies WorkerList);
+    return c.json({ workers: (await listWorkers(deps.database, c.req.valid("query").broker)).map((w) => workerJson(w, t)) } satisfies WorkerList);
   });
 
-  api.get("/queues", async (c) => c.json({ queues: (await listQueues(deps.database)).map(queueJson) } satisfies QueueList));
+  api.get("/queues", validated("query", BrokerQuery), async (c) =>
+    c.json({ queues: (await listQueues(deps.database, c.req.valid("query").broker)).map(queueJson) } satisfies QueueList),
+  );
 
   api.get("/alerts", validated("query", AlertListQuery), async (c) => {
-    const { status, kind, limit, cursor } = c.req.valid("query");
-    const rows = await listAlerts(deps.database, { status, kind, limit: limit + 1, beforeId: cursor });
+    const { status, kind, broker, limit, cursor } = c.req.valid("query");
+    const rows = await listAlerts(deps.database, { status, kind, broker, limit: limit + 1, beforeId: cursor });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return c.json({
@@ -141,7 +147,7 @@ export function createApiRoutes(deps: ApiDeps) {
 /** /readyz gives each part this long: a probe's own timeout is often 2 s. */
 export const READY_DEADLINE_MS = 1500;
 
-export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort; log?: Logger }) {
+export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort; brokers?: ReadonlyMap<string, BrokerPort>; log?: Logger }) {
   const health = new Hono<Env>();
   // Liveness: the process answers. It touches nothing, so a database outage never restarts Crisper.
   health.get("/healthz", (c) => c.json({ ok: true }));
@@ -159,12 +165,21 @@ export function createHealthRoutes(deps: { database: Database; broker?: BrokerPo
         },
       );
     const broker = deps.broker;
-    const [database, brokerState] = await Promise.all([
+    // With BROKERS, each broker by name; `broker` sums them up (ok only when all are).
+    const several = deps.brokers && deps.brokers.size > 1 ? [...deps.brokers] : [];
+    const [database, brokerState, ...states] = await Promise.all([
       check("database", () => deps.database.ping()),
-      broker ? check("broker", () => broker.ping()) : Promise.resolve("not used by this process"),
+      broker && several.length === 0 ? check("broker", () => broker.ping()) : Promise.resolve(broker ? "ok" : "not used by this process"),
+      ...several.map(([name, b]) => check(`broker ${name}`, () => b.ping())),
     ]);
-    const down = [...(database === "ok" ? [] : ["database"]), ...(broker && brokerState !== "ok" ? ["broker"] : [])];
-    return c.json({ ok: down.length === 0, database, broker: brokerState, down }, down.length ? 503 : 200);
+    const brokers = Object.fromEntries(several.map(([name], i) => [name, states[i] as string]));
+    const brokersDown = several.filter(([name]) => brokers[name] !== "ok").map(([name]) => `broker ${name}`);
+    const summary = brokersDown.length ? `down: ${brokersDown.map((b) => b.slice(7)).join(", ")}` : brokerState;
+    const down = [...(database === "ok" ? [] : ["database"]), ...(broker && several.length === 0 && brokerState !== "ok" ? ["broker"] : []), ...brokersDown];
+    return c.json(
+      { ok: down.length === 0, database, broker: summary, ...(several.length ? { brokers } : {}), down },
+      down.length ? 503 : 200,
+    );
   });
   return health;
 }

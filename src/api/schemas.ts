@@ -94,6 +94,19 @@ export const TaskIdParams = z.object({
   id: plainText().meta({ description: "Celery's task id", example: "6f1c0d6e-8e4b-4c6a-9d1e-2f3a4b5c6d7e" }),
 });
 
+/** `broker=`: one watched broker's records (its name in BROKERS; "default" for BROKER_URL alone). */
+const brokerParam = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (!v) return undefined;
+    return /^[a-z0-9_-]{1,32}$/.test(v) ? v : invalid(ctx, `expected a broker's name from BROKERS (a-z 0-9 _ -, at most 32), got ${shown(v)}`);
+  })
+  .meta({ description: "A broker's name (BROKERS; `default` when only BROKER_URL is set).", example: "default" });
+
+/** `GET /api/workers`, `GET /api/queues` and their pages: one broker's. */
+export const BrokerQuery = z.object({ broker: brokerParam });
+
 /** `GET /api/tasks` and the tasks page: filters, newest first, paged by cursor. */
 export const TaskListQuery = z.object({
   name: textParam("The task's name, exactly (`app.tasks.charge`)."),
@@ -108,6 +121,7 @@ export const TaskListQuery = z.object({
     .meta({ description: `Celery's state, any case: ${TASK_STATES.join(", ")}.`, example: "FAILURE" }),
   worker: textParam("The worker's hostname (`celery@web-1`)."),
   queue: textParam("The queue it was sent to."),
+  broker: brokerParam,
   q: textParam("Text searched in the id, name, args, kwargs and exception."),
   since: timeParam("First seen at or after"),
   until: timeParam("First seen at or before"),
@@ -152,6 +166,7 @@ export const AlertFilter = z.object({
       return isAlertKind(v) ? v : invalid(ctx, `expected one of ${ALERT_KIND_NAMES}`);
     })
     .meta({ description: `One kind: ${ALERT_KIND_NAMES}.`, example: "task_lost" }),
+  broker: brokerParam,
 });
 export type AlertFilter = z.output<typeof AlertFilter>;
 
@@ -267,6 +282,7 @@ export const Alert = z
     resolved_at: maybeInstant,
     summary: z.string(),
     details: z.record(z.string(), z.unknown()),
+    broker: z.string().meta({ description: "The broker it is about (BROKERS; `default`)." }),
   })
   .meta({ id: "Alert" });
 export type Alert = z.infer<typeof Alert>;
@@ -298,6 +314,7 @@ export const Task = z
     last_event_at: maybeInstant,
     executions: z.array(Execution),
     alerts: z.array(Alert).meta({ description: "Its alerts, open and resolved (on GET /api/tasks/{id}; empty in lists)." }),
+    broker: z.string().meta({ description: "The broker it was sent through (BROKERS; `default`)." }),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof Task>;
@@ -336,6 +353,7 @@ export const Worker = z
     inspected_at: maybeInstant,
     reserved_tasks: z.array(HeldTask).meta({ description: "Prefetched, not started, when last asked (inspected_at)." }),
     active_tasks: z.array(HeldTask),
+    broker: z.string().meta({ description: "The broker it consumes from (BROKERS; `default`): a hostname is unique per broker." }),
   })
   .meta({ id: "Worker" });
 export type Worker = z.infer<typeof Worker>;
@@ -348,6 +366,7 @@ export const Queue = z
     unacked: z.number().int().meta({ description: "Delivered to a worker, not yet acknowledged." }),
     oldest_unacked_age_s: z.number().nullable(),
     sampled_at: maybeInstant,
+    broker: z.string().meta({ description: "The broker it lives on (BROKERS; `default`): a queue name is unique per broker." }),
   })
   .meta({ id: "Queue" });
 export type Queue = z.infer<typeof Queue>;
@@ -362,6 +381,7 @@ export const Schedule = z
     last_seen_at: maybeInstant,
     next_due_at: maybeInstant,
     status: z.string().meta({ description: "ok, late or missed" }),
+    broker: z.string().meta({ description: "The broker whose tasks it was learned from (declared: the first broker)." }),
   })
   .meta({ id: "Schedule" });
 export type Schedule = z.infer<typeof Schedule>;

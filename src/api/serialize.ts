@@ -66,6 +66,7 @@ export function taskJson(t: TaskRow, events: readonly EventRecord[], alerts: Ale
     last_event_at: iso(t.lastEventAt),
     executions: executionsFromStored(events).map(executionJson),
     alerts,
+    broker: t.broker,
   };
 }
 
@@ -92,6 +93,7 @@ export function workerJson(w: WorkerRow, now: number): Worker {
     // What the worker said it holds at inspected_at (`reserved`: prefetched, not started).
     reserved_tasks: heldTasks(w.reservedTasks),
     active_tasks: heldTasks(w.activeTasks),
+    broker: w.broker,
   };
 }
 
@@ -103,6 +105,7 @@ export function queueJson(q: QueueRow): Queue {
     unacked: q.unacked,
     oldest_unacked_age_s: q.oldestUnackedAgeS,
     sampled_at: iso(q.sampledAt),
+    broker: q.broker,
   };
 }
 
@@ -118,6 +121,7 @@ export function alertJson(a: AlertRow): Alert {
     resolved_at: iso(a.resolvedAt),
     summary: a.summary,
     details: a.details,
+    broker: a.broker,
   };
 }
 
@@ -131,5 +135,6 @@ export function scheduleJson(s: ScheduleRow): Schedule {
     last_seen_at: iso(s.lastSeenAt),
     next_due_at: iso(s.nextDueAt),
     status: s.status,
+    broker: s.broker,
   };
 }

@@ -72,6 +72,8 @@ export function createCollector(deps: {
   config: CollectorConfig;
   database: Database;
   broker: BrokerPort;
+  /** The broker's name (BROKERS; "default" for BROKER_URL alone), written on everything it collects. */
+  brokerName?: string;
   log: Logger;
   onCommitted?: (events: readonly CeleryEvent[]) => void;
 }): Collector {
@@ -94,7 +96,7 @@ export function createCollector(deps: {
   observeBacklog(() => backlog.sizes());
   const outage = new StoreOutage(log, () => backlog.describe());
   const knownQueues = new Set<string>();
-  const taskMetrics = new TaskMetrics();
+  const taskMetrics = new TaskMetrics(undefined, deps.brokerName);
   const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
   let subscription: Subscription | null = null;
   let stopping = false;
@@ -129,6 +131,12 @@ export function createCollector(deps: {
 
   let streamUpSince: number | null = null;
   function onStatus(s: StreamStatus) {
+    if (s.state === "overflowed") {
+      // The stream is up, but events it held were dropped: a closed gap of their times.
+      log.error(`${s.reason}: ${s.dropped} events dropped between ${new Date(s.from * 1000).toISOString()} and ${new Date(s.to * 1000).toISOString()}`);
+      recordGap({ from: s.from, to: s.to, reason: `${s.reason} (${s.dropped} events dropped)` });
+      return;
+    }
     streamUpSince = s.state === "connected" ? s.at : null;
     if (s.state === "disconnected") {
       m.streamDisconnects.inc();
@@ -222,6 +230,7 @@ export function createCollector(deps: {
     log,
     outage,
     isStopping: () => stopping,
+    broker: deps.brokerName,
     onCommitted: (written: readonly CeleryEvent[]) => {
       try {
         observeLag(written);
@@ -333,7 +342,7 @@ export function createCollector(deps: {
     try {
       if (samplesTaken++ % 12 === 0) await discoverWorkerQueues();
       const samples = await broker.sampleQueues([...knownQueues]);
-      await insertQueueSamples(database, samples);
+      await insertQueueSamples(database, samples, deps.brokerName);
       if (samplingFailing) log.info("queue sampling works again");
       samplingFailing = false;
     } catch (e) {

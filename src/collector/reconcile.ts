@@ -33,6 +33,8 @@ export async function reconcileGap(o: {
   database: Database;
   /** Null, or `resultBackend` false: nothing can be read, only counted. */
   broker: BrokerPort | null;
+  /** The broker's name: its unfinished tasks are looked up, and written back under it. */
+  brokerName?: string;
   resultBackend: boolean;
   gap: StreamGap;
   /** Unix seconds, the arrival time given to what is read. */
@@ -40,7 +42,7 @@ export async function reconcileGap(o: {
 }): Promise<Reconciliation> {
   const { database, broker, gap } = o;
   // Tasks active shortly before the gap, or during it, may have finished unseen.
-  const ids = await unfinishedSince(database, new Date((gap.from - LOOK_BACK_S) * 1000));
+  const ids = await unfinishedSince(database, new Date((gap.from - LOOK_BACK_S) * 1000), undefined, o.brokerName);
   if (!broker || !o.resultBackend) {
     return { checked: ids.length, recovered: 0, recovered_tasks: [], note: `${ids.length} unfinished tasks could not be checked: set RESULT_BACKEND_URL to recover their final states.` };
   }
@@ -54,7 +56,7 @@ export async function reconcileGap(o: {
     events.push(...final);
     if (final.length) recovered.push(id);
   }
-  if (events.length) await writeBatch(database, buildBatch(events));
+  if (events.length) await writeBatch(database, { ...buildBatch(events), broker: o.brokerName });
   return {
     checked: ids.length,
     recovered: recovered.length,

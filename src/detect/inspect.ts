@@ -19,7 +19,7 @@ export interface Inspector {
   again(): void;
 }
 
-export function createInspector(o: { database: Database; broker: BrokerPort | null; intervalS: number; log: Logger }): Inspector {
+export function createInspector(o: { database: Database; broker: BrokerPort | null; brokerName?: string; intervalS: number; log: Logger }): Inspector {
   let lastInspection = 0;
   return {
     async inspect(now) {
@@ -34,7 +34,7 @@ export function createInspector(o: { database: Database; broker: BrokerPort | nu
         for (const host of new Set([...Object.keys(reserved), ...Object.keys(active)])) {
           const r: unknown = reserved[host];
           const a: unknown = active[host];
-          await recordInspection(o.database, host.slice(0, 255), Array.isArray(r) ? r : [], Array.isArray(a) ? a : [], new Date(now * 1000));
+          await recordInspection(o.database, host.slice(0, 255), Array.isArray(r) ? r : [], Array.isArray(a) ? a : [], new Date(now * 1000), o.brokerName);
         }
       } catch (e) {
         o.log.once("inspect", `could not ask workers what they hold: ${errorText(e)}`);

@@ -53,6 +53,13 @@ export interface Pass {
   config: DetectorConfig;
   database: Database;
   broker: BrokerPort | null;
+  /** The name of the broker this pass judges (BROKERS; "default"): its workers, tasks, queues and alerts only. */
+  brokerName: string;
+  /**
+   * Whether this detector also watches what belongs to no one broker
+   * (declared Beat schedules): the first broker's detector does.
+   */
+  primary: boolean;
   workers: readonly WorkerView[];
   /** RECEIVED and STARTED tasks (store/queries/detect.ts unfinishedTasks). */
   unfinished: readonly TaskView[];

@@ -12,7 +12,7 @@
  */
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { AlertFilter, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
+import { AlertFilter, BrokerQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
 import { alertJson, eventJson, queueJson, scheduleJson, taskJson, workerJson } from "../api/serialize.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
@@ -20,7 +20,7 @@ import { getTask, getTaskEvents, listTasks, tasksPerMinute } from "../store/quer
 import { getWorker, listWorkers } from "../store/queries/workers.ts";
 import { queueHistory } from "../store/queries/queues.ts";
 import { listSchedules } from "../store/queries/detect.ts";
-import { QueuesPage } from "../../views/queues.tsx";
+import { QueuesPage, queueKey } from "../../views/queues.tsx";
 import { SchedulesPage } from "../../views/schedules.tsx";
 import { WorkerPage, WorkersPage } from "../../views/workers.tsx";
 import { alertsForSubject } from "../alerts/store.ts";
@@ -38,7 +38,8 @@ import { DATABASE_NOT_ANSWERING, type ErrorAnswer, HttpError, validated } from "
 import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { Logger } from "../log.ts";
-import { revokeLogLine, revokeTask } from "../api/revoke.ts";
+import { brokersFor, revokeLogLine, revokeTask } from "../api/revoke.ts";
+import { brokerNotes } from "./brokers.ts";
 
 // Imported as files so a compiled binary carries them (no node_modules there).
 import htmxJs from "htmx.org/dist/htmx.min.js" with { type: "file" };
@@ -56,6 +57,8 @@ export interface PageDeps {
   /** For revoke: who may, and the mailbox to send it through. */
   auth?: Auth;
   broker?: BrokerPort;
+  /** Every watched broker by name (BROKERS): revokes go to a task's own; pages filter by them. */
+  brokers?: ReadonlyMap<string, BrokerPort>;
   log?: Logger;
 }
 
@@ -87,6 +90,8 @@ export function createPageRoutes(deps: PageDeps) {
   const pages = new Hono<Env>();
   // Every page's queries and rendering: a 503 page rather than a hang when the database does not answer.
   const inTime = answerWithin();
+  // The brokers' names, for the filters: none shown with a single broker.
+  const brokerNames = deps.brokers && deps.brokers.size > 1 ? [...deps.brokers.keys()] : undefined;
 
   pages.get("/assets/:file", async (c) => {
     const cache = { "cache-control": "public, max-age=86400" };
@@ -163,9 +168,10 @@ export function createPageRoutes(deps: PageDeps) {
       state: filters.state,
       worker: filters.worker,
       queue: filters.queue,
+      broker: filters.broker,
       q: filters.q,
     };
-    const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now() };
+    const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now(), brokers: brokerNames };
     if (c.req.query("fragment") === "rows") return c.html(<TaskRows {...rows} />);
     return c.html(
       <Layout user={currentUser(c)} title="Tasks" path="/tasks">
@@ -204,24 +210,26 @@ export function createPageRoutes(deps: PageDeps) {
   pages.post("/tasks/:id/revoke", bodyAtMost(), adminOnly(deps.auth, "form"), validated("param", TaskIdParams), validated("form", RevokeForm), async (c) => {
     const { id } = c.req.valid("param");
     const request = c.req.valid("form");
-    const acknowledged = await revokeTask(deps.broker, id, request);
+    const task = await getTask(deps.database, id);
+    const acknowledged = await revokeTask(brokersFor(deps, task?.broker), id, request);
     deps.log?.info(revokeLogLine(c.var.admin.name, id, request, acknowledged, " from its page"));
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
   });
 
-  pages.get("/workers", inTime, async (c) => {
+  pages.get("/workers", validated("query", BrokerQuery), inTime, async (c) => {
     const t = now();
-    const workers = (await listWorkers(deps.database)).map((w) => workerJson(w, t));
+    const { broker } = c.req.valid("query");
+    const workers = (await listWorkers(deps.database, broker)).map((w) => workerJson(w, t));
     return c.html(
       <Layout user={currentUser(c)} title="Workers" path="/workers">
-        <WorkersPage workers={workers} now={t} />
+        <WorkersPage workers={workers} now={t} broker={broker} brokers={brokerNames} />
       </Layout>,
     );
   });
 
-  pages.get("/workers/:hostname", validated("param", WorkerParams), inTime, async (c) => {
+  pages.get("/workers/:hostname", validated("param", WorkerParams), validated("query", BrokerQuery), inTime, async (c) => {
     const { hostname } = c.req.valid("param");
-    const w = await getWorker(deps.database, hostname);
+    const w = await getWorker(deps.database, hostname, c.req.valid("query").broker);
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
     const alerts = await alertsForSubject(deps.database, hostname);
@@ -232,18 +240,20 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/queues", inTime, async (c) => {
+  pages.get("/queues", validated("query", BrokerQuery), inTime, async (c) => {
     const windowMin = 60;
-    const queues = await listQueues(deps.database);
+    const { broker } = c.req.valid("query");
+    const queues = await listQueues(deps.database, broker);
     const since = new Date((now() - windowMin * 60) * 1000);
     const history = new Map<string, { at: number; depth: number }[]>();
     for (const q of queues.slice(0, 50)) {
-      const rows = await queueHistory(deps.database, q.name, since, 720);
-      history.set(q.name, rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
+      const rows = await queueHistory(deps.database, q.name, since, 720, q.broker);
+      history.set(queueKey(q.broker, q.name), rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
     }
+    const notes = await brokerNotes(deps.brokers ?? (deps.broker ? new Map([["default", deps.broker]]) : new Map()), broker);
     return c.html(
       <Layout user={currentUser(c)} title="Queues" path="/queues">
-        <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} />
+        <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} broker={broker} brokers={brokerNames} notes={notes} />
       </Layout>,
     );
   });
@@ -258,11 +268,11 @@ export function createPageRoutes(deps: PageDeps) {
   });
 
   pages.get("/alerts", validated("query", AlertFilter), inTime, async (c) => {
-    const { status, kind } = c.req.valid("query");
-    const alerts = await listAlerts(deps.database, { status, kind, limit: 200 });
+    const { status, kind, broker } = c.req.valid("query");
+    const alerts = await listAlerts(deps.database, { status, kind, broker, limit: 200 });
     return c.html(
       <Layout user={currentUser(c)} title="Alerts" path="/alerts">
-        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} />
+        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} broker={broker} brokers={brokerNames} />
       </Layout>,
     );
   });

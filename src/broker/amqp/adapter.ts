@@ -74,10 +74,12 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
       strandsPrefetched: false,
     },
     subscribe: streams.subscribe,
+    keptEventsWhileAway: streams.keptEventsWhileAway,
     ...rabbitQueues({ connection: commands, management, eventQueue: queue.name, log }),
     ...control,
     ...workersUnacked(control.call),
     getResult: results.getResult,
+    ...(management ? { consumers: () => management.consumers() } : {}),
 
     async ping() {
       await commands.ready();

@@ -44,12 +44,49 @@ export interface EventQueueSettings {
   prefetch: number;
 }
 
-/** The arguments Crisper's event queue is declared with (they must match at every declare). */
-export function eventQueueArguments(q: EventQueueSettings): Record<string, unknown> {
-  return { "x-expires": q.expiresMs, "x-max-length-bytes": q.maxBytes, "x-overflow": "drop-head" };
+/**
+ * Where the event queue's dropped heads go: past `x-max-length-bytes`,
+ * RabbitMQ dead-letters the oldest messages (drop-head) through the default
+ * exchange to this small queue, and whatever arrives there is a gap.
+ */
+export function overflowQueueName(q: Pick<EventQueueSettings, "name">): string {
+  return `${q.name}.overflow`;
 }
 
-export interface AmqpStreams extends Pick<BrokerPort, "subscribe"> {
+/**
+ * The overflow queue keeps this many dropped events at most (its own oldest
+ * go, unrecorded, past it): enough to date the gap, never a second copy of a
+ * full event queue.
+ */
+const OVERFLOW_MAX_LENGTH = 10_000;
+
+/** The arguments Crisper's event queue is declared with (they must match at every declare). */
+export function eventQueueArguments(q: EventQueueSettings): Record<string, unknown> {
+  return {
+    "x-expires": q.expiresMs,
+    "x-max-length-bytes": q.maxBytes,
+    "x-overflow": "drop-head",
+    // Dropped heads are dead-lettered to the overflow queue (default exchange: routed by queue name).
+    "x-dead-letter-exchange": "",
+    "x-dead-letter-routing-key": overflowQueueName(q),
+  };
+}
+
+function overflowQueueArguments(q: EventQueueSettings): Record<string, unknown> {
+  return { "x-expires": q.expiresMs, "x-max-length": OVERFLOW_MAX_LENGTH, "x-overflow": "drop-head" };
+}
+
+/**
+ * When an event was published, from its body (Celery's `timestamp` field),
+ * without decoding it whole; null if it does not say.
+ */
+export function eventTime(body: string): number | null {
+  const m = /"timestamp"\s*:\s*(\d+(?:\.\d+)?)/.exec(body.slice(0, 4096));
+  const t = m ? Number(m[1]) : Number.NaN;
+  return Number.isFinite(t) && t > 1e9 ? t : null;
+}
+
+export interface AmqpStreams extends Pick<BrokerPort, "subscribe" | "keptEventsWhileAway"> {
   /**
    * Ends every subscription and closes the connection: deliveries not
    * acknowledged by then go back to the queue. The drops that follow are
@@ -61,10 +98,15 @@ export interface AmqpStreams extends Pick<BrokerPort, "subscribe"> {
 export function amqpStreams(o: { connection: AmqpConnection; queue: EventQueueSettings; resultBackendUrl?: string; log: Logger }): AmqpStreams {
   const { log } = o;
   const live = new Set<{ close(): Promise<void> }>();
+  /** Whether the event queue existed when this process first declared it; null until then. */
+  let existed: boolean | null = null;
 
   return {
+    keptEventsWhileAway: () => existed === true,
     async subscribe(onMessage, onStatus) {
-      const events = consumeEvents(o.connection, o.queue, onMessage, onStatus, log);
+      const events = consumeEvents(o.connection, o.queue, onMessage, onStatus, log, (e) => {
+        existed ??= e;
+      });
       const results: PatternSubscription | null = o.resultBackendUrl ? subscribeResults(o.resultBackendUrl, onMessage, log) : null;
       const sub = {
         async close() {
@@ -145,6 +187,7 @@ function consumeEvents(
   onMessage: (m: RawMessage) => void,
   onStatus: (s: StreamStatus) => void,
   log: Logger,
+  onDeclared: (existed: boolean) => void,
 ): EventConsumer {
   let closed = false;
   let connected = false;
@@ -155,9 +198,30 @@ function consumeEvents(
     markSubscribed = resolve;
   });
 
+  /**
+   * Whether the event queue is there already (events waited in it while no
+   * Crisper consumed), asked on a channel of its own: a passive declare of a
+   * missing queue closes its channel.
+   */
+  async function exists(model: ChannelModel): Promise<boolean> {
+    const probe = await model.createChannel();
+    probe.on("error", () => {});
+    try {
+      await probe.checkQueue(queue.name);
+      await probe.close().catch(() => {});
+      return true;
+    } catch (e) {
+      if (replyCode(e) === 404) return false;
+      throw e;
+    }
+  }
+
   /** Declares the queue as configured; one declared otherwise (e.g. another max size) is used as it is. */
   async function declare(model: ChannelModel, ch: Channel): Promise<Channel> {
     await ch.assertExchange(EVENT_EXCHANGE, "topic", { durable: true, autoDelete: false });
+    // The overflow queue first, so that nothing dead-lettered has nowhere to go.
+    await ch.assertQueue(overflowQueueName(queue), { durable: true, arguments: overflowQueueArguments(queue) });
+    onDeclared(await exists(model));
     try {
       await ch.assertQueue(queue.name, { durable: true, arguments: eventQueueArguments(queue) });
       return ch;
@@ -165,7 +229,10 @@ function consumeEvents(
       if (replyCode(e) !== 406) throw e;
       log.once(
         `event-queue-args:${queue.name}`,
-        `event queue ${queue.name} exists with other arguments than EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES say (${errorText(e)}); using it as it is (delete it, or name another EVENT_QUEUE, to apply the settings)`,
+        `event queue ${queue.name} exists with other arguments than Crisper declares (${errorText(e)}): it was declared by an older ` +
+          `Crisper (without the dead-letter to ${overflowQueueName(queue)} that records an overflow as an event_gap) or with other ` +
+          `EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES. Using it as it is: an overflow of it goes unrecorded. To apply the settings, ` +
+          `stop Crisper and delete the queue (rabbitmqctl delete_queue ${queue.name}), or name another EVENT_QUEUE`,
       );
       // The refusal closed the channel: open another, and only check the queue.
       const again = await model.createChannel();
@@ -175,6 +242,43 @@ function consumeEvents(
     }
   }
 
+  /** Dropped events seen on the overflow queue, not yet reported. */
+  let dropped: { n: number; from: number; to: number } | null = null;
+  let reportTimer: ReturnType<typeof setTimeout> | null = null;
+  function report() {
+    reportTimer = null;
+    if (!dropped) return;
+    const d = dropped;
+    dropped = null;
+    onStatus({
+      state: "overflowed",
+      at: Date.now() / 1000,
+      from: d.from,
+      to: d.to,
+      dropped: d.n,
+      reason: `event queue ${queue.name} overflowed (EVENT_QUEUE_MAX_BYTES): RabbitMQ dropped its oldest events`,
+    });
+  }
+
+  /**
+   * What RabbitMQ dead-letters from the event queue's head arrives on the
+   * overflow queue: counted and dated (by each event's own timestamp), then
+   * reported as one overflow a second later, however many came.
+   */
+  async function consumeOverflow(ch: Channel) {
+    await ch.consume(
+      overflowQueueName(queue),
+      (m) => {
+        if (!m) return;
+        const now = Date.now() / 1000;
+        const t = eventTime(TEXT.decode(m.content.subarray(0, 4096))) ?? now;
+        dropped = dropped ? { n: dropped.n + 1, from: Math.min(dropped.from, t), to: Math.max(dropped.to, t) } : { n: 1, from: t, to: t };
+        reportTimer ??= setTimeout(report, 1000);
+      },
+      { noAck: true },
+    );
+  }
+
   connection.watch(
     async (model) => {
       if (closed) return;
@@ -182,6 +286,7 @@ function consumeEvents(
       ch.on("error", () => {});
       ch = await declare(model, ch);
       await ch.bindQueue(queue.name, EVENT_EXCHANGE, "#");
+      await consumeOverflow(ch);
       await ch.prefetch(queue.prefetch);
       const acks = new InOrderAcks((upTo) => {
         // After a drop the channel is gone and RabbitMQ has requeued these: nothing to do.
@@ -239,6 +344,8 @@ function consumeEvents(
     subscribed,
     async close() {
       closed = true;
+      if (reportTimer) clearTimeout(reportTimer);
+      report();
       // Stop deliveries but keep the channel: what the collector still
       // holds is acknowledged as it commits, until the connection closes
       // (the adapter's close). Whatever is not by then goes back to the

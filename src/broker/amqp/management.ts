@@ -6,6 +6,7 @@
  * both.
  */
 import { errorText, type Logger } from "../../log.ts";
+import type { QueueConsumer } from "../port.ts";
 
 export interface ManagedQueue {
   name: string;
@@ -16,6 +17,18 @@ export interface ManagedQueue {
 export interface ManagementApi {
   /** Every queue of the vhost, with its unacknowledged count. */
   queues(): Promise<ManagedQueue[]>;
+  /** Every consumer of the vhost, with its prefetch and its channel's unacknowledged count. */
+  consumers(): Promise<QueueConsumer[]>;
+}
+
+/** Consumers listed at most (a vhost with more is shown in part). */
+const MAX_CONSUMERS = 1000;
+
+/** A field of an untrusted JSON object, if it has the wanted type. */
+function field<T extends "string" | "number" | "object">(o: unknown, key: string, type: T) {
+  if (typeof o !== "object" || o === null || !(key in o)) return undefined;
+  const v: unknown = (o as Record<string, unknown>)[key];
+  return typeof v === type && v !== null ? (v as T extends "string" ? string : T extends "number" ? number : object) : undefined;
 }
 
 const TIMEOUT_MS = 3000;
@@ -57,6 +70,40 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
         if (name === null) continue;
         const unacked = "messages_unacknowledged" in item && typeof item.messages_unacknowledged === "number" ? item.messages_unacknowledged : 0;
         out.push({ name, unacked });
+      }
+      return out;
+    },
+
+    async consumers() {
+      const v = encodeURIComponent(vhost);
+      // Unacknowledged deliveries are counted per channel; a worker consumes all its queues on one.
+      const [consumers, channels] = await Promise.all([
+        get(`/api/consumers/${v}`),
+        get(`/api/vhosts/${v}/channels?page=1&page_size=${MAX_CONSUMERS}&columns=name,messages_unacknowledged`),
+      ]);
+      const unackedByChannel = new Map<string, number>();
+      const channelItems = field(channels, "items", "object");
+      for (const c of Array.isArray(channelItems) ? channelItems : []) {
+        const name = field(c, "name", "string");
+        const n = field(c, "messages_unacknowledged", "number");
+        if (name !== undefined && n !== undefined) unackedByChannel.set(name, n);
+      }
+      const out: QueueConsumer[] = [];
+      for (const c of Array.isArray(consumers) ? consumers.slice(0, MAX_CONSUMERS) : []) {
+        const queue = field(field(c, "queue", "object"), "name", "string");
+        const channel = field(c, "channel_details", "object");
+        const channelName = field(channel, "name", "string");
+        if (queue === undefined) continue;
+        const peerHost = field(channel, "peer_host", "string");
+        const peerPort = field(channel, "peer_port", "number");
+        out.push({
+          queue: queue.slice(0, 255),
+          consumerTag: (field(c, "consumer_tag", "string") ?? "").slice(0, 255),
+          prefetch: field(c, "prefetch_count", "number") ?? null,
+          unacked: channelName !== undefined ? (unackedByChannel.get(channelName) ?? null) : null,
+          channel: (channelName ?? "").slice(0, 255),
+          peer: peerHost !== undefined ? `${peerHost.slice(0, 100)}${peerPort !== undefined ? `:${peerPort}` : ""}` : null,
+        });
       }
       return out;
     },

@@ -37,6 +37,7 @@ const TASK_COLUMNS = {
   finishedAt: tasks.finishedAt,
   firstSeenAt: tasks.firstSeenAt,
   lastEventAt: tasks.lastEventAt,
+  broker: tasks.broker,
 };
 export type Task = Pick<TaskRow, keyof typeof TASK_COLUMNS> & { state: TaskState };
 
@@ -95,6 +96,8 @@ export interface TaskFilters {
   state?: TaskState;
   worker?: string;
   queue?: string;
+  /** A broker's name (BROKERS). */
+  broker?: string;
   /** Searches id, name, args, kwargs and exception. */
   q?: string;
   since?: Date;
@@ -131,6 +134,7 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<Tas
   if (f.state) where.push(eq(tasks.state, f.state));
   if (f.worker) where.push(eq(tasks.worker, f.worker));
   if (f.queue) where.push(eq(tasks.queue, f.queue));
+  if (f.broker) where.push(eq(tasks.broker, f.broker));
   if (f.since) where.push(gte(tasks.firstSeenAt, f.since));
   if (f.until) where.push(lte(tasks.firstSeenAt, f.until));
   if (f.cursor) {

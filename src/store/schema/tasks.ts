@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
 import { bigint, doublePrecision, index, integer, pgTable, smallint, text } from "drizzle-orm/pg-core";
-import { ts } from "./columns.ts";
+import { brokerColumn, ts } from "./columns.ts";
 
 /**
  * One row per Celery task id: the merge of every event seen about it
@@ -42,6 +42,7 @@ export const tasks = pgTable(
     finishedAt: ts("finished_at"),
     firstSeenAt: ts("first_seen_at").notNull(),
     lastEventAt: ts("last_event_at").notNull(),
+    broker: brokerColumn(),
   },
   (t) => [
     // Lists are newest first and page on (first_seen_at, id): one index per filter.

@@ -55,7 +55,7 @@ export type StreamStatus =
    * up, and dropped its oldest): a gap from the first to the last dropped
    * event's time.
    */
-  | { state: "overflowed"; at: number; from: number; to: number; dropped: number; reason: string };
+  | { state: "overflowed"; at: number; from: number; to: number; dropped: number; reason: string; taskIds?: string[] };
 
 export interface Subscription {
   close(): Promise<void>;

@@ -36,6 +36,8 @@ export interface StreamGap {
   from: number;
   to: number | null;
   reason: string;
+  /** Tasks the lost events were about, where the broker could say (a RabbitMQ overflow): reconciled too. */
+  taskIds?: string[];
 }
 
 export interface Collector {
@@ -134,7 +136,7 @@ export function createCollector(deps: {
     if (s.state === "overflowed") {
       // The stream is up, but events it held were dropped: a closed gap of their times.
       log.error(`${s.reason}: ${s.dropped} events dropped between ${new Date(s.from * 1000).toISOString()} and ${new Date(s.to * 1000).toISOString()}`);
-      recordGap({ from: s.from, to: s.to, reason: `${s.reason} (${s.dropped} events dropped)` });
+      recordGap({ from: s.from, to: s.to, reason: `${s.reason} (${s.dropped} events dropped)`, taskIds: s.taskIds });
       return;
     }
     streamUpSince = s.state === "connected" ? s.at : null;

@@ -76,14 +76,28 @@ function overflowQueueArguments(q: EventQueueSettings): Record<string, unknown> 
   return { "x-expires": q.expiresMs, "x-max-length": OVERFLOW_MAX_LENGTH, "x-overflow": "drop-head" };
 }
 
+/** How much of a dropped message is read for its times and task ids. */
+const DROPPED_READ_CHARS = 65_536;
+/** Task ids kept per overflow report, for reconciliation. */
+const MAX_DROPPED_IDS = 5000;
+
 /**
- * When an event was published, from its body (Celery's `timestamp` field),
- * without decoding it whole; null if it does not say.
+ * What a dropped message says without decoding it whole (it may be a
+ * `task.multi` list of events): when its events were sent (Celery's
+ * `timestamp` fields) and which tasks they were about (`uuid`).
  */
-export function eventTime(body: string): number | null {
-  const m = /"timestamp"\s*:\s*(\d+(?:\.\d+)?)/.exec(body.slice(0, 4096));
-  const t = m ? Number(m[1]) : Number.NaN;
-  return Number.isFinite(t) && t > 1e9 ? t : null;
+export function droppedEvents(body: string): { from: number | null; to: number | null; taskIds: string[] } {
+  const text = body.slice(0, DROPPED_READ_CHARS);
+  let from: number | null = null;
+  let to: number | null = null;
+  for (const m of text.matchAll(/"timestamp"\s*:\s*(\d+(?:\.\d+)?)/g)) {
+    const t = Number(m[1]);
+    if (!Number.isFinite(t) || t < 1e9) continue;
+    from = from === null ? t : Math.min(from, t);
+    to = to === null ? t : Math.max(to, t);
+  }
+  const taskIds = [...new Set([...text.matchAll(/"uuid"\s*:\s*"([A-Za-z0-9._:-]{1,255})"/g)].map((m) => m[1] as string))];
+  return { from, to, taskIds };
 }
 
 export interface AmqpStreams extends Pick<BrokerPort, "subscribe" | "keptEventsWhileAway"> {
@@ -243,7 +257,7 @@ function consumeEvents(
   }
 
   /** Dropped events seen on the overflow queue, not yet reported. */
-  let dropped: { n: number; from: number; to: number } | null = null;
+  let dropped: { n: number; from: number; to: number; taskIds: Set<string> } | null = null;
   let reportTimer: ReturnType<typeof setTimeout> | null = null;
   function report() {
     reportTimer = null;
@@ -256,6 +270,7 @@ function consumeEvents(
       from: d.from,
       to: d.to,
       dropped: d.n,
+      taskIds: [...d.taskIds],
       reason: `event queue ${queue.name} overflowed (EVENT_QUEUE_MAX_BYTES): RabbitMQ dropped its oldest events`,
     });
   }
@@ -271,8 +286,12 @@ function consumeEvents(
       (m) => {
         if (!m) return;
         const now = Date.now() / 1000;
-        const t = eventTime(TEXT.decode(m.content.subarray(0, 4096))) ?? now;
-        dropped = dropped ? { n: dropped.n + 1, from: Math.min(dropped.from, t), to: Math.max(dropped.to, t) } : { n: 1, from: t, to: t };
+        const seen = droppedEvents(TEXT.decode(m.content.subarray(0, DROPPED_READ_CHARS)));
+        const d = (dropped ??= { n: 0, from: seen.from ?? now, to: seen.to ?? now, taskIds: new Set() });
+        d.n++;
+        d.from = Math.min(d.from, seen.from ?? now);
+        d.to = Math.max(d.to, seen.to ?? now);
+        for (const id of seen.taskIds) if (d.taskIds.size < MAX_DROPPED_IDS) d.taskIds.add(id);
         reportTimer ??= setTimeout(report, 1000);
       },
       { noAck: true },

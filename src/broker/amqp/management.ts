@@ -79,11 +79,11 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       // Unacknowledged deliveries are counted per channel; a worker consumes all its queues on one.
       const [consumers, channels] = await Promise.all([
         get(`/api/consumers/${v}`),
-        get(`/api/vhosts/${v}/channels?page=1&page_size=${MAX_CONSUMERS}&columns=name,messages_unacknowledged`),
+        // Paging this one answers HTTP 500 on RabbitMQ 3.10: the whole list, two columns.
+        get(`/api/vhosts/${v}/channels?columns=name,messages_unacknowledged`),
       ]);
       const unackedByChannel = new Map<string, number>();
-      const channelItems = field(channels, "items", "object");
-      for (const c of Array.isArray(channelItems) ? channelItems : []) {
+      for (const c of Array.isArray(channels) ? channels.slice(0, 10 * MAX_CONSUMERS) : []) {
         const name = field(c, "name", "string");
         const n = field(c, "messages_unacknowledged", "number");
         if (name !== undefined && n !== undefined) unackedByChannel.set(name, n);

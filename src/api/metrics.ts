@@ -12,7 +12,7 @@ import { Gauge, Registry } from "prom-client";
 import type { Env } from "../http/context.ts";
 import { within } from "../http/deadline.ts";
 import { type Logger, errorText } from "../log.ts";
-import { registry } from "../metrics.ts";
+import { brokerLabel, registry } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
 import { listWorkers, livenessOf } from "../store/queries/workers.ts";
@@ -74,12 +74,12 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
       const [workers, queues] = read;
       for (const w of workers) {
         const live = livenessOf(w, t);
-        workerUp.set({ hostname: w.hostname, broker: w.broker }, live.status === "online" ? 1 : 0);
-        workerActive.set({ hostname: w.hostname, broker: w.broker }, live.status === "online" ? (w.active ?? 0) : 0);
+        workerUp.set({ hostname: w.hostname, ...brokerLabel(w.broker) }, live.status === "online" ? 1 : 0);
+        workerActive.set({ hostname: w.hostname, ...brokerLabel(w.broker) }, live.status === "online" ? (w.active ?? 0) : 0);
       }
       for (const q of queues) {
-        queueLength.set({ queue_name: q.name, broker: q.broker }, q.depth);
-        queueUnacked.set({ queue_name: q.name, broker: q.broker }, q.unacked);
+        queueLength.set({ queue_name: q.name, ...brokerLabel(q.broker) }, q.depth);
+        queueUnacked.set({ queue_name: q.name, ...brokerLabel(q.broker) }, q.unacked);
       }
     }
     const text = (await registry.metrics()) + (await scrape.metrics()) + (read ? await fromStore.metrics() : "");

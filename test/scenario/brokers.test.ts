@@ -14,6 +14,7 @@ import { createDatabase, type PostgresServer, startPostgres } from "../support/p
 import { waitUntil } from "../support/processes.ts";
 import { type RabbitServer, startRabbit } from "../support/rabbitmq-server.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
+import { launchBrowser, SCREENS } from "../support/browser.ts";
 
 let rabbit: RabbitServer;
 let redisBroker: RedisServer;
@@ -116,10 +117,37 @@ describe("two brokers in one Crisper, a Redis and a RabbitMQ", () => {
       queues = await (await fetch(`${crisper.url}/queues?broker=rab`)).text();
       return queues.includes("Prefetch");
     });
+    // Celery's prefetch: concurrency 2 × worker_prefetch_multiplier 4, set on the worker's channel.
+    expect(queues).toMatch(/<td>8<\/td>/);
     expect(queues).not.toContain("Without RABBITMQ_MANAGEMENT_URL");
     expect(queues).not.toContain("crisper.events");
     expect((await alerts()).filter((a) => a.kind === "event_gap")).toEqual([]);
   }, 120_000);
+
+  test("pages in Chromium: a broker badge on each record, and the tasks page filters by broker", async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      for (const [path, name] of [["/workers", "brokers-workers"], ["/queues", "brokers-queues"], ["/tasks", "brokers-tasks"]] as const) {
+        await page.goto(crisper.url + path, { waitUntil: "load" });
+        await page.screenshot({ path: join(SCREENS, `${name}.png`), fullPage: true });
+      }
+      // On /tasks: both brokers' tasks, then one broker's through the form.
+      expect(await page.locator("span.broker", { hasText: "red" }).count()).toBeGreaterThan(0);
+      expect(await page.locator("span.broker", { hasText: "rab" }).count()).toBeGreaterThan(0);
+      await page.selectOption('select[name="broker"]', "rab");
+      await page.click('form.filters button[type="submit"]');
+      await page.waitForURL(/broker=rab/);
+      await page.waitForFunction(() => !document.querySelector("#task-rows span.broker:not([title='broker rab'])"));
+      expect(await page.locator("#task-rows span.broker", { hasText: "red" }).count()).toBe(0);
+      await page.screenshot({ path: join(SCREENS, "brokers-tasks-filtered.png"), fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   test("Crisper away: RabbitMQ kept the events (no 'not running' gap there) until its queue overflowed, which is an event_gap for rab", async () => {
     await crisper.stop();

@@ -80,13 +80,18 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       const [consumers, channels] = await Promise.all([
         get(`/api/consumers/${v}`),
         // Paging this one answers HTTP 500 on RabbitMQ 3.10: the whole list, two columns.
-        get(`/api/vhosts/${v}/channels?columns=name,messages_unacknowledged`),
+        get(`/api/vhosts/${v}/channels?columns=name,messages_unacknowledged,global_prefetch_count`),
       ]);
       const unackedByChannel = new Map<string, number>();
+      // Celery on RabbitMQ sets its prefetch on the channel (global QoS: RabbitMQ's
+      // per-consumer semantics differ from the spec), so a consumer's own is 0.
+      const globalPrefetch = new Map<string, number>();
       for (const c of Array.isArray(channels) ? channels.slice(0, 10 * MAX_CONSUMERS) : []) {
         const name = field(c, "name", "string");
         const n = field(c, "messages_unacknowledged", "number");
         if (name !== undefined && n !== undefined) unackedByChannel.set(name, n);
+        const g = field(c, "global_prefetch_count", "number");
+        if (name !== undefined && g !== undefined) globalPrefetch.set(name, g);
       }
       const out: QueueConsumer[] = [];
       for (const c of Array.isArray(consumers) ? consumers.slice(0, MAX_CONSUMERS) : []) {
@@ -96,10 +101,12 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
         if (queue === undefined) continue;
         const peerHost = field(channel, "peer_host", "string");
         const peerPort = field(channel, "peer_port", "number");
+        const own = field(c, "prefetch_count", "number");
+        const shared = channelName !== undefined ? globalPrefetch.get(channelName) : undefined;
         out.push({
           queue: queue.slice(0, 255),
           consumerTag: (field(c, "consumer_tag", "string") ?? "").slice(0, 255),
-          prefetch: field(c, "prefetch_count", "number") ?? null,
+          prefetch: own ? own : (shared ?? own ?? null),
           unacked: channelName !== undefined ? (unackedByChannel.get(channelName) ?? null) : null,
           channel: (channelName ?? "").slice(0, 255),
           peer: peerHost !== undefined ? `${peerHost.slice(0, 100)}${peerPort !== undefined ? `:${peerPort}` : ""}` : null,

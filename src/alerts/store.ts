@@ -154,8 +154,8 @@ export async function listAlerts(
 }
 
 /** Alerts whose subject is this task (task_lost, task_stalled, duplicate_execution, …). */
-export async function alertsForSubject(database: Database, subject: string): Promise<Alert[]> {
-  return listAlerts(database, { status: "all", subject, limit: 100 });
+export async function alertsForSubject(database: Database, subject: string, broker?: string): Promise<Alert[]> {
+  return listAlerts(database, { status: "all", subject, broker, limit: 100 });
 }
 
 

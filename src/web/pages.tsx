@@ -232,7 +232,8 @@ export function createPageRoutes(deps: PageDeps) {
     const w = await getWorker(deps.database, hostname, c.req.valid("query").broker);
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
-    const alerts = await alertsForSubject(deps.database, hostname);
+    // A worker's name is unique per broker: its own broker's alerts.
+    const alerts = await alertsForSubject(deps.database, hostname, w.broker);
     return c.html(
       <Layout user={currentUser(c)} title={hostname} path="/workers">
         <WorkerPage w={workerJson(w, t)} alerts={alerts.map(alertJson)} now={t} />

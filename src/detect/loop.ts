@@ -27,7 +27,7 @@ import { checkVisibilityTimeoutRisk } from "./checks/visibility-timeout-risk.ts"
 import { checkWorkerDeath, deathTime } from "./checks/worker-death.ts";
 import type { DetectorConfig } from "./config.ts";
 import { createInspector } from "./inspect.ts";
-import type { Check, Pass, SyncOptions, WorkerView } from "./pass.ts";
+import { type Check, type Pass, type SyncOptions, summaryOn, type WorkerView } from "./pass.ts";
 import { createTrackers } from "./trackers.ts";
 
 export interface DetectorOptions {
@@ -91,7 +91,8 @@ export function createDetector(o: DetectorOptions): Detector {
   let waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   async function sync(kind: AlertKind, holding: AlertSpec[], now: number, opts?: SyncOptions) {
-    const changes = await syncAlerts(database, kind, holding, new Date(now * 1000), { ...opts, broker: brokerName });
+    const named = holding.map((h) => ({ ...h, summary: summaryOn(brokerName, h.summary) }));
+    const changes = await syncAlerts(database, kind, named, new Date(now * 1000), { ...opts, broker: brokerName });
     for (const a of changes.opened) log.warn(`alert opened: ${a.kind} ${a.subject}: ${a.summary}`);
     for (const a of changes.resolved) log.info(`alert resolved: ${a.kind} ${a.subject}`);
     if (changes.opened.length || changes.updated.length || changes.resolved.length) o.onChanges?.(changes);

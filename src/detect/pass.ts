@@ -83,5 +83,14 @@ export interface Pass {
   clock(): number;
 }
 
+/**
+ * An alert's summary as people read it (pages, Slack): with several brokers,
+ * it starts with the broker's name, since a subject ("collector", a queue, a
+ * hostname) may be on any of them.
+ */
+export function summaryOn(brokerName: string, summary: string): string {
+  return brokerName === "default" || summary.startsWith(`[${brokerName}] `) ? summary : `[${brokerName}] ${summary}`;
+}
+
 /** One check: reads what it needs from the pass and syncs the alerts of its kind. */
 export type Check = (pass: Pass) => Promise<void>;

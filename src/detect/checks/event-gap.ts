@@ -21,7 +21,7 @@ import type { Alert, AlertSpec } from "../../alerts/kinds.ts";
 import { openAlerts, resolveAlert } from "../../alerts/store.ts";
 import type { StreamGap } from "../../collector/collector.ts";
 import { type Reconciliation, reconcileGap } from "../../collector/reconcile.ts";
-import type { Check } from "../pass.ts";
+import { type Check, summaryOn } from "../pass.ts";
 
 /** Recovered task ids named in the details (the count is always whole). */
 const MAX_NAMED = 50;
@@ -219,7 +219,8 @@ export const checkEventGap: Check = async (pass) => {
       await pass.sync("event_gap", [final], { resolveMissing: false });
       open = (await openAlerts(database, "event_gap", pass.brokerName)).find((a) => a.subject === "collector") ?? null;
     }
-    const r = open ? await resolveAlert(database, open.id, new Date(now * 1000), { summary: final.summary, details: final.details }) : null;
+    const summary = summaryOn(pass.brokerName, final.summary);
+    const r = open ? await resolveAlert(database, open.id, new Date(now * 1000), { summary, details: final.details }) : null;
     if (r) pass.announce({ opened: [], updated: [], resolved: [r] });
   } else {
     await pass.sync("event_gap", [eventGapAlert(episode, settings)], { resolveMissing: false });

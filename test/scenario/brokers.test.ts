@@ -200,6 +200,8 @@ describe("two brokers in one Crisper, a Redis and a RabbitMQ", () => {
     const opened = (await alerts("status=open")).filter((a) => !openBefore.has(a.id));
     expect(opened.length).toBeGreaterThan(0);
     expect(opened.filter((a) => a.broker !== "red")).toEqual([]);
+    // Pages and Slack read which broker it is about in the summary.
+    for (const a of opened) expect(a.summary).toStartWith("[red] ");
     // The other broker carries on.
     const [id] = await sendTasks(rab, [{ task: "labapp.add", args: [20, 22] }]);
     await until("rab still collected", async () => (await task(id as string))?.state === "SUCCESS");

@@ -24,12 +24,18 @@ export interface ManagementApi {
 /** Consumers listed at most (a vhost with more is shown in part). */
 const MAX_CONSUMERS = 1000;
 
-/** A field of an untrusted JSON object, if it has the wanted type. */
-function field<T extends "string" | "number" | "object">(o: unknown, key: string, type: T) {
-  if (typeof o !== "object" || o === null || !(key in o)) return undefined;
-  const v: unknown = (o as Record<string, unknown>)[key];
-  return typeof v === type && v !== null ? (v as T extends "string" ? string : T extends "number" ? number : object) : undefined;
+/** A field of an untrusted JSON value, when it is an object that has it. */
+function member(o: unknown, key: string): unknown {
+  return typeof o === "object" && o !== null && !Array.isArray(o) && Object.hasOwn(o, key) ? (o as Record<string, unknown>)[key] : undefined;
 }
+const str = (o: unknown, key: string) => {
+  const v = member(o, key);
+  return typeof v === "string" ? v : undefined;
+};
+const num = (o: unknown, key: string) => {
+  const v = member(o, key);
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+};
 
 const TIMEOUT_MS = 3000;
 /** A vhost with more queues than this is sampled in part (the API pages them). */
@@ -79,7 +85,7 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       // Unacknowledged deliveries are counted per channel; a worker consumes all its queues on one.
       const [consumers, channels] = await Promise.all([
         get(`/api/consumers/${v}`),
-        // Paging this one answers HTTP 500 on RabbitMQ 3.10: the whole list, two columns.
+        // Paging this one answers HTTP 500 on RabbitMQ 3.10: the whole list, three columns.
         get(`/api/vhosts/${v}/channels?columns=name,messages_unacknowledged,global_prefetch_count`),
       ]);
       const unackedByChannel = new Map<string, number>();
@@ -87,25 +93,25 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
       // per-consumer semantics differ from the spec), so a consumer's own is 0.
       const globalPrefetch = new Map<string, number>();
       for (const c of Array.isArray(channels) ? channels.slice(0, 10 * MAX_CONSUMERS) : []) {
-        const name = field(c, "name", "string");
-        const n = field(c, "messages_unacknowledged", "number");
+        const name = str(c, "name");
+        const n = num(c, "messages_unacknowledged");
         if (name !== undefined && n !== undefined) unackedByChannel.set(name, n);
-        const g = field(c, "global_prefetch_count", "number");
+        const g = num(c, "global_prefetch_count");
         if (name !== undefined && g !== undefined) globalPrefetch.set(name, g);
       }
       const out: QueueConsumer[] = [];
       for (const c of Array.isArray(consumers) ? consumers.slice(0, MAX_CONSUMERS) : []) {
-        const queue = field(field(c, "queue", "object"), "name", "string");
-        const channel = field(c, "channel_details", "object");
-        const channelName = field(channel, "name", "string");
+        const queue = str(member(c, "queue"), "name");
+        const channel = member(c, "channel_details");
+        const channelName = str(channel, "name");
         if (queue === undefined) continue;
-        const peerHost = field(channel, "peer_host", "string");
-        const peerPort = field(channel, "peer_port", "number");
-        const own = field(c, "prefetch_count", "number");
+        const peerHost = str(channel, "peer_host");
+        const peerPort = num(channel, "peer_port");
+        const own = num(c, "prefetch_count");
         const shared = channelName !== undefined ? globalPrefetch.get(channelName) : undefined;
         out.push({
           queue: queue.slice(0, 255),
-          consumerTag: (field(c, "consumer_tag", "string") ?? "").slice(0, 255),
+          consumerTag: (str(c, "consumer_tag") ?? "").slice(0, 255),
           prefetch: own ? own : (shared ?? own ?? null),
           unacked: channelName !== undefined ? (unackedByChannel.get(channelName) ?? null) : null,
           channel: (channelName ?? "").slice(0, 255),

@@ -32,6 +32,41 @@ const brokerUrl = z.string().superRefine((v, ctx) => {
   }
 });
 
+/** A broker's name in BROKERS: short, so every task row can carry it. */
+const BROKER_NAME = /^[a-z0-9_-]{1,32}$/;
+
+/** One watched broker: its name (what every record carries) and URL. */
+export interface BrokerSpec {
+  name: string;
+  url: string;
+}
+
+export { DEFAULT_BROKER } from "./store/schema/columns.ts";
+
+/**
+ * `BROKERS`: `name=url;name=url`. Returns the brokers, or what is wrong
+ * (never quoting a URL, which may hold a password).
+ */
+export function parseBrokers(text: string): BrokerSpec[] | string {
+  const out: BrokerSpec[] = [];
+  for (const part of text.split(";").map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf("=");
+    const name = eq > 0 ? part.slice(0, eq).trim() : "";
+    const url = eq > 0 ? part.slice(eq + 1).trim() : "";
+    if (!BROKER_NAME.test(name)) return `BROKERS: expected name=url entries separated by ";", names of 1-32 characters a-z 0-9 _ -; got ${JSON.stringify(name.slice(0, 40) || part.slice(0, 10))}`;
+    if (out.some((b) => b.name === name)) return `BROKERS: the name ${JSON.stringify(name)} is given twice`;
+    const r = brokerUrl.safeParse(url);
+    if (!r.success) return `BROKERS: ${name}: ${(r.error.issues[0]?.message ?? "invalid").replace("BROKER_URL: ", "").replace("{value}", JSON.stringify(redact(url)))}`;
+    out.push({ name, url });
+  }
+  return out.length ? out : "BROKERS: expected name=url entries separated by \";\"";
+}
+
+/** The brokers to watch: BROKERS, or BROKER_URL alone as the one broker named "default". */
+export function brokerSpecs(c: Pick<Config, "BROKERS" | "BROKER_URL">): BrokerSpec[] {
+  return c.BROKERS ?? [{ name: "default", url: c.BROKER_URL }];
+}
+
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 const bool = (def: boolean) =>
   z
@@ -41,6 +76,15 @@ const bool = (def: boolean) =>
 
 export const configSchema = z.object({
   BROKER_URL: brokerUrl.default("redis://localhost:6379/0"),
+  /** Several brokers, `name=url;name=url` (Redis and RabbitMQ mixed); every record carries its broker's name. */
+  BROKERS: z
+    .string()
+    .superRefine((v, ctx) => {
+      const r = parseBrokers(v);
+      if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
+    })
+    .transform((v) => parseBrokers(v) as BrokerSpec[])
+    .optional(),
   /** kombu's `global_keyprefix` transport option, if the watched Celery sets one. */
   BROKER_GLOBAL_KEYPREFIX: z.string().default(""),
   BROKER_VISIBILITY_TIMEOUT: seconds(3600),
@@ -185,7 +229,8 @@ function parseThresholds(text: string): Record<string, number> | null {
 
 export type Config = z.infer<typeof configSchema>;
 
-const SECRETS = new Set(["CRISPER_AUTH", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]);
+// BROKERS holds URLs inside its own syntax: its messages redact them, the raw value is never printed.
+const SECRETS = new Set(["CRISPER_AUTH", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "BROKERS"]);
 
 /** Parses the environment; on error, returns the one-line message to print. */
 export function parseConfig(env: Record<string, string | undefined>): { config: Config } | { error: string } {

@@ -153,7 +153,12 @@ export const loopMetrics = {
  */
 export const MAX_LABEL_SETS = 2000;
 
-const TASK_LABELS = ["name", "hostname", "queue_name"] as const;
+/**
+ * `broker`: the watched broker's name (BROKERS). Left out for BROKER_URL
+ * alone (the broker named "default"), so a one-broker Crisper's series are
+ * celery-exporter's exactly.
+ */
+const TASK_LABELS = ["name", "hostname", "queue_name", "broker"] as const;
 const taskCounter = (type: string) =>
   new Counter({
     name: `celery_task_${type}_total`,
@@ -182,11 +187,16 @@ export const celeryMetrics = {
 
 const labelSets = new Set<string>();
 /** Bounded label values for a task metric. */
-export function taskLabels(name: string | null, hostname: string, queue: string | null) {
-  const labels = { name: name ?? "unknown", hostname, queue_name: queue ?? "unknown" };
-  const key = `${labels.name}\u0000${labels.hostname}\u0000${labels.queue_name}`;
+/** The `broker` label of a series: none for the one broker of BROKER_URL alone. */
+export function brokerLabel(broker: string): { broker?: string } {
+  return broker === "default" ? {} : { broker };
+}
+
+export function taskLabels(name: string | null, hostname: string, queue: string | null, broker = "default") {
+  const labels = { name: name ?? "unknown", hostname, queue_name: queue ?? "unknown", ...brokerLabel(broker) };
+  const key = `${labels.name}\u0000${labels.hostname}\u0000${labels.queue_name}\u0000${broker}`;
   if (labelSets.has(key)) return labels;
-  if (labelSets.size >= MAX_LABEL_SETS) return { name: "other", hostname: "other", queue_name: "other" };
+  if (labelSets.size >= MAX_LABEL_SETS) return { name: "other", hostname: "other", queue_name: "other", ...brokerLabel(broker) };
   labelSets.add(key);
   return labels;
 }

@@ -2,12 +2,12 @@
  * What each `crisper` command runs, built from the validated config. Each
  * part is started here and stopped in reverse order on SIGINT/SIGTERM.
  */
-import { createBroker } from "./broker/create.ts";
+import { brokerKind, createBroker } from "./broker/create.ts";
 import type { BrokerPort } from "./broker/port.ts";
 import { type BrokerReachability, brokerReachability } from "./broker/reachability.ts";
 import { type Collector, createCollector } from "./collector/collector.ts";
 import { join } from "node:path";
-import { type Config, publicUrl, redact } from "./config.ts";
+import { type BrokerSpec, brokerSpecs, type Config, DEFAULT_BROKER, publicUrl, redact } from "./config.ts";
 import { type Logger, logger } from "./log.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
@@ -24,8 +24,12 @@ export interface Running {
   stop(): Promise<void>;
   /** The web server's URL, when this process serves one. */
   url?: string;
+  /** The first broker's collector and detector (the only ones with BROKER_URL alone). */
   collector?: Collector;
   detector?: Detector;
+  /** Every broker's collector and detector, by broker name (BROKERS). */
+  collectors?: ReadonlyMap<string, Collector>;
+  detectors?: ReadonlyMap<string, Detector>;
   slack?: SlackBot;
   database: Database;
 }
@@ -69,8 +73,10 @@ function slackBot(config: Config, database: Database, parts: Parts, log: Logger)
  * gap too). Only recent silences count; a database left idle for days is not
  * a gap to reconcile.
  */
-async function silenceBeforeStart(database: Database, now: number): Promise<number | null> {
-  const rows = await database.rows<{ t: number | null }>(sql`select extract(epoch from max(last_heartbeat_at))::float8 as t from workers`);
+async function silenceBeforeStart(database: Database, now: number, broker: string): Promise<number | null> {
+  const rows = await database.rows<{ t: number | null }>(
+    sql`select extract(epoch from max(last_heartbeat_at))::float8 as t from workers where broker = ${broker}`,
+  );
   const t = rows[0]?.t === null || rows[0]?.t === undefined ? null : Number(rows[0].t);
   if (t === null || now - t < 10 || now - t > 86_400) return null;
   return t;
@@ -102,16 +108,22 @@ export async function openStore(config: Config, log: Logger): Promise<Database> 
   return database;
 }
 
-export function openBroker(config: Config, log: Logger, reachability?: BrokerReachability): BrokerPort {
+/**
+ * The broker BROKER_URL names, or one of BROKERS (`spec`). RABBITMQ_MANAGEMENT_URL
+ * is one broker's management API: the first RabbitMQ broker's.
+ */
+export function openBroker(config: Config, log: Logger, spec?: BrokerSpec, reachability?: BrokerReachability): BrokerPort {
+  const firstRabbit = brokerSpecs(config).find((s) => brokerKind(s.url) === "rabbitmq");
+  const managed = !spec || spec.name === firstRabbit?.name;
   return createBroker({
     reachability,
-    brokerUrl: config.BROKER_URL,
+    brokerUrl: spec?.url ?? config.BROKER_URL,
     resultBackendUrl: config.RESULT_BACKEND_URL,
     globalKeyprefix: config.BROKER_GLOBAL_KEYPREFIX,
     eventQueue: config.EVENT_QUEUE,
     eventQueueExpiresS: config.EVENT_QUEUE_EXPIRES_S,
     eventQueueMaxBytes: config.EVENT_QUEUE_MAX_BYTES,
-    managementUrl: config.RABBITMQ_MANAGEMENT_URL,
+    managementUrl: managed ? config.RABBITMQ_MANAGEMENT_URL : undefined,
     log,
   });
 }
@@ -129,13 +141,19 @@ export interface RunOptions {
 export async function run(config: Config, parts: Parts, options: RunOptions = {}): Promise<Running> {
   const log = logger("crisper");
   const database = await openStore(config, log);
-  // One state for "is the broker there?", so one cause is one log line and the overview can say it.
-  const reachability = options.broker ? undefined : brokerReachability({ url: redact(config.BROKER_URL), log: logger("broker") });
-  const broker = options.broker ?? openBroker(config, logger("broker"), reachability);
+  // One adapter per watched broker; the first is the one a single-broker
+  // setup has. The demo brings its own (a simulated cluster) instead.
+  const specs: BrokerSpec[] = options.broker ? [{ name: DEFAULT_BROKER, url: config.BROKER_URL }] : brokerSpecs(config);
+  const brokerLog = (s: BrokerSpec) => logger(specs.length > 1 ? `broker:${s.name}` : "broker");
+  // One state per broker for "is it there?", so one cause is one log line and the overview can say it.
+  const reachabilities = new Map(options.broker ? [] : specs.map((s) => [s.name, brokerReachability({ url: redact(s.url), log: brokerLog(s) })]));
+  const brokers = new Map(specs.map((s) => [s.name, options.broker ?? openBroker(config, brokerLog(s), s, reachabilities.get(s.name))]));
+  const broker = brokers.get(specs[0]?.name ?? "") as BrokerPort;
+  const reachability = reachabilities.get(specs[0]?.name ?? "");
   const stops: (() => Promise<void>)[] = [];
-  let collector: Collector | undefined;
+  const collectors = new Map<string, Collector>();
+  const detectors = new Map<string, Detector>();
   let url: string | undefined;
-  let detector: Detector | undefined;
   // Live page updates come from this process's collector and detectors;
   // on PostgreSQL they also travel through NOTIFY to web processes elsewhere.
   const live = parts.web ? createLiveHub() : undefined;
@@ -164,50 +182,69 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
   const web = parts.web || parts.bot ? database.forWeb() : database;
   const slack = parts.web || parts.bot ? slackBot(config, web, parts, log) : null;
   if (parts.collect) {
-    const startedAt = Date.now() / 1000;
-    const silentSince = await silenceBeforeStart(database, startedAt);
-    const c = createCollector({
-      config: {
-        bufferMessages: config.COLLECTOR_BUFFER_MESSAGES,
-        bufferBytes: config.COLLECTOR_BUFFER_MB * 2 ** 20,
-        spoolDir: config.SPOOL_MAX_MB > 0 ? join(config.DATA_DIR, "spool") : null,
-        spoolMaxBytes: config.SPOOL_MAX_MB * 2 ** 20,
-        batchMessages: config.COLLECTOR_BATCH_MESSAGES,
-        enableEvents: config.ENABLE_EVENTS,
-        enableEventsIntervalS: config.ENABLE_EVENTS_INTERVAL_S,
-        queueSampleIntervalS: config.QUEUE_SAMPLE_INTERVAL_S,
-      },
-      database,
-      broker,
-      log: logger("collector"),
-      onCommitted: (events) => {
-        detector?.observe(events);
-        changed("tasks");
-      },
-    });
-    collector = c;
-    if (silentSince !== null) c.recordGap({ from: silentSince, to: startedAt, reason: "Crisper's collector was not running" });
-    // The detector exists before the first commit, so it sees every event.
-    const d = createDetector({
-      database,
-      broker,
-      config: detectConfig(config),
-      log: logger("detect"),
-      gaps: () => c.gaps,
-      streamUpSince: () => c.streamUpSince,
-      uncommittedSince: () => c.uncommittedSince,
-      onChanges: () => {
-        changed("alerts");
-        slack?.poster?.nudge();
-      },
-    });
-    detector = d;
-    await c.start();
-    log.info(`collecting from ${options.brokerName ?? redact(config.BROKER_URL)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`);
-    stops.push(() => c.stop());
-    d.start();
-    stops.push(() => d.stop());
-    // Per-minute statistics, rebuilt from the tasks this collector marks (src/stats/).
+    // One collector and one detector per broker, each writing and judging
+    // what carries its broker's name.
+    for (const [i, spec] of specs.entries()) {
+      const one = specs.length === 1;
+      const b = brokers.get(spec.name) as BrokerPort;
+      const startedAt = Date.now() / 1000;
+      const silentSince = await silenceBeforeStart(database, startedAt, spec.name);
+      let detector: Detector | undefined;
+      const c = createCollector({
+        config: {
+          bufferMessages: config.COLLECTOR_BUFFER_MESSAGES,
+          bufferBytes: config.COLLECTOR_BUFFER_MB * 2 ** 20,
+          // Each broker's collector spools on its own.
+          spoolDir: config.SPOOL_MAX_MB > 0 ? join(config.DATA_DIR, one ? "spool" : `spool-${spec.name}`) : null,
+          spoolMaxBytes: config.SPOOL_MAX_MB * 2 ** 20,
+          batchMessages: config.COLLECTOR_BATCH_MESSAGES,
+          enableEvents: config.ENABLE_EVENTS,
+          enableEventsIntervalS: config.ENABLE_EVENTS_INTERVAL_S,
+          queueSampleIntervalS: config.QUEUE_SAMPLE_INTERVAL_S,
+        },
+        database,
+        broker: b,
+        brokerName: spec.name,
+        log: logger(one ? "collector" : `collector:${spec.name}`),
+        onCommitted: (events) => {
+          detector?.observe(events);
+          changed("tasks");
+        },
+      });
+      collectors.set(spec.name, c);
+
+      // The detector exists before the first commit, so it sees every event.
+      const d = createDetector({
+        database,
+        broker: b,
+        brokerName: spec.name,
+        primary: i === 0,
+        config: detectConfig(config, spec.url),
+        log: logger(one ? "detect" : `detect:${spec.name}`),
+        gaps: () => c.gaps,
+        streamUpSince: () => c.streamUpSince,
+        uncommittedSince: () => c.uncommittedSince,
+        onChanges: () => {
+          changed("alerts");
+          slack?.poster?.nudge();
+        },
+      });
+      detector = d;
+      detectors.set(spec.name, d);
+      await c.start();
+      // Crisper's own downtime is a gap, unless the broker kept the events
+      // meanwhile (RabbitMQ's event queue): then they are being read now.
+      if (silentSince !== null && !b.keptEventsWhileAway?.()) {
+        c.recordGap({ from: silentSince, to: startedAt, reason: "Crisper's collector was not running" });
+      }
+      log.info(
+        `collecting${one ? "" : ` ${spec.name}`} from ${options.brokerName ?? redact(spec.url)}${config.RESULT_BACKEND_URL ? ` and ${redact(config.RESULT_BACKEND_URL)}` : ""}`,
+      );
+      stops.push(() => c.stop());
+      d.start();
+      stops.push(() => d.stop());
+    }
+    // Per-minute statistics, rebuilt from the tasks the collectors mark (src/stats/).
     const statistics = startStatisticsRollup({ database, log: logger("statistics") });
     stops.push(() => statistics.stop());
     if (config.COLLECTOR_GC_INTERVAL_S > 0) {
@@ -230,6 +267,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
     const app = createApp({
       database: web,
       broker,
+      brokers,
       live,
       auth,
       configuredSchedules: config.BEAT_SCHEDULES.map((s) => s.name),
@@ -255,17 +293,20 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
   }
 
   let stopped = false;
+  const first = specs[0]?.name ?? "";
   return {
     url,
-    collector,
-    detector,
+    collector: collectors.get(first),
+    detector: detectors.get(first),
+    collectors,
+    detectors,
     slack: slack ?? undefined,
     database,
     async stop() {
       if (stopped) return;
       stopped = true;
       for (const stop of stops.reverse()) await stop();
-      await broker.close();
+      for (const b of brokers.values()) await b.close();
       await database.close();
     },
   };

@@ -3,8 +3,17 @@
 import { ALERT_STATUSES, type Alert } from "../src/api/schemas.ts";
 import { ALERT_KINDS } from "../src/alerts/kinds.ts";
 import { Alerts } from "./task.tsx";
+import { BrokerSelect } from "./brokers.tsx";
 
-export function AlertsPage(props: { alerts: Alert[]; status: string; kind: string; now: number; requeue?: { token: string } | { unavailable: string } }) {
+export function AlertsPage(props: {
+  alerts: Alert[];
+  status: string;
+  kind: string;
+  now: number;
+  requeue?: { token: string } | { unavailable: string };
+  broker?: string;
+  brokers?: readonly string[];
+}) {
   return (
     <>
       <h1>Alerts</h1>
@@ -25,10 +34,11 @@ export function AlertsPage(props: { alerts: Alert[]; status: string; kind: strin
             ))}
           </select>
         </label>
+        <BrokerSelect brokers={props.brokers} current={props.broker} />
         <button type="submit">Show</button>
       </form>
       <div hx-ext="sse" sse-connect="/live">
-        <div hx-get={`/alerts?status=${props.status}&kind=${props.kind}`} hx-trigger="sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+        <div hx-get={`/alerts?status=${props.status}&kind=${props.kind}${props.broker ? `&broker=${encodeURIComponent(props.broker)}` : ""}`} hx-trigger="sse:alerts" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
           {props.alerts.length ? <Alerts alerts={props.alerts} now={props.now} requeue={props.requeue} /> : <p class="muted">No {props.status === "all" ? "" : props.status} alerts.</p>}
         </div>
       </div>

@@ -96,6 +96,7 @@ h1 a { color:inherit; text-decoration-color:#d0d5dd; } h1 a:hover { color:var(--
 .banner { background:#fef0c7; color:#7a2e0e; border-bottom:1px solid #fedf89; padding:8px 24px; font-weight:600; }
 .banner span { font-weight:400; }
 .nobroker code { background:#f2f4f7; padding:1px 5px; border-radius:4px; }
+.broker { display:inline-block; margin-left:6px; padding:0 6px; border-radius:8px; background:#eef2ff; color:#3538cd; font-size:11px; font-weight:600; vertical-align:middle; }
 `;
 
 /**

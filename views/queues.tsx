@@ -2,6 +2,35 @@
 /** Queue depths with their history as server-rendered SVG charts (no chart library, light pages). */
 import type { Queue } from "../src/api/schemas.ts";
 import { seconds } from "../src/format.ts";
+import type { BrokerNote } from "../src/web/brokers.ts";
+import { BrokerBadge, BrokerLinks } from "./brokers.tsx";
+
+/** A queue's name is unique per broker: its charts are keyed by both. */
+export function queueKey(broker: string, name: string): string {
+  return `${broker}\u0000${name}`;
+}
+
+function Consumers(props: { note: BrokerNote | undefined; queue: string }) {
+  const list = props.note?.consumers?.get(props.queue);
+  if (!props.note?.consumers) return null;
+  if (!list?.length) return <p class="muted">No consumer.</p>;
+  return (
+    <table>
+      <thead>
+        <tr><th>Consumer</th><th>Prefetch</th><th>Unacknowledged (its channel)</th></tr>
+      </thead>
+      <tbody>
+        {list.slice(0, 50).map((c) => (
+          <tr>
+            <td class="mono">{c.peer ?? c.channel}<div class="muted">{c.consumerTag}</div></td>
+            <td>{c.prefetch === null ? "—" : c.prefetch === 0 ? "unlimited" : c.prefetch}</td>
+            <td>{c.unacked ?? "—"}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
 export function DepthChart(props: { points: { at: number; depth: number }[]; width?: number; height?: number }) {
   const w = props.width ?? 560;
@@ -26,22 +55,41 @@ export function DepthChart(props: { points: { at: number; depth: number }[]; wid
   );
 }
 
-export function QueuesPage(props: { queues: Queue[]; history: Map<string, { at: number; depth: number }[]>; windowMin: number }) {
+export function QueuesPage(props: {
+  queues: Queue[];
+  history: Map<string, { at: number; depth: number }[]>;
+  windowMin: number;
+  broker?: string;
+  brokers?: readonly string[];
+  /** Per broker: consumers, and what is not known (src/web/brokers.ts). */
+  notes?: BrokerNote[];
+}) {
+  const notes = new Map((props.notes ?? []).map((n) => [n.broker, n]));
+  const several = (props.brokers?.length ?? 0) > 1;
   return (
     <div hx-ext="sse" sse-connect="/live">
-      <div hx-get="/queues" hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+      <div hx-get={`/queues${props.broker ? `?broker=${encodeURIComponent(props.broker)}` : ""}`} hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
         <h1>Queues</h1>
+        <BrokerLinks brokers={props.brokers} current={props.broker} path="/queues" />
+        {[...notes.values()].filter((n) => n.unknown).map((n) => (
+          <p class="card problem s400 not-known">
+            {several ? <strong>{n.broker}: </strong> : null}
+            {n.unknown}
+          </p>
+        ))}
         {props.queues.length === 0 ? <p class="muted">No queue seen yet.</p> : null}
         {props.queues.map((q) => (
           <div class="card">
             <h2>
-              <a href={`/tasks?queue=${encodeURIComponent(q.name)}`}>{q.name}</a>
+              <a href={`/tasks?queue=${encodeURIComponent(q.name)}${q.broker !== "default" ? `&broker=${encodeURIComponent(q.broker)}` : ""}`}>{q.name}</a>
+              <BrokerBadge name={q.broker} />
             </h2>
             <dl class="facts">
               <dt>Waiting</dt><dd>{q.depth} <span class="mono muted">({Object.entries(q.by_priority).map(([p, n]) => `priority ${p}: ${n}`).join(", ")})</span></dd>
               <dt>Unacknowledged</dt><dd>{q.unacked}{q.oldest_unacked_age_s !== null ? `, oldest ${seconds(q.oldest_unacked_age_s)}` : ""}</dd>
             </dl>
-            <DepthChart points={props.history.get(q.name) ?? []} />
+            <DepthChart points={props.history.get(queueKey(q.broker, q.name)) ?? []} />
+            <Consumers note={notes.get(q.broker)} queue={q.name} />
             <p class="live">Depth over the last {props.windowMin} minutes.</p>
           </div>
         ))}

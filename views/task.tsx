@@ -5,6 +5,7 @@ import { type TaskState, UNFINISHED_STATES } from "../src/celery/states.ts";
 import { duration, NEVER_SEEN_HINT, REVOKED_REASON_TEXT, seconds } from "../src/format.ts";
 import { State, When } from "./format.tsx";
 import { taskNameHref } from "./task-names.tsx";
+import { BrokerBadge } from "./brokers.tsx";
 
 /** Celery can still stop an unfinished task; a finished one has nothing left to revoke. */
 const REVOCABLE: ReadonlySet<TaskState> = new Set(UNFINISHED_STATES);
@@ -27,6 +28,7 @@ export function TaskPage(props: {
       {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <State state={t.state} /> {t.name ? <a href={taskNameHref(t.name)}>{t.name}</a> : "(unnamed task)"}
+        <BrokerBadge name={t.broker} />
       </h1>
       <p class="mono muted">{t.id}</p>
       {t.revoked_reason === "expired" ? (
@@ -253,7 +255,7 @@ export function Alerts(props: { alerts: Alert[]; now: number; requeue?: { token:
         {props.alerts.map((a) => (
           <tr>
             <td class={`sev ${a.severity}`}>{a.kind}</td>
-            <td class="mono">{a.subject}</td>
+            <td class="mono">{a.subject}<BrokerBadge name={a.broker} /></td>
             <td>
               {a.summary}
               {props.requeue && a.kind === "prefetched_stranded" && a.status === "open" ? <RequeueButton hostname={a.subject} requeue={props.requeue} /> : null}

@@ -9,6 +9,7 @@ import { TASK_STATES } from "../src/celery/states.ts";
 import { seconds } from "../src/format.ts";
 import { REVOKED_REASON_TEXT } from "../src/format.ts";
 import { RevokedReason, State, When } from "./format.tsx";
+import { BrokerBadge, BrokerSelect } from "./brokers.tsx";
 
 /** The filters a tasks page shows and keeps in its links. */
 export interface TaskQuery {
@@ -18,6 +19,7 @@ export interface TaskQuery {
   queue?: string;
   /** `expired`: only tasks that expired in the queue. */
   reason?: string;
+  broker?: string;
   q?: string;
 }
 
@@ -37,6 +39,8 @@ export interface TaskRowsProps {
   /** Set when a text search stopped after this many tasks (store/queries/tasks.ts, SEARCH_WINDOW). */
   searchedWindow?: number;
   now: number;
+  /** The watched brokers' names, for the filter (BROKERS; one needs no filter). */
+  brokers?: readonly string[];
 }
 
 export function TaskRows(props: TaskRowsProps) {
@@ -67,6 +71,7 @@ export function TaskRows(props: TaskRowsProps) {
             </td>
             <td>
               <a href={`/tasks/${encodeURIComponent(t.id)}`}>{t.name ?? "(unnamed)"}</a>
+              <BrokerBadge name={t.broker} />
               <div class="mono muted">{t.id}</div>
             </td>
             <td class="mono">{clip(t.args, 80)}</td>
@@ -134,6 +139,7 @@ export function TasksPage(props: TaskRowsProps) {
           Queue
           <input name="queue" value={q.queue ?? ""} />
         </label>
+        <BrokerSelect brokers={props.brokers} current={q.broker} />
         <button type="submit">Search</button>
       </form>
       {q.name && q.state === "FAILURE" ? (

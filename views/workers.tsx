@@ -4,6 +4,7 @@ import type { Alert, Worker, WorkerAnswer } from "../src/api/schemas.ts";
 import { When } from "./format.tsx";
 import { Alerts, RequeueButton } from "./task.tsx";
 import { WorkerConfiguration } from "./worker-config.tsx";
+import { BrokerBadge, BrokerLinks } from "./brokers.tsx";
 
 export function WorkerStatus(props: { w: Worker }) {
   if (props.w.status === "online") return <span class="state SUCCESS">online</span>;
@@ -19,7 +20,7 @@ export function WorkersTable(props: { workers: Worker[]; now: number }) {
       <tbody>
         {props.workers.map((w) => (
           <tr>
-            <td><a href={`/workers/${encodeURIComponent(w.hostname)}`}>{w.hostname}</a></td>
+            <td><a href={`/workers/${encodeURIComponent(w.hostname)}${w.broker !== "default" ? `?broker=${encodeURIComponent(w.broker)}` : ""}`}>{w.hostname}</a><BrokerBadge name={w.broker} /></td>
             <td><WorkerStatus w={w} /></td>
             <td><When iso={w.last_heartbeat_at} now={props.now} /></td>
             <td>{w.active ?? "—"}</td>
@@ -34,11 +35,12 @@ export function WorkersTable(props: { workers: Worker[]; now: number }) {
   );
 }
 
-export function WorkersPage(props: { workers: Worker[]; now: number }) {
+export function WorkersPage(props: { workers: Worker[]; now: number; broker?: string; brokers?: readonly string[] }) {
   return (
     <div hx-ext="sse" sse-connect="/live">
-      <div hx-get="/workers" hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
+      <div hx-get={`/workers${props.broker ? `?broker=${encodeURIComponent(props.broker)}` : ""}`} hx-trigger="sse:tasks" hx-target="#main" hx-select="#main" hx-swap="outerHTML">
         <h1>Workers</h1>
+        <BrokerLinks brokers={props.brokers} current={props.broker} path="/workers" />
         {props.workers.length ? <WorkersTable workers={props.workers} now={props.now} /> : <p class="muted">No worker seen yet.</p>}
       </div>
     </div>
@@ -79,6 +81,7 @@ export function WorkerPage(props: {
       {props.flash ? <p class="flash">{props.flash}</p> : null}
       <h1>
         <WorkerStatus w={w} /> {w.hostname}
+        <BrokerBadge name={w.broker} />
       </h1>
       {props.requeue && w.status === "offline" ? (
         <div class="card">
@@ -103,7 +106,7 @@ export function WorkerPage(props: {
       {held("Running", w.active_tasks)}
       {held("Prefetched (reserved, not started)", w.reserved_tasks)}
       {w.config !== undefined ? <WorkerConfiguration config={w.config} findings={w.config_findings ?? []} now={props.now} /> : null}
-      <p><a href={`/tasks?worker=${encodeURIComponent(w.hostname)}`}>Tasks on this worker →</a></p>
+      <p><a href={`/tasks?worker=${encodeURIComponent(w.hostname)}${w.broker !== "default" ? `&broker=${encodeURIComponent(w.broker)}` : ""}`}>Tasks on this worker →</a></p>
     </>
   );
 }

@@ -34,6 +34,8 @@ export interface AlertSpec {
 
 export interface Alert extends Omit<AlertSpec, "severity"> {
   id: number;
+  /** The broker it is about ("default" when only BROKER_URL is set). */
+  broker: string;
   severity: string;
   status: "open" | "resolved";
   openedAt: Date;

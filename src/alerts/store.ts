@@ -7,6 +7,7 @@
 import { and, count, desc, eq, inArray, lt } from "drizzle-orm";
 import type { Database } from "../store/database.ts";
 import { alerts } from "../store/schema/alerts.ts";
+import { DEFAULT_BROKER } from "../store/schema/columns.ts";
 import { ALERT_KINDS, type Alert, type AlertKind, type AlertSpec } from "./kinds.ts";
 
 export interface AlertChanges {
@@ -27,13 +28,15 @@ export async function syncAlerts(
   kind: AlertKind,
   holding: readonly AlertSpec[],
   now: Date,
-  opts: { resolveMissing?: boolean; onlySubjects?: readonly string[]; leaveOpen?: readonly string[] } = {},
+  opts: { resolveMissing?: boolean; onlySubjects?: readonly string[]; leaveOpen?: readonly string[]; broker?: string } = {},
 ): Promise<AlertChanges> {
   const changes: AlertChanges = { opened: [], updated: [], resolved: [] };
+  // Each broker's detector makes its own broker's alerts match, never another's.
+  const broker = opts.broker ?? DEFAULT_BROKER;
   const open = (await database.db
     .select()
     .from(alerts)
-    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open")))
+    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open"), eq(alerts.broker, broker)))
     .limit(10_000)) as Alert[];
   const openBySubject = new Map(open.map((a) => [a.subject, a]));
   const wanted = new Map(holding.map((h) => [h.subject, h]));
@@ -47,6 +50,7 @@ export async function syncAlerts(
       .values(
         fresh.map((spec) => ({
           kind,
+          broker,
           subject: spec.subject,
           severity: spec.severity ?? ALERT_KINDS[kind].severity,
           status: "open",
@@ -123,23 +127,24 @@ export async function resolveAlert(
   return rows[0] ?? null;
 }
 
-export async function openAlerts(database: Database, kind: AlertKind): Promise<Alert[]> {
+export async function openAlerts(database: Database, kind: AlertKind, broker?: string): Promise<Alert[]> {
   return (await database.db
     .select()
     .from(alerts)
-    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open")))
+    .where(and(eq(alerts.kind, kind), eq(alerts.status, "open"), broker ? eq(alerts.broker, broker) : undefined))
     .limit(10_000)) as Alert[];
 }
 
 export async function listAlerts(
   database: Database,
-  f: { status?: "open" | "resolved" | "all"; kind?: AlertKind; subject?: string; limit?: number; beforeId?: number } = {},
+  f: { status?: "open" | "resolved" | "all"; kind?: AlertKind; subject?: string; broker?: string; limit?: number; beforeId?: number } = {},
 ): Promise<Alert[]> {
   const where = [];
   if (f.beforeId !== undefined) where.push(lt(alerts.id, f.beforeId));
   if (f.status && f.status !== "all") where.push(eq(alerts.status, f.status));
   if (f.kind) where.push(eq(alerts.kind, f.kind));
   if (f.subject) where.push(eq(alerts.subject, f.subject));
+  if (f.broker) where.push(eq(alerts.broker, f.broker));
   return (await database.db
     .select()
     .from(alerts)
@@ -150,8 +155,8 @@ export async function listAlerts(
 }
 
 /** Alerts whose subject is this task (task_lost, task_stalled, duplicate_execution, …). */
-export async function alertsForSubject(database: Database, subject: string): Promise<Alert[]> {
-  return listAlerts(database, { status: "all", subject, limit: 100 });
+export async function alertsForSubject(database: Database, subject: string, broker?: string): Promise<Alert[]> {
+  return listAlerts(database, { status: "all", subject, broker, limit: 100 });
 }
 
 

@@ -46,19 +46,18 @@ export async function taskListAnswer(database: Database, query: TaskListQuery): 
 
 /** A page of alerts, newest first. */
 export async function alertListAnswer(database: Database, query: z.output<typeof AlertListQuery>): Promise<AlertList> {
-  const { status, kind, limit, cursor } = query;
-  const rows = await listAlerts(database, { status, kind, limit: limit + 1, beforeId: cursor });
+  const { status, kind, broker, limit, cursor } = query;
+  const rows = await listAlerts(database, { status, kind, broker, limit: limit + 1, beforeId: cursor });
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return { alerts: page.map(alertJson), next_cursor: rows.length > limit && last ? alertCursor(last.id) : null };
 }
 
-/** `now`: unix seconds, for Celery's heartbeat rule. */
-export async function workerListAnswer(database: Database, now: number): Promise<WorkerList> {
-  return { workers: (await listWorkers(database)).map((w) => workerJson(w, now)) };
+/** `now`: unix seconds, for Celery's heartbeat rule; `broker`: only that broker's workers. */
+export async function workerListAnswer(database: Database, now: number, broker?: string): Promise<WorkerList> {
+  return { workers: (await listWorkers(database, broker)).map((w) => workerJson(w, now)) };
 }
 
-/** One worker; null for a hostname never seen. */
 /** One worker with its latest configuration reading and findings; null for a hostname never seen. */
 export async function workerAnswer(database: Database, hostname: string, now: number): Promise<WorkerAnswer | null> {
   const row = await getWorker(database, hostname);
@@ -67,6 +66,6 @@ export async function workerAnswer(database: Database, hostname: string, now: nu
   return workerAnswerJson(row, config, memory, now);
 }
 
-export async function queueListAnswer(database: Database): Promise<QueueList> {
-  return { queues: (await listQueues(database)).map(queueJson) };
+export async function queueListAnswer(database: Database, broker?: string): Promise<QueueList> {
+  return { queues: (await listQueues(database, broker)).map(queueJson) };
 }

@@ -13,7 +13,7 @@ import { Gauge, Registry } from "prom-client";
 import type { Env } from "../http/context.ts";
 import { within } from "../http/deadline.ts";
 import { type Logger, errorText } from "../log.ts";
-import { registry } from "../metrics.ts";
+import { brokerLabel, registry } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { ALERT_KINDS } from "../alerts/kinds.ts";
 import { countOpenAlerts } from "../alerts/store.ts";
@@ -32,25 +32,25 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
   const workerUp = new Gauge({
     name: "celery_worker_up",
     help: "1 if the worker is online by Celery's heartbeat rule.",
-    labelNames: ["hostname"] as const,
+    labelNames: ["hostname", "broker"] as const,
     registers: [fromStore],
   });
   const workerActive = new Gauge({
     name: "celery_worker_tasks_active",
     help: "Tasks the worker is running, from its latest heartbeat.",
-    labelNames: ["hostname"] as const,
+    labelNames: ["hostname", "broker"] as const,
     registers: [fromStore],
   });
   const queueLength = new Gauge({
     name: "celery_queue_length",
     help: "Waiting messages in the queue, all priorities.",
-    labelNames: ["queue_name"] as const,
+    labelNames: ["queue_name", "broker"] as const,
     registers: [fromStore],
   });
   const queueUnacked = new Gauge({
     name: "crisper_queue_unacked",
     help: "Messages delivered to workers and not yet acknowledged.",
-    labelNames: ["queue_name"] as const,
+    labelNames: ["queue_name", "broker"] as const,
     registers: [fromStore],
   });
   const alertsOpen = new Gauge({
@@ -112,12 +112,12 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
       const [workers, queues, open, brokers] = read;
       for (const w of workers) {
         const live = livenessOf(w, t);
-        workerUp.set({ hostname: w.hostname }, live.status === "online" ? 1 : 0);
-        workerActive.set({ hostname: w.hostname }, live.status === "online" ? (w.active ?? 0) : 0);
+        workerUp.set({ hostname: w.hostname, ...brokerLabel(w.broker) }, live.status === "online" ? 1 : 0);
+        workerActive.set({ hostname: w.hostname, ...brokerLabel(w.broker) }, live.status === "online" ? (w.active ?? 0) : 0);
       }
       for (const q of queues) {
-        queueLength.set({ queue_name: q.name }, q.depth);
-        queueUnacked.set({ queue_name: q.name }, q.unacked);
+        queueLength.set({ queue_name: q.name, ...brokerLabel(q.broker) }, q.depth);
+        queueUnacked.set({ queue_name: q.name, ...brokerLabel(q.broker) }, q.unacked);
       }
       // Every kind, so a dashboard or a rule sees 0 rather than no series.
       for (const kind of Object.keys(ALERT_KINDS)) alertsOpen.set({ kind }, 0);

@@ -27,6 +27,7 @@ import {
   RequeueAnswer,
   RetryAnswer,
   BrokerAnswer,
+  BrokerQuery,
   QueueList,
   RevokeAnswer,
   RevokeBody,
@@ -122,7 +123,7 @@ export const API = {
     query: TaskListQuery,
     answer: TaskList,
   },
-  listWorkers: { method: "get", path: "/workers", summary: "Every worker, online and offline.", role: "viewer", answer: WorkerList },
+  listWorkers: { method: "get", path: "/workers", summary: "Every worker, online and offline.", role: "viewer", query: BrokerQuery, answer: WorkerList },
   getWorker: {
     method: "get",
     path: "/workers/:hostname",
@@ -160,7 +161,7 @@ export const API = {
     answer: AuditList,
     errors: [403],
   },
-  listQueues: { method: "get", path: "/queues", summary: "Every queue: depth, by priority, unacked.", role: "viewer", answer: QueueList },
+  listQueues: { method: "get", path: "/queues", summary: "Every queue: depth, by priority, unacked.", role: "viewer", query: BrokerQuery, answer: QueueList },
   listAlerts: {
     method: "get",
     path: "/alerts",

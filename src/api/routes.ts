@@ -22,7 +22,7 @@ import { type Logger, errorText } from "../log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { API } from "./registry.ts";
 import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer, workerListAnswer } from "./answers.ts";
-import { revokeTask } from "./revoke.ts";
+import { brokersFor, revokeTask } from "./revoke.ts";
 import { createStatsRoutes } from "./stats.ts";
 import { actorOf, audited, auditRefusals } from "./actions/audit.ts";
 import { purgeQueue } from "./actions/purge.ts";
@@ -53,8 +53,10 @@ import { auditJson, brokerJson, scheduleJson } from "./serialize.ts";
 
 export interface ApiDeps {
   database: Database;
-  /** Sends control commands (revoke); a process without one refuses them. */
+  /** Sends control commands (revoke); a process without one refuses them. The first broker, with BROKERS. */
   broker?: BrokerPort;
+  /** Every watched broker by name (BROKERS; one, "default", with BROKER_URL alone). */
+  brokers?: ReadonlyMap<string, BrokerPort>;
   /** CRISPER_AUTH; without it Crisper is read-only. */
   auth?: Auth;
   log?: Logger;
@@ -83,8 +85,9 @@ export function createApiRoutes(deps: ApiDeps) {
     const request = c.req.valid("json");
     const action = request.terminate ? "terminate" : "revoke";
     const answer = await audited(auditDeps, actorOf(c), { action, target: id }, async () => {
-      const known = (await getTask(deps.database, id)) !== null;
-      const acknowledged = await revokeTask(deps.broker, id, request);
+      const task = await getTask(deps.database, id);
+      const known = task !== null;
+      const acknowledged = await revokeTask(brokersFor(deps, task?.broker), id, request);
       const answer: RevokeAnswer = { task_id: id, known, terminate: request.terminate, signal: request.signal, acknowledged_by: acknowledged };
       return { answer, detail: { signal: request.terminate ? request.signal : null, known, acknowledged_by: acknowledged } };
     });
@@ -143,9 +146,13 @@ export function createApiRoutes(deps: ApiDeps) {
     return c.json((await taskListAnswer(deps.database, c.req.valid("query"))) satisfies TaskList);
   });
 
-  api.get(API.listWorkers.path, async (c) => c.json((await workerListAnswer(deps.database, now())) satisfies WorkerList));
+  api.get(API.listWorkers.path, validated("query", API.listWorkers.query), async (c) =>
+    c.json((await workerListAnswer(deps.database, now(), c.req.valid("query").broker)) satisfies WorkerList),
+  );
 
-  api.get(API.listQueues.path, async (c) => c.json((await queueListAnswer(deps.database)) satisfies QueueList));
+  api.get(API.listQueues.path, validated("query", API.listQueues.query), async (c) =>
+    c.json((await queueListAnswer(deps.database, c.req.valid("query").broker)) satisfies QueueList),
+  );
 
   api.get(API.listAlerts.path, validated("query", API.listAlerts.query), async (c) => {
     return c.json((await alertListAnswer(deps.database, c.req.valid("query"))) satisfies AlertList);
@@ -202,7 +209,7 @@ export function createApiRoutes(deps: ApiDeps) {
 /** /readyz gives each part this long: a probe's own timeout is often 2 s. */
 export const READY_DEADLINE_MS = 1500;
 
-export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort; log?: Logger }) {
+export function createHealthRoutes(deps: { database: Database; broker?: BrokerPort; brokers?: ReadonlyMap<string, BrokerPort>; log?: Logger }) {
   const health = new Hono<Env>();
   // Liveness: the process answers. It touches nothing, so a database outage never restarts Crisper.
   health.get("/healthz", (c) => c.json({ ok: true }));
@@ -220,12 +227,21 @@ export function createHealthRoutes(deps: { database: Database; broker?: BrokerPo
         },
       );
     const broker = deps.broker;
-    const [database, brokerState] = await Promise.all([
+    // With BROKERS, each broker by name; `broker` sums them up (ok only when all are).
+    const several = deps.brokers && deps.brokers.size > 1 ? [...deps.brokers] : [];
+    const [database, brokerState, ...states] = await Promise.all([
       check("database", () => deps.database.ping()),
-      broker ? check("broker", () => broker.ping()) : Promise.resolve("not used by this process"),
+      broker && several.length === 0 ? check("broker", () => broker.ping()) : Promise.resolve(broker ? "ok" : "not used by this process"),
+      ...several.map(([name, b]) => check(`broker ${name}`, () => b.ping())),
     ]);
-    const down = [...(database === "ok" ? [] : ["database"]), ...(broker && brokerState !== "ok" ? ["broker"] : [])];
-    return c.json({ ok: down.length === 0, database, broker: brokerState, down }, down.length ? 503 : 200);
+    const brokers = Object.fromEntries(several.map(([name], i) => [name, states[i] as string]));
+    const brokersDown = several.filter(([name]) => brokers[name] !== "ok").map(([name]) => `broker ${name}`);
+    const summary = brokersDown.length ? `down: ${brokersDown.map((b) => b.slice(7)).join(", ")}` : brokerState;
+    const down = [...(database === "ok" ? [] : ["database"]), ...(broker && several.length === 0 && brokerState !== "ok" ? ["broker"] : []), ...brokersDown];
+    return c.json(
+      { ok: down.length === 0, database, broker: summary, ...(several.length ? { brokers } : {}), down },
+      down.length ? 503 : 200,
+    );
   });
   return health;
 }

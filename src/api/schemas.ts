@@ -97,6 +97,19 @@ export const TaskIdParams = z.object({
   id: plainText().meta({ description: "Celery's task id", example: "6f1c0d6e-8e4b-4c6a-9d1e-2f3a4b5c6d7e" }),
 });
 
+/** `broker=`: one watched broker's records (its name in BROKERS; "default" for BROKER_URL alone). */
+const brokerParam = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (!v) return undefined;
+    return /^[a-z0-9_-]{1,32}$/.test(v) ? v : invalid(ctx, `expected a broker's name from BROKERS (a-z 0-9 _ -, at most 32), got ${shown(v)}`);
+  })
+  .meta({ description: "A broker's name (BROKERS; `default` when only BROKER_URL is set).", example: "default" });
+
+/** `GET /api/workers`, `GET /api/queues` and their pages: one broker's. */
+export const BrokerQuery = z.object({ broker: brokerParam });
+
 /** `GET /api/tasks` and the tasks page: filters, newest first, paged by cursor. */
 export const TaskListQuery = z.object({
   name: textParam("The task's name, exactly (`app.tasks.charge`)."),
@@ -119,6 +132,7 @@ export const TaskListQuery = z.object({
       return (REVOKED_REASONS as readonly string[]).includes(v) ? (v as RevokedReason) : invalid(ctx, `expected ${REVOKED_REASONS.join(" or ")}, got ${shown(v)}`);
     })
     .meta({ description: "Why it was revoked: `expired` (a worker took it after its `expires` and discarded it unrun).", example: "expired" }),
+  broker: brokerParam,
   q: textParam("Text searched in the id, name, args, kwargs and exception."),
   since: timeParam("First seen at or after"),
   until: timeParam("First seen at or before"),
@@ -163,6 +177,7 @@ export const AlertFilter = z.object({
       return isAlertKind(v) ? v : invalid(ctx, `expected one of ${ALERT_KIND_NAMES}`);
     })
     .meta({ description: `One kind: ${ALERT_KIND_NAMES}.`, example: "task_lost" }),
+  broker: brokerParam,
 });
 export type AlertFilter = z.output<typeof AlertFilter>;
 
@@ -278,6 +293,7 @@ export const Alert = z
     resolved_at: maybeInstant,
     summary: z.string(),
     details: z.record(z.string(), z.unknown()),
+    broker: z.string().meta({ description: "The broker it is about (BROKERS; `default`)." }),
   })
   .meta({ id: "Alert" });
 export type Alert = z.infer<typeof Alert>;
@@ -315,6 +331,7 @@ export const Task = z
     alerts: z.array(Alert).meta({ description: "Its alerts, open and resolved (on GET /api/tasks/{id}; empty in lists)." }),
     retry_of: z.string().nullable().optional().meta({ description: "The task an admin retried to send this one (on GET /api/tasks/{id})." }),
     retried_as: z.array(z.string()).optional().meta({ description: "The tasks sent as retries of this one, oldest first (on GET /api/tasks/{id})." }),
+    broker: z.string().meta({ description: "The broker it was sent through (BROKERS; `default`)." }),
   })
   .meta({ id: "Task" });
 export type Task = z.infer<typeof Task>;
@@ -353,6 +370,7 @@ export const Worker = z
     inspected_at: maybeInstant,
     reserved_tasks: z.array(HeldTask).meta({ description: "Prefetched, not started, when last asked (inspected_at)." }),
     active_tasks: z.array(HeldTask),
+    broker: z.string().meta({ description: "The broker it consumes from (BROKERS; `default`): a hostname is unique per broker." }),
   })
   .meta({ id: "Worker" });
 export type Worker = z.infer<typeof Worker>;
@@ -365,6 +383,7 @@ export const Queue = z
     unacked: z.number().int().meta({ description: "Delivered to a worker, not yet acknowledged." }),
     oldest_unacked_age_s: z.number().nullable(),
     sampled_at: maybeInstant,
+    broker: z.string().meta({ description: "The broker it lives on (BROKERS; `default`): a queue name is unique per broker." }),
   })
   .meta({ id: "Queue" });
 export type Queue = z.infer<typeof Queue>;
@@ -379,6 +398,7 @@ export const Schedule = z
     last_seen_at: maybeInstant,
     next_due_at: maybeInstant,
     status: z.string().meta({ description: "ok, late or missed" }),
+    broker: z.string().meta({ description: "The broker whose tasks it was learned from (declared: the first broker)." }),
   })
   .meta({ id: "Schedule" });
 export type Schedule = z.infer<typeof Schedule>;

@@ -71,6 +71,7 @@ export function taskJson(t: TaskRow, events: readonly EventRecord[], alerts: Ale
     last_event_at: iso(t.lastEventAt),
     executions: executionsFromStored(events).map(executionJson),
     alerts,
+    broker: t.broker,
   };
 }
 
@@ -97,6 +98,7 @@ export function workerJson(w: WorkerRow, now: number): Worker {
     // What the worker said it holds at inspected_at (`reserved`: prefetched, not started).
     reserved_tasks: heldTasks(w.reservedTasks),
     active_tasks: heldTasks(w.activeTasks),
+    broker: w.broker,
   };
 }
 
@@ -108,6 +110,7 @@ export function queueJson(q: QueueRow): Queue {
     unacked: q.unacked,
     oldest_unacked_age_s: q.oldestUnackedAgeS,
     sampled_at: iso(q.sampledAt),
+    broker: q.broker,
   };
 }
 
@@ -123,6 +126,7 @@ export function alertJson(a: AlertRow): Alert {
     resolved_at: iso(a.resolvedAt),
     summary: a.summary,
     details: a.details,
+    broker: a.broker,
   };
 }
 
@@ -136,6 +140,7 @@ export function scheduleJson(s: ScheduleRow): Schedule {
     last_seen_at: iso(s.lastSeenAt),
     next_due_at: iso(s.nextDueAt),
     status: s.status,
+    broker: s.broker,
   };
 }
 

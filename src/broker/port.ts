@@ -49,7 +49,14 @@ export interface RawMessage {
  */
 export type StreamStatus =
   | { state: "connected"; at: number }
-  | { state: "disconnected"; at: number; reason: string };
+  | { state: "disconnected"; at: number; reason: string }
+  /**
+   * The stream stayed up but the broker dropped events before Crisper read
+   * them (RabbitMQ: the event queue passed its size bound while nobody kept
+   * up, and dropped its oldest): a gap from the first to the last dropped
+   * event's time.
+   */
+  | { state: "overflowed"; at: number; from: number; to: number; dropped: number; reason: string; taskIds?: string[] };
 
 export interface Subscription {
   close(): Promise<void>;
@@ -77,6 +84,20 @@ export interface QueueSample {
   oldestUnackedAgeS: number | null;
   /** Collector's clock, unix seconds. */
   sampledAt: number;
+}
+
+/** One consumer of a queue, as the broker sees it (RabbitMQ's management API). */
+export interface QueueConsumer {
+  queue: string;
+  consumerTag: string;
+  /** Its prefetch count (basic.qos); 0: unlimited; null if not said. */
+  prefetch: number | null;
+  /** Delivered on its channel and not yet acknowledged (a worker's queues share one channel); null if not said. */
+  unacked: number | null;
+  /** The channel, as RabbitMQ names it (`<peer> -> <node> (n)`). */
+  channel: string;
+  /** The consumer's address (host:port), which identifies the worker's connection. */
+  peer: string | null;
 }
 
 /** A message delivered to a worker (prefetched or running) and not yet acknowledged. */
@@ -133,7 +154,7 @@ export interface BrokerCapabilities {
  * The name of the broker Crisper watches while it watches one (BROKER_URL):
  * the subject of the broker's alerts and the key of its health samples.
  */
-export const DEFAULT_BROKER = "default";
+export { DEFAULT_BROKER } from "../store/schema/columns.ts";
 
 /**
  * The broker server's own health at one moment: memory against its limit,
@@ -215,5 +236,19 @@ export interface BrokerPort {
   requeueStranded?(deliveryTags: readonly string[]): Promise<RequeueResult>;
   publishTask?(message: TaskMessage): Promise<void>;
   purgeQueue?(queue: string): Promise<number>;
+  /**
+   * Whether the events published while no Crisper was subscribed waited
+   * for it (RabbitMQ: the event queue already existed when this process
+   * subscribed), so that Crisper's own downtime is no gap. Absent, or false,
+   * where they are lost (Redis PUB/SUB).
+   */
+  keptEventsWhileAway?(): boolean;
+  /**
+   * Who consumes each queue, with each consumer's prefetch and unacknowledged
+   * deliveries (RabbitMQ with its management API). Absent where the broker
+   * cannot say (Redis has no consumers to list; RabbitMQ without
+   * RABBITMQ_MANAGEMENT_URL).
+   */
+  consumers?(): Promise<QueueConsumer[]>;
   close(): Promise<void>;
 }

@@ -37,6 +37,8 @@ export interface StreamGap {
   from: number;
   to: number | null;
   reason: string;
+  /** Tasks the lost events were about, where the broker could say (a RabbitMQ overflow): reconciled too. */
+  taskIds?: string[];
 }
 
 export interface Collector {
@@ -75,6 +77,8 @@ export function createCollector(deps: {
   config: CollectorConfig;
   database: Database;
   broker: BrokerPort;
+  /** The broker's name (BROKERS; "default" for BROKER_URL alone), written on everything it collects. */
+  brokerName?: string;
   log: Logger;
   onCommitted?: (events: readonly CeleryEvent[]) => void;
 }): Collector {
@@ -97,7 +101,7 @@ export function createCollector(deps: {
   observeBacklog(() => backlog.sizes());
   const outage = new StoreOutage(log, () => backlog.describe());
   const knownQueues = new Set<string>();
-  const taskMetrics = new TaskMetrics();
+  const taskMetrics = new TaskMetrics(undefined, deps.brokerName);
   const stats = { received: 0, written: 0, dropped: 0, buffered: 0 };
   let subscription: Subscription | null = null;
   let stopping = false;
@@ -132,6 +136,12 @@ export function createCollector(deps: {
 
   let streamUpSince: number | null = null;
   function onStatus(s: StreamStatus) {
+    if (s.state === "overflowed") {
+      // The stream is up, but events it held were dropped: a closed gap of their times.
+      log.error(`${s.reason}: ${s.dropped} events dropped between ${new Date(s.from * 1000).toISOString()} and ${new Date(s.to * 1000).toISOString()}`);
+      recordGap({ from: s.from, to: s.to, reason: `${s.reason} (${s.dropped} events dropped)`, taskIds: s.taskIds });
+      return;
+    }
     streamUpSince = s.state === "connected" ? s.at : null;
     if (s.state === "disconnected") {
       m.streamDisconnects.inc();
@@ -225,6 +235,7 @@ export function createCollector(deps: {
     log,
     outage,
     isStopping: () => stopping,
+    broker: deps.brokerName,
     onCommitted: (written: readonly CeleryEvent[]) => {
       try {
         observeLag(written);
@@ -338,7 +349,7 @@ export function createCollector(deps: {
     try {
       if (samplesTaken++ % 12 === 0) await discoverWorkerQueues();
       const samples = await broker.sampleQueues([...knownQueues]);
-      await insertQueueSamples(database, samples);
+      await insertQueueSamples(database, samples, deps.brokerName);
       await sampleHealth();
       if (samplingFailing) log.info("queue sampling works again");
       samplingFailing = false;
@@ -363,7 +374,7 @@ export function createCollector(deps: {
     if (!broker.health) return;
     try {
       const health = await broker.health();
-      await insertBrokerSample(database, DEFAULT_BROKER, health, BROKER_HEALTH_KEEP_S);
+      await insertBrokerSample(database, deps.brokerName ?? DEFAULT_BROKER, health, BROKER_HEALTH_KEEP_S);
       if (healthFailing) log.info("broker health sampling works again");
       healthFailing = false;
     } catch (e) {

@@ -9,7 +9,8 @@ import type { BrokerPort } from "../broker/port.ts";
 import type { CeleryEvent } from "../celery/event.ts";
 import { decodeResultMeta } from "../celery/result-meta.ts";
 import type { Database } from "../store/database.ts";
-import { unfinishedSince } from "../store/queries/detect.ts";
+import { taskStates, unfinishedSince } from "../store/queries/detect.ts";
+import { isTaskState, READY_STATES } from "../celery/states.ts";
 import { writeBatch } from "../store/writes.ts";
 import { buildBatch } from "./batch.ts";
 import type { StreamGap } from "./collector.ts";
@@ -33,6 +34,8 @@ export async function reconcileGap(o: {
   database: Database;
   /** Null, or `resultBackend` false: nothing can be read, only counted. */
   broker: BrokerPort | null;
+  /** The broker's name: its unfinished tasks are looked up, and written back under it. */
+  brokerName?: string;
   resultBackend: boolean;
   gap: StreamGap;
   /** Unix seconds, the arrival time given to what is read. */
@@ -40,7 +43,14 @@ export async function reconcileGap(o: {
 }): Promise<Reconciliation> {
   const { database, broker, gap } = o;
   // Tasks active shortly before the gap, or during it, may have finished unseen.
-  const ids = await unfinishedSince(database, new Date((gap.from - LOOK_BACK_S) * 1000));
+  const unfinished = await unfinishedSince(database, new Date((gap.from - LOOK_BACK_S) * 1000), undefined, o.brokerName);
+  // Tasks whose every event was lost are not in the store at all: the broker may have named them (an overflow).
+  const named = gap.taskIds?.length ? await taskStates(database, gap.taskIds) : new Map<string, string>();
+  const unseen = (gap.taskIds ?? []).filter((id) => {
+    const state = named.get(id);
+    return state === undefined || !(isTaskState(state) && READY_STATES.has(state));
+  });
+  const ids = [...new Set([...unfinished, ...unseen])];
   if (!broker || !o.resultBackend) {
     return { checked: ids.length, recovered: 0, recovered_tasks: [], note: `${ids.length} unfinished tasks could not be checked: set RESULT_BACKEND_URL to recover their final states.` };
   }
@@ -54,7 +64,7 @@ export async function reconcileGap(o: {
     events.push(...final);
     if (final.length) recovered.push(id);
   }
-  if (events.length) await writeBatch(database, buildBatch(events));
+  if (events.length) await writeBatch(database, { ...buildBatch(events), broker: o.brokerName });
   return {
     checked: ids.length,
     recovered: recovered.length,

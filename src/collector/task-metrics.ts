@@ -25,7 +25,11 @@ const COUNTER_OF: Record<string, CounterName> = {
  */
 export class TaskMetrics {
   private names = new Map<string, { name: string | null; queue: string | null }>();
-  constructor(private readonly cacheSize = 100_000) {}
+  constructor(
+    private readonly cacheSize = 100_000,
+    /** The broker these events come from: a label of every count. */
+    private readonly broker = "default",
+  ) {}
 
   countBatch(events: readonly CeleryEvent[]): void {
     const counts = new Map<string, { counter: CounterName; labels: ReturnType<typeof taskLabels>; n: number; runtimes: number[] }>();
@@ -42,7 +46,7 @@ export class TaskMetrics {
         this.names.set(e.uuid, known);
         if (this.names.size > this.cacheSize) this.names.delete(this.names.keys().next().value as string);
       }
-      const labels = taskLabels(known?.name ?? null, e.hostname, known?.queue ?? null);
+      const labels = taskLabels(known?.name ?? null, e.hostname, known?.queue ?? null, this.broker);
       const key = `${counter}\u0000${labels.name}\u0000${labels.hostname}\u0000${labels.queue_name}`;
       let entry = counts.get(key);
       if (!entry) {

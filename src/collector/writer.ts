@@ -22,6 +22,8 @@ export interface WriterOptions {
   /** Called after a batch is committed (for lag measurement and live updates). */
   onCommitted?: (events: readonly CeleryEvent[]) => void;
   isStopping: () => boolean;
+  /** The broker the events came from, written on their tasks and workers ("default" if unset). */
+  broker?: string;
 }
 
 const FIRST_BACKOFF_MS = 100;
@@ -80,7 +82,7 @@ export function writeEvents(events: readonly CeleryEvent[], o: WriterOptions): P
 async function write(events: readonly CeleryEvent[], o: WriterOptions, refusedAbove: boolean): Promise<boolean> {
   let backoff = FIRST_BACKOFF_MS;
   for (let attempt = 1; ; attempt++) {
-    const error = await attemptWrite(events, o.database);
+    const error = await attemptWrite(events, o.database, o.broker);
     if (error === null) {
       m.storeBatches.inc();
       o.outage.succeeded();
@@ -104,10 +106,10 @@ async function write(events: readonly CeleryEvent[], o: WriterOptions, refusedAb
 }
 
 /** One try: null when committed, else what it threw. */
-async function attemptWrite(events: readonly CeleryEvent[], database: Database): Promise<{ cause: unknown } | null> {
+async function attemptWrite(events: readonly CeleryEvent[], database: Database, broker?: string): Promise<{ cause: unknown } | null> {
   try {
     const end = m.batchSeconds.startTimer();
-    await writeBatch(database, buildBatch(events));
+    await writeBatch(database, { ...buildBatch(events), broker });
     end();
     return null;
   } catch (e) {

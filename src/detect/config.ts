@@ -53,7 +53,8 @@ export interface DetectorConfig extends DetectConfig {
   resultBackend: boolean;
 }
 
-export function detectConfig(config: Config): DetectorConfig {
+/** The settings of one broker's detector (`brokerUrl`: one of BROKERS; BROKER_URL by default). */
+export function detectConfig(config: Config, brokerUrl = config.BROKER_URL): DetectorConfig {
   return {
     workerOfflineGraceS: config.WORKER_OFFLINE_GRACE_S,
     workerForgetAfterS: config.WORKER_FORGET_AFTER_S,
@@ -61,7 +62,7 @@ export function detectConfig(config: Config): DetectorConfig {
     taskStallMinS: config.TASK_STALL_MIN_S,
     taskStallFactor: config.TASK_STALL_FACTOR,
     taskStallThresholds: config.TASK_STALL_THRESHOLDS,
-    ...redeliveryLimit(config),
+    ...redeliveryLimit(config, brokerUrl),
     visibilityRiskRatio: config.VISIBILITY_RISK_RATIO,
     beatTolerance: config.BEAT_TOLERANCE,
     beatTimezone: config.BEAT_TIMEZONE,
@@ -80,8 +81,8 @@ export function detectConfig(config: Config): DetectorConfig {
 }
 
 /** RabbitMQ's consumer_timeout plays the part of Redis's visibility timeout. */
-function redeliveryLimit(config: Config): Pick<DetectConfig, "visibilityTimeoutS" | "redeliveryLimit"> {
-  return brokerKind(config.BROKER_URL) === "rabbitmq"
+function redeliveryLimit(config: Config, brokerUrl: string): Pick<DetectConfig, "visibilityTimeoutS" | "redeliveryLimit"> {
+  return brokerKind(brokerUrl) === "rabbitmq"
     ? { visibilityTimeoutS: config.BROKER_CONSUMER_TIMEOUT, redeliveryLimit: "consumer_timeout" }
     : { visibilityTimeoutS: config.BROKER_VISIBILITY_TIMEOUT, redeliveryLimit: "visibility_timeout" };
 }

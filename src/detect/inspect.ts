@@ -20,7 +20,7 @@ export interface Inspector {
   again(): void;
 }
 
-export function createInspector(o: { database: Database; broker: BrokerPort | null; intervalS: number; log: Logger }): Inspector {
+export function createInspector(o: { database: Database; broker: BrokerPort | null; brokerName?: string; intervalS: number; log: Logger }): Inspector {
   let lastInspection = 0;
   return {
     async inspect(now) {
@@ -35,7 +35,7 @@ export function createInspector(o: { database: Database; broker: BrokerPort | nu
         for (const host of new Set([...Object.keys(reserved), ...Object.keys(active)])) {
           const r: unknown = reserved[host];
           const a: unknown = active[host];
-          await recordInspection(o.database, host.slice(0, 255), Array.isArray(r) ? r : [], Array.isArray(a) ? a : [], new Date(now * 1000));
+          await recordInspection(o.database, host.slice(0, 255), Array.isArray(r) ? r : [], Array.isArray(a) ? a : [], new Date(now * 1000), o.brokerName);
         }
       } catch (e) {
         // An unreachable broker is said once, for everything (broker/reachability.ts).

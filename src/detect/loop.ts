@@ -14,6 +14,7 @@ import { errorText, type Logger } from "../log.ts";
 import { detectorMetrics } from "../metrics.ts";
 import { type Database, isDatabaseUnavailable } from "../store/database.ts";
 import { reportUnexpected } from "../supervise.ts";
+import { DEFAULT_BROKER } from "../store/schema/columns.ts";
 import { unfinishedTasks } from "../store/queries/detect.ts";
 import { heldTasks, listWorkers } from "../store/queries/workers.ts";
 import { checkBeatMissed } from "./checks/beat-missed.ts";
@@ -32,12 +33,16 @@ import { createInspector } from "./inspect.ts";
 import { createConfigReader } from "./read-config.ts";
 import { workerVisibilityTimeouts } from "../store/queries/worker-config.ts";
 import { workerLiveness } from "../state/worker.ts";
-import type { Check, Pass, SyncOptions, WorkerView } from "./pass.ts";
+import { type Check, type Pass, type SyncOptions, summaryOn, type WorkerView } from "./pass.ts";
 import { createTrackers } from "./trackers.ts";
 
 export interface DetectorOptions {
   database: Database;
   broker: BrokerPort | null;
+  /** The broker's name (BROKERS; "default" for BROKER_URL alone): one detector per broker. */
+  brokerName?: string;
+  /** False for every broker's detector but the first (declared schedules are watched once). */
+  primary?: boolean;
   config: DetectorConfig;
   log: Logger;
   /** The collector's stream record; empty when no collector runs here. */
@@ -83,9 +88,10 @@ const CHECKS: readonly Check[] = [
 
 export function createDetector(o: DetectorOptions): Detector {
   const { database, broker, config, log } = o;
+  const brokerName = o.brokerName ?? DEFAULT_BROKER;
   const clock = o.now ?? (() => Date.now() / 1000);
   const trackers = createTrackers();
-  const inspector = createInspector({ database, broker, intervalS: config.inspectIntervalS, log });
+  const inspector = createInspector({ database, broker, brokerName, intervalS: config.inspectIntervalS, log });
   const configReader = createConfigReader({ database, broker, intervalS: config.workerConfigIntervalS, log });
   // config_risk keeps runtimes between passes: one check per detector.
   const checks: readonly Check[] = [...CHECKS, createConfigRiskCheck()];
@@ -96,7 +102,8 @@ export function createDetector(o: DetectorOptions): Detector {
   let waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   async function sync(kind: AlertKind, holding: AlertSpec[], now: number, opts?: SyncOptions) {
-    const changes = await syncAlerts(database, kind, holding, new Date(now * 1000), opts);
+    const named = holding.map((h) => ({ ...h, summary: summaryOn(brokerName, h.summary) }));
+    const changes = await syncAlerts(database, kind, named, new Date(now * 1000), { ...opts, broker: brokerName });
     for (const a of changes.opened) log.warn(`alert opened: ${a.kind} ${a.subject}: ${a.summary}`);
     for (const a of changes.resolved) log.info(`alert resolved: ${a.kind} ${a.subject}`);
     if (changes.opened.length || changes.updated.length || changes.resolved.length) o.onChanges?.(changes);
@@ -106,7 +113,7 @@ export function createDetector(o: DetectorOptions): Detector {
   async function readPass(now: number): Promise<Pass> {
     await inspector.inspect(now);
     const toS = (d: Date | null) => (d ? d.getTime() / 1000 : null);
-    const workers: WorkerView[] = (await listWorkers(database)).map((w) => ({
+    const workers: WorkerView[] = (await listWorkers(database, brokerName)).map((w) => ({
       hostname: w.hostname,
       freq: w.freq,
       lastHeartbeatAt: toS(w.lastHeartbeatAt),
@@ -115,7 +122,7 @@ export function createDetector(o: DetectorOptions): Detector {
       processed: w.processed,
       reservedTaskIds: heldTasks(w.reservedTasks).map((t) => t.id),
     }));
-    const unfinished = await unfinishedTasks(database);
+    const unfinished = await unfinishedTasks(database, undefined, brokerName);
     let unacked: UnackedMessage[] | null = null;
     if (broker) unacked = await broker.unacked().catch(() => null);
     const asOf = Math.min(now, o.uncommittedSince?.() ?? now);
@@ -130,6 +137,8 @@ export function createDetector(o: DetectorOptions): Detector {
       config,
       database,
       broker,
+      brokerName,
+      primary: o.primary ?? true,
       workers,
       unfinished,
       unacked,

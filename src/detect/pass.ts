@@ -53,6 +53,13 @@ export interface Pass {
   config: DetectorConfig;
   database: Database;
   broker: BrokerPort | null;
+  /** The name of the broker this pass judges (BROKERS; "default"): its workers, tasks, queues and alerts only. */
+  brokerName: string;
+  /**
+   * Whether this detector also watches what belongs to no one broker
+   * (declared Beat schedules): the first broker's detector does.
+   */
+  primary: boolean;
   workers: readonly WorkerView[];
   /** RECEIVED and STARTED tasks (store/queries/detect.ts unfinishedTasks). */
   unfinished: readonly TaskView[];
@@ -81,6 +88,15 @@ export interface Pass {
    * RabbitMQ, where the server's consumer_timeout applies.
    */
   visibilityTimeouts?: ReadonlyMap<string, number>;
+}
+
+/**
+ * An alert's summary as people read it (pages, Slack): with several brokers,
+ * it starts with the broker's name, since a subject ("collector", a queue, a
+ * hostname) may be on any of them.
+ */
+export function summaryOn(brokerName: string, summary: string): string {
+  return brokerName === "default" || summary.startsWith(`[${brokerName}] `) ? summary : `[${brokerName}] ${summary}`;
 }
 
 /** One check: reads what it needs from the pass and syncs the alerts of its kind. */

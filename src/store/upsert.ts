@@ -27,7 +27,8 @@ type ColumnsOf<T extends PgTable> = T["_"]["columns"];
  * compile until it has its rule here.
  */
 export type MergeRules<T extends PgTable> = {
-  [K in keyof ColumnsOf<T>]: ColumnsOf<T>[K]["_"]["isPrimaryKey"] extends true ? "key" : Merge | "not written";
+  // A primary key of several columns (declared on the table, not the column): each of its columns is "key".
+  [K in keyof ColumnsOf<T>]: ColumnsOf<T>[K]["_"]["isPrimaryKey"] extends true ? "key" : Merge | "not written" | "key";
 };
 
 type Written<R> = { [K in keyof R]: R[K] extends "not written" ? never : K }[keyof R];

@@ -20,6 +20,7 @@ import type { WorkerPatch } from "../state/worker.ts";
 import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
 import { ConcurrentTaskInsert, upsertTasksWithStatsMarks } from "../stats/marks.ts";
+import { DEFAULT_BROKER } from "./schema/columns.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -36,6 +37,8 @@ export interface Batch {
   tasks: TaskPatch[];
   workers: WorkerPatch[];
   workerEvents: WorkerEventRow[];
+  /** The broker these events came from ("default" when only BROKER_URL is set). */
+  broker?: string;
 }
 
 export async function writeBatch(database: Database, batch: Batch): Promise<void> {
@@ -43,12 +46,13 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   const taskPatches = [...batch.tasks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const workerPatches = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   // The collector's hot path: plain SQL text and parameters, no query builder.
+  const broker = batch.broker ?? DEFAULT_BROKER;
   const write = () =>
     database.transaction(async (query) => {
       if (batch.events.length > 0) await query(...insertEvents(batch.events));
       // With the statistics' buckets these tasks leave and enter marked for the rollup (stats/marks.ts).
-      if (taskPatches.length > 0) await upsertTasksWithStatsMarks(query, taskPatches.map((p) => p.id), upsertTasks(taskPatches));
-      if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
+      if (taskPatches.length > 0) await upsertTasksWithStatsMarks(query, taskPatches.map((p) => p.id), upsertTasks(taskPatches.map((t) => ({ ...t, broker }))));
+      if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches, broker));
       if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
     });
   // Another writer inserting one of these tasks at the same moment: once it
@@ -149,6 +153,9 @@ const TASK_MERGE = {
   retries: greatest,
   // Once discarded as expired, always (mergeTaskPatch: a || b).
   expired: (c) => `stored.${c} or excluded.${c}`,
+  // Task ids are unique across brokers: the broker whose event stream saw it
+  // (the better source) over one whose result backend announced it.
+  broker: (c) => `case when excluded.info_source > stored.info_source then excluded.${c} else stored.${c} end`,
 } satisfies MergeRules<typeof tasks>;
 
 const upsertTasks = upsert(tasks, TASK_MERGE);
@@ -158,6 +165,7 @@ const FROM_NEWER_STATS = firstNonNull("excluded.stats_at > stored.stats_at or st
 
 /** mergeWorkerPatch (state/worker.ts), column by column, in SQL. */
 const WORKER_MERGE = {
+  broker: "key",
   hostname: "key",
   // Signs of life and their times: the latest; the first sighting: the earliest.
   lastHeartbeatAt: greatest, statsAt: greatest, onlineAt: greatest, offlineAt: greatest,
@@ -171,15 +179,16 @@ const WORKER_MERGE = {
 
 const upsertWorkerRows = upsert(workers, WORKER_MERGE);
 
-function upsertWorkers(patches: WorkerPatch[]): Statement {
+function upsertWorkers(patches: WorkerPatch[], broker: string): Statement {
   const now = Date.now() / 1000;
-  return upsertWorkerRows(patches.map((w) => ({ ...w, firstSeenAt: w.lastHeartbeatAt ?? w.offlineAt ?? now })));
+  return upsertWorkerRows(patches.map((w) => ({ ...w, broker, firstSeenAt: w.lastHeartbeatAt ?? w.offlineAt ?? now })));
 }
 
-export async function insertQueueSamples(database: Database, samples: QueueSample[]): Promise<void> {
+export async function insertQueueSamples(database: Database, samples: QueueSample[], broker = DEFAULT_BROKER): Promise<void> {
   if (samples.length === 0) return;
   const payload = JSON.stringify(
     samples.map((s) => ({
+      broker,
       queue: s.name,
       sampled_at: s.sampledAt,
       depth: s.depth,
@@ -191,20 +200,20 @@ export async function insertQueueSamples(database: Database, samples: QueueSampl
   // Two statements (prepared statements take one at a time) on the same
   // rows, in the transaction that survives a database restart (database.ts).
   const rows = `json_to_recordset($1::text::json)
-      as x(queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)`;
+      as x(broker text, queue text, sampled_at float8, depth integer, by_priority jsonb, unacked integer, oldest float8)`;
   await database.transaction(async (query) => {
     await query(
-      `insert into queue_samples (queue, sampled_at, depth, by_priority, unacked, oldest_unacked_age_s)
-    select queue, to_timestamp(sampled_at), depth, by_priority, unacked, oldest
+      `insert into queue_samples (broker, queue, sampled_at, depth, by_priority, unacked, oldest_unacked_age_s)
+    select broker, queue, to_timestamp(sampled_at), depth, by_priority, unacked, oldest
     from ${rows}
     on conflict do nothing`,
       [payload],
     );
     await query(
-      `insert into queues as queues (name, depth, by_priority, unacked, oldest_unacked_age_s, sampled_at, first_seen_at)
-    select queue, depth, by_priority, unacked, oldest, to_timestamp(sampled_at), to_timestamp(sampled_at)
+      `insert into queues as queues (broker, name, depth, by_priority, unacked, oldest_unacked_age_s, sampled_at, first_seen_at)
+    select broker, queue, depth, by_priority, unacked, oldest, to_timestamp(sampled_at), to_timestamp(sampled_at)
     from ${rows}
-    on conflict (name) do update set
+    on conflict (broker, name) do update set
       depth = excluded.depth, by_priority = excluded.by_priority, unacked = excluded.unacked,
       oldest_unacked_age_s = excluded.oldest_unacked_age_s, sampled_at = excluded.sampled_at
       where excluded.sampled_at >= queues.sampled_at`,

@@ -12,7 +12,7 @@
  */
 import { type Context, Hono } from "hono";
 import { listAlerts } from "../alerts/store.ts";
-import { AlertFilter, BulkRetryQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
+import { AlertFilter, BrokerQuery, BulkRetryQuery, RevokeForm, TaskIdParams, TaskListQuery, WorkerParams } from "../api/schemas.ts";
 import { alertJson, auditJson, brokerJson, eventJson, queueJson, scheduleJson, taskJson, workerAnswerJson, workerJson } from "../api/serialize.ts";
 import { getWorkerConfig, memoryHistory } from "../store/queries/worker-config.ts";
 import { actorOf, audited, auditRefusals } from "../api/actions/audit.ts";
@@ -29,7 +29,7 @@ import { getTask, getTaskEvents, listTasks, tasksPerMinute } from "../store/quer
 import { getWorker, listWorkers } from "../store/queries/workers.ts";
 import { queueHistory } from "../store/queries/queues.ts";
 import { listSchedules } from "../store/queries/detect.ts";
-import { QueuesPage } from "../../views/queues.tsx";
+import { QueuesPage, queueKey } from "../../views/queues.tsx";
 import { BrokerPage } from "../../views/broker.tsx";
 import { brokersWithHistory } from "../store/queries/broker.ts";
 import { SchedulesPage } from "../../views/schedules.tsx";
@@ -50,7 +50,8 @@ import { bodyAtMost } from "../http/requests.ts";
 import type { BrokerPort } from "../broker/port.ts";
 import type { ReachabilityState } from "../broker/reachability.ts";
 import type { Logger } from "../log.ts";
-import { revokeTask } from "../api/revoke.ts";
+import { brokersFor, revokeTask } from "../api/revoke.ts";
+import { brokerNotes } from "./brokers.ts";
 import { STATS_WINDOWS, TaskNameParams, TaskNamePageQuery, TaskNamesPageQuery } from "../api/schemas.ts";
 import { statsBucketJson, taskNameStatsJson } from "../api/stats.ts";
 import { taskNameStats, taskNameSummaries } from "../stats/queries.ts";
@@ -72,6 +73,8 @@ export interface PageDeps {
   /** For revoke: who may, and the mailbox to send it through. */
   auth?: Auth;
   broker?: BrokerPort;
+  /** Every watched broker by name (BROKERS): revokes go to a task's own; pages filter by them. */
+  brokers?: ReadonlyMap<string, BrokerPort>;
   log?: Logger;
   /** Whether the broker can be reached (broker/reachability.ts): the overview says so when it cannot. */
   brokerState?: () => ReachabilityState;
@@ -114,6 +117,8 @@ export function createPageRoutes(deps: PageDeps) {
   };
   // Every page's queries and rendering: a 503 page rather than a hang when the database does not answer.
   const inTime = answerWithin();
+  // The brokers' names, for the filters: none shown with a single broker.
+  const brokerNames = deps.brokers && deps.brokers.size > 1 ? [...deps.brokers.keys()] : undefined;
 
   pages.get("/assets/:file", async (c) => {
     const cache = { "cache-control": "public, max-age=86400" };
@@ -194,9 +199,10 @@ export function createPageRoutes(deps: PageDeps) {
       worker: filters.worker,
       queue: filters.queue,
       reason: filters.reason,
+      broker: filters.broker,
       q: filters.q,
     };
-    const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now() };
+    const rows = { tasks, query, nextCursor: page.nextCursor, searchedWindow: page.searchedWindow, now: now(), brokers: brokerNames };
     if (c.req.query("fragment") === "rows") return c.html(<TaskRows {...rows} />);
     return c.html(
       <Layout user={currentUser(c)} title="Tasks" path="/tasks">
@@ -275,7 +281,8 @@ export function createPageRoutes(deps: PageDeps) {
     const request = c.req.valid("form");
     const action = request.terminate ? "terminate" : "revoke";
     const acknowledged = await audited(auditDeps, actorOf(c), { action, target: id }, async () => {
-      const acknowledged = await revokeTask(deps.broker, id, request);
+      const task = await getTask(deps.database, id);
+      const acknowledged = await revokeTask(brokersFor(deps, task?.broker), id, request);
       return { answer: acknowledged, detail: { signal: request.terminate ? request.signal : null, acknowledged_by: acknowledged, from: "page" } };
     });
     return c.redirect(`/tasks/${encodeURIComponent(id)}?revoked=${acknowledged.length}${request.terminate ? "&terminated=1" : ""}`, 303);
@@ -308,22 +315,24 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/workers", inTime, async (c) => {
+  pages.get("/workers", validated("query", BrokerQuery), inTime, async (c) => {
     const t = now();
-    const workers = (await listWorkers(deps.database)).map((w) => workerJson(w, t));
+    const { broker } = c.req.valid("query");
+    const workers = (await listWorkers(deps.database, broker)).map((w) => workerJson(w, t));
     return c.html(
       <Layout user={currentUser(c)} title="Workers" path="/workers">
-        <WorkersPage workers={workers} now={t} />
+        <WorkersPage workers={workers} now={t} broker={broker} brokers={brokerNames} />
       </Layout>,
     );
   });
 
-  pages.get("/workers/:hostname", validated("param", WorkerParams), inTime, async (c) => {
+  pages.get("/workers/:hostname", validated("param", WorkerParams), validated("query", BrokerQuery), inTime, async (c) => {
     const { hostname } = c.req.valid("param");
-    const w = await getWorker(deps.database, hostname);
+    const w = await getWorker(deps.database, hostname, c.req.valid("query").broker);
     if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
     const t = now();
-    const [alerts, config, memory] = await Promise.all([alertsForSubject(deps.database, hostname), getWorkerConfig(deps.database, hostname), memoryHistory(deps.database, hostname)]);
+    // A worker's name is unique per broker: its own broker's alerts.
+    const [alerts, config, memory] = await Promise.all([alertsForSubject(deps.database, hostname, w.broker), getWorkerConfig(deps.database, hostname), memoryHistory(deps.database, hostname)]);
     const user = currentUser(c);
     const requeued = c.req.query("requeued");
     const flash = requeued !== undefined ? `${Number(requeued) || 0} stranded message(s) put back on their queues: the remaining workers run them now.` : undefined;
@@ -334,18 +343,20 @@ export function createPageRoutes(deps: PageDeps) {
     );
   });
 
-  pages.get("/queues", inTime, async (c) => {
+  pages.get("/queues", validated("query", BrokerQuery), inTime, async (c) => {
     const windowMin = 60;
-    const queues = await listQueues(deps.database);
+    const { broker } = c.req.valid("query");
+    const queues = await listQueues(deps.database, broker);
     const since = new Date((now() - windowMin * 60) * 1000);
     const history = new Map<string, { at: number; depth: number }[]>();
     for (const q of queues.slice(0, 50)) {
-      const rows = await queueHistory(deps.database, q.name, since, 720);
-      history.set(q.name, rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
+      const rows = await queueHistory(deps.database, q.name, since, 720, q.broker);
+      history.set(queueKey(q.broker, q.name), rows.map((r) => ({ at: r.sampledAt.getTime() / 1000, depth: r.depth })));
     }
+    const notes = await brokerNotes(deps.brokers ?? (deps.broker ? new Map([["default", deps.broker]]) : new Map()), broker);
     return c.html(
       <Layout user={currentUser(c)} title="Queues" path="/queues">
-        <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} />
+        <QueuesPage queues={queues.map(queueJson)} history={history} windowMin={windowMin} broker={broker} brokers={brokerNames} notes={notes} />
       </Layout>,
     );
   });
@@ -360,11 +371,11 @@ export function createPageRoutes(deps: PageDeps) {
   });
 
   pages.get("/alerts", validated("query", AlertFilter), inTime, async (c) => {
-    const { status, kind } = c.req.valid("query");
-    const alerts = await listAlerts(deps.database, { status, kind, limit: 200 });
+    const { status, kind, broker } = c.req.valid("query");
+    const alerts = await listAlerts(deps.database, { status, kind, broker, limit: 200 });
     return c.html(
       <Layout user={currentUser(c)} title="Alerts" path="/alerts">
-        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} requeue={requeueFor(currentUser(c))} />
+        <AlertsPage alerts={alerts.map(alertJson)} status={status} kind={kind ?? ""} now={now()} requeue={requeueFor(currentUser(c))} broker={broker} brokers={brokerNames} />
       </Layout>,
     );
   });

@@ -14,6 +14,7 @@ const links = new Links("https://c.example");
 const NOW = Date.parse("2026-11-24T12:00:00Z") / 1000;
 
 const task = (over: Partial<Task> = {}): Task => ({
+  broker: "default",
   id: "6f1c0d6e-1",
   name: "app.charge",
   state: "FAILURE",
@@ -126,6 +127,7 @@ describe("answers", () => {
 
 describe("alert posts", () => {
   const alert = (i: number, over: Partial<Alert> = {}): Alert => ({
+    broker: "default",
     id: i,
     kind: "task_lost",
     subject: `t${i}`,

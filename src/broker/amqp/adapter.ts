@@ -79,6 +79,7 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
       strandsPrefetched: false,
     },
     subscribe: streams.subscribe,
+    keptEventsWhileAway: streams.keptEventsWhileAway,
     ...rabbitQueues({ connection: commands, management, eventQueue: queue.name, log }),
     ...control,
     ...workersUnacked(control.call),
@@ -86,6 +87,7 @@ export function createAmqpBroker(opts: AmqpBrokerOptions): BrokerPort {
     // Only the management API tells a third party how the node is doing.
     ...(management ? { health: () => management.health() } : {}),
     ...amqpActions(commands),
+    ...(management ? { consumers: () => management.consumers() } : {}),
 
     async ping() {
       await commands.ready();

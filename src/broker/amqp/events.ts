@@ -44,12 +44,63 @@ export interface EventQueueSettings {
   prefetch: number;
 }
 
-/** The arguments Crisper's event queue is declared with (they must match at every declare). */
-export function eventQueueArguments(q: EventQueueSettings): Record<string, unknown> {
-  return { "x-expires": q.expiresMs, "x-max-length-bytes": q.maxBytes, "x-overflow": "drop-head" };
+/**
+ * Where the event queue's dropped heads go: past `x-max-length-bytes`,
+ * RabbitMQ dead-letters the oldest messages (drop-head) through the default
+ * exchange to this small queue, and whatever arrives there is a gap.
+ */
+export function overflowQueueName(q: Pick<EventQueueSettings, "name">): string {
+  return `${q.name}.overflow`;
 }
 
-export interface AmqpStreams extends Pick<BrokerPort, "subscribe"> {
+/**
+ * The overflow queue keeps this many dropped events at most (its own oldest
+ * go, unrecorded, past it): enough to date the gap, never a second copy of a
+ * full event queue.
+ */
+const OVERFLOW_MAX_LENGTH = 10_000;
+
+/** The arguments Crisper's event queue is declared with (they must match at every declare). */
+export function eventQueueArguments(q: EventQueueSettings): Record<string, unknown> {
+  return {
+    "x-expires": q.expiresMs,
+    "x-max-length-bytes": q.maxBytes,
+    "x-overflow": "drop-head",
+    // Dropped heads are dead-lettered to the overflow queue (default exchange: routed by queue name).
+    "x-dead-letter-exchange": "",
+    "x-dead-letter-routing-key": overflowQueueName(q),
+  };
+}
+
+function overflowQueueArguments(q: EventQueueSettings): Record<string, unknown> {
+  return { "x-expires": q.expiresMs, "x-max-length": OVERFLOW_MAX_LENGTH, "x-overflow": "drop-head" };
+}
+
+/** How much of a dropped message is read for its times and task ids. */
+const DROPPED_READ_CHARS = 65_536;
+/** Task ids kept per overflow report, for reconciliation. */
+const MAX_DROPPED_IDS = 5000;
+
+/**
+ * What a dropped message says without decoding it whole (it may be a
+ * `task.multi` list of events): when its events were sent (Celery's
+ * `timestamp` fields) and which tasks they were about (`uuid`).
+ */
+export function droppedEvents(body: string): { from: number | null; to: number | null; taskIds: string[] } {
+  const text = body.slice(0, DROPPED_READ_CHARS);
+  let from: number | null = null;
+  let to: number | null = null;
+  for (const m of text.matchAll(/"timestamp"\s*:\s*(\d+(?:\.\d+)?)/g)) {
+    const t = Number(m[1]);
+    if (!Number.isFinite(t) || t < 1e9) continue;
+    from = from === null ? t : Math.min(from, t);
+    to = to === null ? t : Math.max(to, t);
+  }
+  const taskIds = [...new Set([...text.matchAll(/"uuid"\s*:\s*"([A-Za-z0-9._:-]{1,255})"/g)].map((m) => m[1] as string))];
+  return { from, to, taskIds };
+}
+
+export interface AmqpStreams extends Pick<BrokerPort, "subscribe" | "keptEventsWhileAway"> {
   /**
    * Ends every subscription and closes the connection: deliveries not
    * acknowledged by then go back to the queue. The drops that follow are
@@ -61,10 +112,15 @@ export interface AmqpStreams extends Pick<BrokerPort, "subscribe"> {
 export function amqpStreams(o: { connection: AmqpConnection; queue: EventQueueSettings; resultBackendUrl?: string; log: Logger }): AmqpStreams {
   const { log } = o;
   const live = new Set<{ close(): Promise<void> }>();
+  /** Whether the event queue existed when this process first declared it; null until then. */
+  let existed: boolean | null = null;
 
   return {
+    keptEventsWhileAway: () => existed === true,
     async subscribe(onMessage, onStatus) {
-      const events = consumeEvents(o.connection, o.queue, onMessage, onStatus, log);
+      const events = consumeEvents(o.connection, o.queue, onMessage, onStatus, log, (e) => {
+        existed ??= e;
+      });
       const results: PatternSubscription | null = o.resultBackendUrl ? subscribeResults(o.resultBackendUrl, onMessage, log) : null;
       const sub = {
         async close() {
@@ -145,6 +201,7 @@ function consumeEvents(
   onMessage: (m: RawMessage) => void,
   onStatus: (s: StreamStatus) => void,
   log: Logger,
+  onDeclared: (existed: boolean) => void,
 ): EventConsumer {
   let closed = false;
   let connected = false;
@@ -155,9 +212,30 @@ function consumeEvents(
     markSubscribed = resolve;
   });
 
+  /**
+   * Whether the event queue is there already (events waited in it while no
+   * Crisper consumed), asked on a channel of its own: a passive declare of a
+   * missing queue closes its channel.
+   */
+  async function exists(model: ChannelModel): Promise<boolean> {
+    const probe = await model.createChannel();
+    probe.on("error", () => {});
+    try {
+      await probe.checkQueue(queue.name);
+      await probe.close().catch(() => {});
+      return true;
+    } catch (e) {
+      if (replyCode(e) === 404) return false;
+      throw e;
+    }
+  }
+
   /** Declares the queue as configured; one declared otherwise (e.g. another max size) is used as it is. */
   async function declare(model: ChannelModel, ch: Channel): Promise<Channel> {
     await ch.assertExchange(EVENT_EXCHANGE, "topic", { durable: true, autoDelete: false });
+    // The overflow queue first, so that nothing dead-lettered has nowhere to go.
+    await ch.assertQueue(overflowQueueName(queue), { durable: true, arguments: overflowQueueArguments(queue) });
+    onDeclared(await exists(model));
     try {
       await ch.assertQueue(queue.name, { durable: true, arguments: eventQueueArguments(queue) });
       return ch;
@@ -165,7 +243,10 @@ function consumeEvents(
       if (replyCode(e) !== 406) throw e;
       log.once(
         `event-queue-args:${queue.name}`,
-        `event queue ${queue.name} exists with other arguments than EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES say (${errorText(e)}); using it as it is (delete it, or name another EVENT_QUEUE, to apply the settings)`,
+        `event queue ${queue.name} exists with other arguments than Crisper declares (${errorText(e)}): it was declared by an older ` +
+          `Crisper (without the dead-letter to ${overflowQueueName(queue)} that records an overflow as an event_gap) or with other ` +
+          `EVENT_QUEUE_EXPIRES_S/EVENT_QUEUE_MAX_BYTES. Using it as it is: an overflow of it goes unrecorded. To apply the settings, ` +
+          `stop Crisper and delete the queue (rabbitmqctl delete_queue ${queue.name}), or name another EVENT_QUEUE`,
       );
       // The refusal closed the channel: open another, and only check the queue.
       const again = await model.createChannel();
@@ -175,6 +256,48 @@ function consumeEvents(
     }
   }
 
+  /** Dropped events seen on the overflow queue, not yet reported. */
+  let dropped: { n: number; from: number; to: number; taskIds: Set<string> } | null = null;
+  let reportTimer: ReturnType<typeof setTimeout> | null = null;
+  function report() {
+    reportTimer = null;
+    if (!dropped) return;
+    const d = dropped;
+    dropped = null;
+    onStatus({
+      state: "overflowed",
+      at: Date.now() / 1000,
+      from: d.from,
+      to: d.to,
+      dropped: d.n,
+      taskIds: [...d.taskIds],
+      reason: `event queue ${queue.name} overflowed (EVENT_QUEUE_MAX_BYTES): RabbitMQ dropped its oldest events`,
+    });
+  }
+
+  /**
+   * What RabbitMQ dead-letters from the event queue's head arrives on the
+   * overflow queue: counted and dated (by each event's own timestamp), then
+   * reported as one overflow a second later, however many came.
+   */
+  async function consumeOverflow(ch: Channel) {
+    await ch.consume(
+      overflowQueueName(queue),
+      (m) => {
+        if (!m) return;
+        const now = Date.now() / 1000;
+        const seen = droppedEvents(TEXT.decode(m.content.subarray(0, DROPPED_READ_CHARS)));
+        const d = (dropped ??= { n: 0, from: seen.from ?? now, to: seen.to ?? now, taskIds: new Set() });
+        d.n++;
+        d.from = Math.min(d.from, seen.from ?? now);
+        d.to = Math.max(d.to, seen.to ?? now);
+        for (const id of seen.taskIds) if (d.taskIds.size < MAX_DROPPED_IDS) d.taskIds.add(id);
+        reportTimer ??= setTimeout(report, 1000);
+      },
+      { noAck: true },
+    );
+  }
+
   connection.watch(
     async (model) => {
       if (closed) return;
@@ -182,6 +305,7 @@ function consumeEvents(
       ch.on("error", () => {});
       ch = await declare(model, ch);
       await ch.bindQueue(queue.name, EVENT_EXCHANGE, "#");
+      await consumeOverflow(ch);
       await ch.prefetch(queue.prefetch);
       const acks = new InOrderAcks((upTo) => {
         // After a drop the channel is gone and RabbitMQ has requeued these: nothing to do.
@@ -239,6 +363,8 @@ function consumeEvents(
     subscribed,
     async close() {
       closed = true;
+      if (reportTimer) clearTimeout(reportTimer);
+      report();
       // Stop deliveries but keep the channel: what the collector still
       // holds is acknowledged as it commits, until the connection closes
       // (the adapter's close). Whatever is not by then goes back to the

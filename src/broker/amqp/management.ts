@@ -8,7 +8,7 @@
  * every publisher while raised.
  */
 import { errorText, type Logger } from "../../log.ts";
-import type { BrokerHealth } from "../port.ts";
+import type { BrokerHealth, QueueConsumer } from "../port.ts";
 
 export interface ManagedQueue {
   name: string;
@@ -21,7 +21,25 @@ export interface ManagementApi {
   queues(): Promise<ManagedQueue[]>;
   /** The cluster's health: memory against the high watermark, the memory and disk alarms (/api/nodes, /api/overview). */
   health(): Promise<BrokerHealth>;
+  /** Every consumer of the vhost, with its prefetch and its channel's unacknowledged count. */
+  consumers(): Promise<QueueConsumer[]>;
 }
+
+/** Consumers listed at most (a vhost with more is shown in part). */
+const MAX_CONSUMERS = 1000;
+
+/** A field of an untrusted JSON value, when it is an object that has it. */
+function member(o: unknown, key: string): unknown {
+  return typeof o === "object" && o !== null && !Array.isArray(o) && Object.hasOwn(o, key) ? (o as Record<string, unknown>)[key] : undefined;
+}
+const str = (o: unknown, key: string) => {
+  const v = member(o, key);
+  return typeof v === "string" ? v : undefined;
+};
+const num = (o: unknown, key: string) => {
+  const v = member(o, key);
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+};
 
 const TIMEOUT_MS = 3000;
 /** A vhost with more queues than this is sampled in part (the API pages them). */
@@ -80,6 +98,47 @@ export function managementApi(url: string, vhost: string, log: Logger): Manageme
         if (name === null) continue;
         const unacked = "messages_unacknowledged" in item && typeof item.messages_unacknowledged === "number" ? item.messages_unacknowledged : 0;
         out.push({ name, unacked });
+      }
+      return out;
+    },
+
+    async consumers() {
+      const v = encodeURIComponent(vhost);
+      // Unacknowledged deliveries are counted per channel; a worker consumes all its queues on one.
+      const [consumers, channels] = await Promise.all([
+        get(`/api/consumers/${v}`),
+        // Paging this one answers HTTP 500 on RabbitMQ 3.10: the whole list, three columns.
+        get(`/api/vhosts/${v}/channels?columns=name,messages_unacknowledged,global_prefetch_count`),
+      ]);
+      const unackedByChannel = new Map<string, number>();
+      // Celery on RabbitMQ sets its prefetch on the channel (global QoS: RabbitMQ's
+      // per-consumer semantics differ from the spec), so a consumer's own is 0.
+      const globalPrefetch = new Map<string, number>();
+      for (const c of Array.isArray(channels) ? channels.slice(0, 10 * MAX_CONSUMERS) : []) {
+        const name = str(c, "name");
+        const n = num(c, "messages_unacknowledged");
+        if (name !== undefined && n !== undefined) unackedByChannel.set(name, n);
+        const g = num(c, "global_prefetch_count");
+        if (name !== undefined && g !== undefined) globalPrefetch.set(name, g);
+      }
+      const out: QueueConsumer[] = [];
+      for (const c of Array.isArray(consumers) ? consumers.slice(0, MAX_CONSUMERS) : []) {
+        const queue = str(member(c, "queue"), "name");
+        const channel = member(c, "channel_details");
+        const channelName = str(channel, "name");
+        if (queue === undefined) continue;
+        const peerHost = str(channel, "peer_host");
+        const peerPort = num(channel, "peer_port");
+        const own = num(c, "prefetch_count");
+        const shared = channelName !== undefined ? globalPrefetch.get(channelName) : undefined;
+        out.push({
+          queue: queue.slice(0, 255),
+          consumerTag: (str(c, "consumer_tag") ?? "").slice(0, 255),
+          prefetch: own ? own : (shared ?? own ?? null),
+          unacked: channelName !== undefined ? (unackedByChannel.get(channelName) ?? null) : null,
+          channel: (channelName ?? "").slice(0, 255),
+          peer: peerHost !== undefined ? `${peerHost.slice(0, 100)}${peerPort !== undefined ? `:${peerPort}` : ""}` : null,
+        });
       }
       return out;
     },

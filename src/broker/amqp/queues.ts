@@ -27,7 +27,8 @@ export function rabbitQueues(o: {
   eventQueue: string;
   log: Logger;
 }): Pick<BrokerPort, "sampleQueues"> {
-  const isTaskQueue = (name: string) => name !== o.eventQueue && !isPlumbingQueue(name) && !name.startsWith("amq.");
+  // Crisper's own queues (events, and their overflow: events.ts) are not Celery's.
+  const isTaskQueue = (name: string) => name !== o.eventQueue && name !== `${o.eventQueue}.overflow` && !isPlumbingQueue(name) && !name.startsWith("amq.");
 
   return {
     async sampleQueues(knownQueues = []) {

@@ -53,7 +53,8 @@ export const checkBeatMissed: Check = async (pass) => {
   const schedules: Schedule[] = [];
   // Declared: in configuration, and through the API (stored; configuration wins a name).
   const configured = new Set(config.declaredSchedules.map((d) => d.name));
-  const declared: Schedule[] = [
+  // Declared schedules name a task, not a broker: the first broker's detector watches them.
+  const declared: Schedule[] = !pass.primary ? [] : [
     ...config.declaredSchedules,
     ...[...stored.values()]
       .filter((r) => r.source === "api" && !configured.has(r.name))
@@ -64,7 +65,7 @@ export const checkBeatMissed: Check = async (pass) => {
     schedules.push({ ...d, lastSeenAt: Math.max(seen ?? 0, toS(stored.get(d.name)?.lastSeenAt)) || null });
   }
   // Learned: a task name arriving at a steady interval.
-  const declaredTasks = new Set(declared.map((d) => d.task));
+  const declaredTasks = new Set([...config.declaredSchedules, ...declared].map((d) => d.task));
   for (const [name, times] of arrivals) {
     if (declaredTasks.has(name)) continue;
     const interval = learnInterval(times);
@@ -82,6 +83,7 @@ export const checkBeatMissed: Check = async (pass) => {
   for (const [name, row] of stored) {
     if (schedules.some((s) => s.name === name) || row.expectedIntervalS === null) continue;
     if (row.source !== "learned") continue; // no longer configured, or deleted
+    if (row.broker !== pass.brokerName) continue; // another broker's detector watches it
     schedules.push({
       name,
       task: row.task,
@@ -116,6 +118,7 @@ export const checkBeatMissed: Check = async (pass) => {
       nextDueAt: nextDueAt ? new Date(nextDueAt * 1000) : null,
       status,
       updatedAt: new Date(now * 1000),
+      broker: pass.brokerName,
     });
   }
   await pass.sync("beat_missed", detectBeatMissed(schedules, now, config.beatTolerance, config.beatTimezone));

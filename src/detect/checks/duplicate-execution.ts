@@ -52,9 +52,9 @@ export const checkDuplicateExecution: Check = async (pass) => {
   // the same task must not open it again.
   const known = await subjectsWithAlert(database, "duplicate_execution", found.map((f) => f.subject));
   const fresh = found.filter((f) => !known.has(f.subject));
-  const stillOpen = (await openAlerts(database, "duplicate_execution")).map((a) => a.subject);
+  const stillOpen = (await openAlerts(database, "duplicate_execution", pass.brokerName)).map((a) => a.subject);
   await pass.sync("duplicate_execution", [...fresh, ...found.filter((f) => stillOpen.includes(f.subject))], { resolveMissing: false });
-  const open = await openAlerts(database, "duplicate_execution");
+  const open = await openAlerts(database, "duplicate_execution", pass.brokerName);
   const states = await taskStates(database, open.map((a) => a.subject));
   for (const a of open) {
     const state = states.get(a.subject);

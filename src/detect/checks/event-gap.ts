@@ -21,7 +21,7 @@ import type { Alert, AlertSpec } from "../../alerts/kinds.ts";
 import { openAlerts, resolveAlert } from "../../alerts/store.ts";
 import type { StreamGap } from "../../collector/collector.ts";
 import { type Reconciliation, reconcileGap } from "../../collector/reconcile.ts";
-import type { Check } from "../pass.ts";
+import { type Check, summaryOn } from "../pass.ts";
 
 /** Recovered task ids named in the details (the count is always whole). */
 const MAX_NAMED = 50;
@@ -182,7 +182,7 @@ export const checkEventGap: Check = async (pass) => {
   const listed = new Set(gaps.map((g) => g.from));
   for (const seen of [watch.counted, watch.reconciled]) for (const from of seen) if (!listed.has(from)) seen.delete(from);
 
-  const alert = (await openAlerts(database, "event_gap")).find((a) => a.subject === "collector") ?? null;
+  const alert = (await openAlerts(database, "event_gap", pass.brokerName)).find((a) => a.subject === "collector") ?? null;
   let episode = alert ? episodeFromAlert(alert) : null;
   // Marked as done only once the alert says so: a pass that fails counts them again.
   const counted: number[] = [];
@@ -193,7 +193,7 @@ export const checkEventGap: Check = async (pass) => {
       counted.push(gap.from);
     }
     if (gap.to === null || watch.reconciled.has(gap.from)) continue;
-    const result = await reconcileGap({ database, broker: pass.broker, resultBackend: config.resultBackend, gap, clock: pass.clock });
+    const result = await reconcileGap({ database, broker: pass.broker, brokerName: pass.brokerName, resultBackend: config.resultBackend, gap, clock: pass.clock });
     // And ask the workers what they hold now.
     pass.inspectAgain();
     episode = cutEnded(episode ?? cutBegan(null, gap), { from: gap.from, to: gap.to }, result);
@@ -217,9 +217,10 @@ export const checkEventGap: Check = async (pass) => {
       // Interruptions that came and went, and the window is already over
       // (a short EVENT_GAP_MERGE_S): recorded all the same, resolved.
       await pass.sync("event_gap", [final], { resolveMissing: false });
-      open = (await openAlerts(database, "event_gap")).find((a) => a.subject === "collector") ?? null;
+      open = (await openAlerts(database, "event_gap", pass.brokerName)).find((a) => a.subject === "collector") ?? null;
     }
-    const r = open ? await resolveAlert(database, open.id, new Date(now * 1000), { summary: final.summary, details: final.details }) : null;
+    const summary = summaryOn(pass.brokerName, final.summary);
+    const r = open ? await resolveAlert(database, open.id, new Date(now * 1000), { summary, details: final.details }) : null;
     if (r) pass.announce({ opened: [], updated: [], resolved: [r] });
   } else {
     await pass.sync("event_gap", [eventGapAlert(episode, settings)], { resolveMissing: false });

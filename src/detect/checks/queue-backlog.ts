@@ -47,6 +47,6 @@ export function detectBacklog(history: ReadonlyMap<string, readonly QueueSampleP
 }
 
 export const checkQueueBacklog: Check = async (pass) => {
-  const history = await queueDepthHistory(pass.database, new Date((pass.now - pass.config.queueBacklogWindowS) * 1000));
+  const history = await queueDepthHistory(pass.database, new Date((pass.now - pass.config.queueBacklogWindowS) * 1000), pass.brokerName);
   await pass.sync("queue_backlog", detectBacklog(history, pass.now, pass.config));
 };

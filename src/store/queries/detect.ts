@@ -7,7 +7,8 @@ import { unixSeconds } from "../schema/columns.ts";
 import { queueSamples, schedules, tasks, workers } from "../schema/index.ts";
 
 /** RECEIVED/STARTED tasks (tasks_unfinished_idx), oldest first, bounded. */
-export async function unfinishedTasks(database: Database, limit = 20_000) {
+/** `broker`: only that broker's tasks (each broker's detector judges its own). */
+export async function unfinishedTasks(database: Database, limit = 20_000, broker?: string) {
   const rows = await database.db
     .select({
       id: tasks.id,
@@ -19,18 +20,18 @@ export async function unfinishedTasks(database: Database, limit = 20_000) {
       lastEventAt: tasks.lastEventAt,
     })
     .from(tasks)
-    .where(sql`${tasks.state} in (${sql.raw(sqlStateList(AT_WORKER_STATES))})`)
+    .where(and(sql`${tasks.state} in (${sql.raw(sqlStateList(AT_WORKER_STATES))})`, broker ? eq(tasks.broker, broker) : undefined))
     .orderBy(tasks.startedAt)
     .limit(limit);
   return rows.map((r) => ({ ...r, receivedAt: unixSeconds(r.receivedAt), startedAt: unixSeconds(r.startedAt), lastEventAt: r.lastEventAt.getTime() / 1000 }));
 }
 
 /** Tasks not finished (including PENDING/RETRY) last heard of in a window: what a stream gap may have hidden. */
-export async function unfinishedSince(database: Database, since: Date, limit = 5000): Promise<string[]> {
+export async function unfinishedSince(database: Database, since: Date, limit = 5000, broker?: string): Promise<string[]> {
   const rows = await database.db
     .select({ id: tasks.id })
     .from(tasks)
-    .where(and(sql`${tasks.state} in (${sql.raw(sqlStateList(UNFINISHED_STATES))})`, gte(tasks.lastEventAt, since)))
+    .where(and(sql`${tasks.state} in (${sql.raw(sqlStateList(UNFINISHED_STATES))})`, gte(tasks.lastEventAt, since), broker ? eq(tasks.broker, broker) : undefined))
     .limit(limit);
   return rows.map((r) => r.id);
 }
@@ -58,11 +59,11 @@ export async function taskStates(database: Database, ids: readonly string[]): Pr
   return new Map(rows.map((r) => [r.id, r.state]));
 }
 
-export async function queueDepthHistory(database: Database, since: Date) {
+export async function queueDepthHistory(database: Database, since: Date, broker?: string) {
   const rows = await database.db
     .select({ queue: queueSamples.queue, at: queueSamples.sampledAt, depth: queueSamples.depth })
     .from(queueSamples)
-    .where(gte(queueSamples.sampledAt, since))
+    .where(and(gte(queueSamples.sampledAt, since), broker ? eq(queueSamples.broker, broker) : undefined))
     .limit(200_000);
   const out = new Map<string, { at: number; depth: number }[]>();
   for (const r of rows) {
@@ -74,11 +75,11 @@ export async function queueDepthHistory(database: Database, since: Date) {
 }
 
 /** What a live worker told us it holds (`reserved`, `active`). */
-export async function recordInspection(database: Database, hostname: string, reserved: unknown[], active: unknown[], at: Date) {
+export async function recordInspection(database: Database, hostname: string, reserved: unknown[], active: unknown[], at: Date, broker = "default") {
   await database.db
     .update(workers)
     .set({ reserved: reserved.length, reservedTasks: reserved.slice(0, 200), activeTasks: active.slice(0, 200), inspectedAt: at })
-    .where(eq(workers.hostname, hostname));
+    .where(and(eq(workers.broker, broker), eq(workers.hostname, hostname)));
 }
 
 export type ScheduleRow = typeof schedules.$inferSelect;

@@ -38,6 +38,7 @@ const TASK_COLUMNS = {
   firstSeenAt: tasks.firstSeenAt,
   lastEventAt: tasks.lastEventAt,
   expired: tasks.expired,
+  broker: tasks.broker,
 };
 export type Task = Pick<TaskRow, keyof typeof TASK_COLUMNS> & { state: TaskState };
 
@@ -98,6 +99,8 @@ export interface TaskFilters {
   queue?: string;
   /** `expired`: tasks a worker discarded unrun because their `expires` had passed (tasks_expired_recent_idx). */
   reason?: "expired";
+  /** A broker's name (BROKERS). */
+  broker?: string;
   /** Searches id, name, args, kwargs and exception. */
   q?: string;
   since?: Date;
@@ -135,6 +138,7 @@ export async function listTasks(database: Database, f: TaskFilters): Promise<Tas
   if (f.worker) where.push(eq(tasks.worker, f.worker));
   if (f.queue) where.push(eq(tasks.queue, f.queue));
   if (f.reason === "expired") where.push(eq(tasks.expired, true));
+  if (f.broker) where.push(eq(tasks.broker, f.broker));
   if (f.since) where.push(gte(tasks.firstSeenAt, f.since));
   if (f.until) where.push(lte(tasks.firstSeenAt, f.until));
   if (f.cursor) {

@@ -1,4 +1,4 @@
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { workerLiveness } from "../../state/worker.ts";
 import type { Database } from "../database.ts";
 import { unixSeconds } from "../schema/columns.ts";
@@ -6,12 +6,24 @@ import { workers } from "../schema/index.ts";
 
 export type WorkerRow = typeof workers.$inferSelect;
 
-export async function listWorkers(database: Database): Promise<WorkerRow[]> {
-  return database.db.select().from(workers).orderBy(asc(workers.hostname)).limit(5000);
+/** Every worker, or one broker's. */
+export async function listWorkers(database: Database, broker?: string): Promise<WorkerRow[]> {
+  return database.db
+    .select()
+    .from(workers)
+    .where(broker ? eq(workers.broker, broker) : undefined)
+    .orderBy(asc(workers.hostname), asc(workers.broker))
+    .limit(5000);
 }
 
-export async function getWorker(database: Database, hostname: string): Promise<WorkerRow | null> {
-  const rows = await database.db.select().from(workers).where(eq(workers.hostname, hostname)).limit(1);
+/** A worker by node name; the same name on two brokers: the given broker's, else the most recently alive. */
+export async function getWorker(database: Database, hostname: string, broker?: string): Promise<WorkerRow | null> {
+  const rows = await database.db
+    .select()
+    .from(workers)
+    .where(and(eq(workers.hostname, hostname), broker ? eq(workers.broker, broker) : undefined))
+    .limit(10);
+  rows.sort((a, b) => (b.lastHeartbeatAt?.getTime() ?? 0) - (a.lastHeartbeatAt?.getTime() ?? 0));
   return rows[0] ?? null;
 }
 

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { bigserial, doublePrecision, index, jsonb, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
-import { ts } from "./columns.ts";
+import { brokerColumn, ts } from "./columns.ts";
 
 /**
  * Alerts with a lifecycle: at most one open alert per (kind, subject) — the
@@ -21,9 +21,11 @@ export const alerts = pgTable(
     openedAt: ts("opened_at").notNull(),
     updatedAt: ts("updated_at").notNull(),
     resolvedAt: ts("resolved_at"),
+    /** The broker the alert is about (each broker's detector judges its own). */
+    broker: brokerColumn(),
   },
   (t) => [
-    uniqueIndex("alerts_open_idx").on(t.kind, t.subject).where(sql`status = 'open'`),
+    uniqueIndex("alerts_open_idx").on(t.kind, t.subject, t.broker).where(sql`status = 'open'`),
     index("alerts_recent_idx").on(t.openedAt.desc(), t.id.desc()),
     index("alerts_subject_idx").on(t.subject),
   ],
@@ -40,4 +42,6 @@ export const schedules = pgTable("schedules", {
   nextDueAt: ts("next_due_at"),
   status: text("status").notNull(),
   updatedAt: ts("updated_at").notNull(),
+  /** The broker whose tasks it was learned from (declared ones: the first broker). */
+  broker: brokerColumn(),
 });

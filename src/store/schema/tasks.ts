@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
 import { bigint, boolean, doublePrecision, index, integer, pgTable, smallint, text } from "drizzle-orm/pg-core";
-import { ts } from "./columns.ts";
+import { brokerColumn, ts } from "./columns.ts";
 
 /**
  * One row per Celery task id: the merge of every event seen about it
@@ -47,6 +47,7 @@ export const tasks = pgTable(
      * took it from the queue (`task-revoked` with `expired: true`).
      */
     expired: boolean("expired").notNull().default(false),
+    broker: brokerColumn(),
   },
   (t) => [
     // Lists are newest first and page on (first_seen_at, id): one index per filter.

@@ -1,9 +1,15 @@
-import { doublePrecision, integer, jsonb, pgTable, text } from "drizzle-orm/pg-core";
-import { ts } from "./columns.ts";
+import { doublePrecision, integer, jsonb, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
+import { brokerColumn, ts } from "./columns.ts";
 
-/** One row per worker node name; liveness is computed from it (state/worker.ts). */
-export const workers = pgTable("workers", {
-  hostname: text("hostname").primaryKey(),
+/**
+ * One row per worker node name on each broker (two clusters may both have a
+ * celery@web1); liveness is computed from it (state/worker.ts).
+ */
+export const workers = pgTable(
+  "workers",
+  {
+  broker: brokerColumn(),
+  hostname: text("hostname").notNull(),
   /** Collector's clock at the latest sign of life (heartbeat or task event). */
   lastHeartbeatAt: ts("last_heartbeat_at"),
   /** Sender's timestamp of the worker event the stats below come from. */
@@ -25,4 +31,6 @@ export const workers = pgTable("workers", {
   reservedTasks: jsonb("reserved_tasks").$type<unknown[]>(),
   activeTasks: jsonb("active_tasks").$type<unknown[]>(),
   inspectedAt: ts("inspected_at"),
-});
+  },
+  (t) => [primaryKey({ name: "workers_pkey", columns: [t.broker, t.hostname] })],
+);

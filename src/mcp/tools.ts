@@ -15,6 +15,9 @@ import { z } from "zod";
 import { alertListAnswer, queueListAnswer, taskAnswer, taskListAnswer, workerAnswer } from "../api/answers.ts";
 import { AlertList, AlertListQuery, QueueList, TaskAnswer, TaskIdParams, TaskList, TaskListQuery, WorkerAnswer, WorkerParams } from "../api/schemas.ts";
 import { NEVER_SEEN_HINT, neverSeen } from "../format.ts";
+import { STATS_WINDOWS, StatsAnswer, type StatsWindowName } from "../api/schemas.ts";
+import { statsBucketJson } from "../api/stats.ts";
+import { taskNameStats } from "../stats/queries.ts";
 import { ANSWER_DEADLINE_MS, DeadlineExceeded, within } from "../http/deadline.ts";
 import { DATABASE_NOT_ANSWERING, answerFor } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -28,7 +31,14 @@ export interface McpDeps {
 }
 
 /** The names of the tools, in the order tools/list gives them. */
-export const MCP_TOOLS = ["get_task", "search_tasks", "list_alerts", "get_worker", "list_queues"] as const;
+export const MCP_TOOLS = ["get_task", "search_tasks", "list_alerts", "get_worker", "list_queues", "task_name_stats"] as const;
+
+/** task_name_stats: a name, a window as the task-name pages offer them, and optionally one queue. */
+const TaskNameStatsInput = z.object({
+  name: z.string().min(1).max(255).meta({ description: "The task's name, exactly (e.g. app.tasks.charge)." }),
+  window: z.enum(Object.keys(STATS_WINDOWS) as [StatsWindowName, ...StatsWindowName[]]).default("24h"),
+  queue: z.string().max(255).optional().meta({ description: "One queue; every queue when absent." }),
+});
 
 /** Every tool only reads Crisper's store. */
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
@@ -128,11 +138,24 @@ export function registerTools(server: McpServer, deps: McpDeps): void {
     () => answer("list_queues", async () => answered(await queueListAnswer(deps.database))),
   );
 
-  // ---- task_name_stats: to be wired when the statistics land ----------------------------------
-  // CONTRACT.md names a sixth tool, `task_name_stats(name, window)`. It answers from
-  // `taskNameStats(database, { name, queue?, from, to, bucket })` (src/stats/), which is
-  // being built separately. To wire it: add "task_name_stats" to MCP_TOOLS and register it
-  // here like the tools above — inputSchema { name, window } (window: e.g. "1h", "24h", "7d",
-  // turned into from/to and a bucket of 60, 3600 or 86400 s), outputSchema the answer schema
-  // of GET /api/stats, and the handler `answer("task_name_stats", async () => answered(…))`.
+  server.registerTool(
+    "task_name_stats",
+    {
+      title: "Statistics of a Celery task name",
+      description:
+        "One task name's history over a window (1h, 24h, 7d or 30d; default 24h): per bucket (a minute for 1h, an hour up to 7d, a day beyond), how many succeeded, failed, were retried, revoked or expired, runtime p50/p95/p99 and wait p95 in seconds. Kept past the tasks themselves.",
+      inputSchema: TaskNameStatsInput,
+      outputSchema: StatsAnswer,
+      annotations: READ_ONLY,
+    },
+    ({ name, window, queue }) =>
+      answer("task_name_stats", async () => {
+        const to = now();
+        const windowS = STATS_WINDOWS[window];
+        const bucket = windowS <= 3600 ? 60 : windowS <= 7 * 86_400 ? 3600 : 86_400;
+        const buckets = await taskNameStats(deps.database, { name, queue, from: new Date((to - windowS) * 1000), to: new Date(to * 1000), bucket });
+        return answered({ buckets: buckets.map(statsBucketJson), bucket_s: bucket } satisfies StatsAnswer);
+      }),
+  );
+
 }

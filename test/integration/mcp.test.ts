@@ -109,6 +109,18 @@ describe("tools/call", () => {
     const queues = await call("list_queues");
     expect(queues.data?.queues).toEqual([expect.objectContaining({ name: "celery", depth: 7, unacked: 2 })]);
   });
+
+  test("task_name_stats: a window's buckets, from the statistics the pages show", async () => {
+    const day = await call("task_name_stats", { name: "labapp.flaky" });
+    expect(day.data?.bucket_s).toBe(3600);
+    // 24 h not aligned on the hour: the partial hours at both ends are buckets too.
+    expect([24, 25]).toContain(day.data?.buckets.length);
+    expect(day.data?.buckets[0]).toEqual(expect.objectContaining({ succeeded: expect.any(Number), runtime_p95: null }));
+    const hour = await call("task_name_stats", { name: "labapp.flaky", window: "1h" });
+    expect(hour.data?.bucket_s).toBe(60);
+    const bad = await call("task_name_stats", { name: "labapp.flaky", window: "1y" });
+    expect(bad.result.isError).toBe(true);
+  });
 });
 
 describe("sign-in", () => {

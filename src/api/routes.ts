@@ -126,9 +126,11 @@ export function createApiRoutes(deps: ApiDeps) {
 
   api.post(API.purgeQueue.path, auditRefusals(auditDeps, "purge", "name"), adminOnly(deps.auth, "json"), validated("param", API.purgeQueue.params), validated("json", API.purgeQueue.body), async (c) => {
     const { name } = c.req.valid("param");
-    const { confirm } = c.req.valid("json");
-    const purged = await audited(auditDeps, actorOf(c), { action: "purge", target: name }, async () => {
-      const purged = await purgeQueue(deps.broker, name, confirm);
+    const { confirm, broker } = c.req.valid("json");
+    const purged = await audited(auditDeps, actorOf(c), { action: "purge", target: broker ? `${broker}/${name}` : name }, async () => {
+      const through = broker === undefined ? deps.broker : deps.brokers?.get(broker);
+      if (broker !== undefined && !through) throw new HttpError(404, `no broker named ${broker.slice(0, 32)} is watched`);
+      const purged = await purgeQueue(through, name, confirm);
       return { answer: purged, detail: { purged } };
     });
     return c.json({ purged } satisfies PurgeAnswer);

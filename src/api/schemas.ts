@@ -697,9 +697,15 @@ export type RequeueAnswer = z.infer<typeof RequeueAnswer>;
 export const QueueParams = z.object({ name: plainText().meta({ description: "The queue's name", example: "celery" }) });
 
 export const PurgeBody = z
-  .object({ confirm: z.string({ error: "expected the queue's name again" }).max(MAX_TEXT).meta({ description: "The queue's name, typed again." }) }, {
-    error: 'expected a JSON object: {"confirm": "<queue name>"}',
-  })
+  .object(
+    {
+      confirm: z.string({ error: "expected the queue's name again" }).max(MAX_TEXT).meta({ description: "The queue's name, typed again." }),
+      broker: z.string().max(32).optional().meta({ description: "With BROKERS: which broker's queue (the first broker's when absent)." }),
+    },
+    {
+      error: 'expected a JSON object: {"confirm": "<queue name>"}',
+    },
+  )
   .meta({ id: "PurgeBody" });
 
 export const PurgeAnswer = z.object({ purged: z.number().int().meta({ description: "Messages deleted, all priorities." }) }).meta({ id: "PurgeAnswer" });

@@ -11,6 +11,7 @@
  * taken away from it.
  */
 import type { BrokerPort } from "../../broker/port.ts";
+import { brokersFor } from "../revoke.ts";
 import { AT_WORKER_STATES } from "../../celery/states.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { Database } from "../../store/database.ts";
@@ -28,12 +29,17 @@ export interface RequeueDone {
   skipped: { delivery_tag: string; reason: string }[];
 }
 
-export async function requeueStranded(deps: { database: Database; broker?: BrokerPort }, hostname: string, now: number): Promise<RequeueDone> {
-  const broker = deps.broker;
-  if (!broker) throw new HttpError(503, "this process has no broker connection");
-  if (!broker.capabilities.strandsPrefetched || !broker.requeueStranded) throw new HttpError(409, NOTHING_STRANDED_HERE);
+export async function requeueStranded(
+  deps: { database: Database; broker?: BrokerPort; brokers?: ReadonlyMap<string, BrokerPort> },
+  hostname: string,
+  now: number,
+): Promise<RequeueDone> {
   const w = await getWorker(deps.database, hostname);
   if (!w) throw new HttpError(404, `worker ${hostname} was never seen`);
+  // The worker's own broker (BROKERS) holds its unacknowledged messages.
+  const broker = brokersFor(deps, w.broker)[0];
+  if (!broker) throw new HttpError(503, "this process has no broker connection");
+  if (!broker.capabilities.strandsPrefetched || !broker.requeueStranded) throw new HttpError(409, NOTHING_STRANDED_HERE);
   const live = livenessOf(w, now);
   if (live.status === "online") {
     throw new HttpError(409, `${hostname} is online (its last heartbeat was ${Math.round(now - (unixSeconds(w.lastHeartbeatAt) ?? now))} s ago): the messages it holds are its own to run`);

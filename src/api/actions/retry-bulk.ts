@@ -23,7 +23,7 @@ export async function bulkRetryCandidates(database: Database, name: string, sinc
 }
 
 export async function retryFailures(
-  deps: { database: Database; broker?: BrokerPort },
+  deps: { database: Database; broker?: BrokerPort; brokers?: ReadonlyMap<string, BrokerPort> },
   r: { name: string; since: Date; until: Date; confirm: number },
   actor: string,
   now: Date,

@@ -17,6 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { alertsForSubject } from "../../alerts/store.ts";
 import type { BrokerPort } from "../../broker/port.ts";
+import { brokersFor } from "../revoke.ts";
 import { isLiteralDict, type Literal, parseLiteral } from "../../celery/python-literal.ts";
 import type { TaskState } from "../../celery/states.ts";
 import { taskMessage } from "../../celery/task-message.ts";
@@ -78,7 +79,7 @@ export interface RetryDone {
 }
 
 /** Sends the task again; throws an HttpError (404, 409 with the reason, 502) when it cannot. */
-export async function retryTask(deps: { database: Database; broker?: BrokerPort }, id: string, actor: string, now: Date): Promise<RetryDone> {
+export async function retryTask(deps: { database: Database; broker?: BrokerPort; brokers?: ReadonlyMap<string, BrokerPort> }, id: string, actor: string, now: Date): Promise<RetryDone> {
   const task = await getTask(deps.database, id);
   if (!task) throw new HttpError(404, `task ${id} was never seen by Crisper`);
   if (!task.name) throw new HttpError(409, `cannot retry ${id}: its task name is not known`);
@@ -86,7 +87,8 @@ export async function retryTask(deps: { database: Database; broker?: BrokerPort 
     const lost = (await alertsForSubject(deps.database, id)).some((a) => a.kind === "task_lost" && a.status === "open");
     if (!lost) throw new HttpError(409, `cannot retry ${id}: it is ${task.state}; only a failed, revoked, expired, rejected or lost task is retried`);
   }
-  const broker = deps.broker;
+  // Sent again through the broker it came through (BROKERS): its workers listen there.
+  const broker = brokersFor(deps, task.broker)[0];
   if (!broker?.publishTask) throw new HttpError(503, "this process has no broker connection to send the task through");
   const [meta, events] = await Promise.all([broker.getResult(id).catch(() => null), getTaskEvents(deps.database, [id])]);
   const found = knownArguments(meta, events);

@@ -72,9 +72,10 @@ export class Producer {
     const rootId = o.rootId ?? id;
     const parentId = o.parentId ?? null;
     this.registry.set(id, call);
+    const expires = call.expiresInS === undefined ? null : new Date(Date.now() + call.expiresInS * 1000).toISOString();
     this.server.push(
       call.queue,
-      taskMessage({ id, name: call.name, args: call.args, kwargs: call.kwargs, retries, rootId, parentId, origin: this.sender.hostname, queue: call.queue, eta: null }),
+      taskMessage({ id, name: call.name, args: call.args, kwargs: call.kwargs, retries, rootId, parentId, origin: this.sender.hostname, queue: call.queue, eta: null, expires }),
     );
     // task_send_sent_event=True: one `task-sent` per message, on its own routing key.
     this.server.publishEvent(
@@ -89,7 +90,7 @@ export class Producer {
         kwargs: pyRepr(call.kwargs),
         retries,
         eta: null,
-        expires: null,
+        expires,
         queue: call.queue,
         exchange: "",
         routing_key: call.queue,
@@ -109,6 +110,8 @@ interface Request {
   argsrepr: string;
   kwargsrepr: string;
   retries: number;
+  /** Unix seconds after which a worker discards it unrun; null without `expires`. */
+  expiresAt: number | null;
   rootId: string;
   parentId: string | null;
   redelivered: boolean;
@@ -264,6 +267,13 @@ export class Worker {
           this.server.ack(delivery.tag);
           continue;
         }
+        if (r.expiresAt !== null && r.expiresAt < now()) {
+          // Celery 5.2 on receipt of an expired task: acknowledged, revoked
+          // with expired=True, never run (and no task-received).
+          this.server.ack(delivery.tag);
+          this.taskEvent("task-revoked", { uuid: r.id, terminated: false, signum: null, expired: true });
+          continue;
+        }
         this.reserved.push(r);
         this.taskEvent("task-received", {
           uuid: r.id,
@@ -299,6 +309,7 @@ export class Worker {
         argsrepr: String(h.argsrepr),
         kwargsrepr: String(h.kwargsrepr),
         retries: Number(h.retries) || 0,
+        expiresAt: typeof h.expires === "string" && Number.isFinite(Date.parse(h.expires)) ? Date.parse(h.expires) / 1000 : null,
         rootId: String(h.root_id ?? id),
         parentId: typeof h.parent_id === "string" ? h.parent_id : null,
         redelivered: h.redelivered === true || env.properties.delivery_info?.redelivered === true,

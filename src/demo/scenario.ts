@@ -13,6 +13,8 @@
  *         the 20 s visibility timeout) and runs it again (duplicate_execution)
  *  +25 s  a reconciliation hangs on a lock (task_stalled)
  *  +30 s  the month-end invoice rush: more than the reports workers drain (queue_backlog)
+ *  +41 s  payment reminders sent with expires=2 wait behind the rush and
+ *         are discarded unrun when a worker reaches them (tasks_expired)
  *  +60 s  worker-2 is restarted by its supervisor; the extra reports worker stops
  *  +65 s  Beat is back; +72 s the rush ends; +95 s the reconciliation gets its lock
  *
@@ -20,7 +22,7 @@
  */
 import type { DemoServer } from "./memory-broker.ts";
 import { Beat, Producer, Registry, Worker } from "./cluster.ts";
-import { BEAT_SCHEDULE, everydayTask, hangingTask, invoiceTask, longExport, slowImageTask } from "./tasks.ts";
+import { BEAT_SCHEDULE, everydayTask, hangingTask, invoiceTask, longExport, reminderTask, slowImageTask } from "./tasks.ts";
 import type { Logger } from "../log.ts";
 
 export const CYCLE_S = 150;
@@ -71,7 +73,7 @@ export function startDemoCluster(server: DemoServer, log: Logger): DemoCluster {
   };
 
   function cycle(n: number) {
-    log.info(`cycle ${n}: staging a duplicate, a dead worker, Beat stopping, a stalled task and a backlog`);
+    log.info(`cycle ${n}: staging a duplicate, a dead worker, Beat stopping, a stalled task, a backlog and expiring tasks`);
     // 30 s: past the visibility timeout, and over before the next worker start-up restores it again.
     at(2, () => web.send(longExport(30)));
     at(6, () => {
@@ -96,6 +98,9 @@ export function startDemoCluster(server: DemoServer, log: Logger): DemoCluster {
     at(30, () => {
       const stopRush = repeat(0.25, () => web.send(invoiceTask()));
       at(42, stopRush);
+    });
+    at(41, () => {
+      for (let i = 0; i < 4; i++) web.send(reminderTask());
     });
     at(60, () => {
       victim.start();

@@ -18,6 +18,8 @@ export interface TaskCall {
   runtimeS: number;
   /** `acks_late=True`: the message is acknowledged when the task ends, not when it starts. */
   acksLate?: boolean;
+  /** Sent with `expires=` this many seconds: discarded unrun by a worker that takes it later. */
+  expiresInS?: number;
 }
 
 const rand = (min: number, max: number) => min + Math.random() * (max - min);
@@ -138,6 +140,11 @@ export function hangingTask(runtimeS: number): TaskCall {
 }
 
 /** The month-end rush of invoices: more than the reports workers can drain. */
+/** A payment reminder is worth sending only soon: `expires=2` (it sits behind the invoice rush and expires). */
+export function reminderTask(): TaskCall {
+  return { name: "reports.tasks.send_payment_reminder", args: [`INV-${id(10000, 99999)}`], kwargs: {}, queue: "reports", runtimeS: rand(0.2, 0.5), expiresInS: 2 };
+}
+
 export function invoiceTask(): TaskCall {
   return { name: "reports.tasks.render_invoice_pdf", args: [`INV-${id(10000, 99999)}`], kwargs: {}, queue: "reports", runtimeS: rand(1.5, 2.5) };
 }

@@ -55,6 +55,8 @@ export interface TaskMessageFields {
   origin: string;
   queue: string;
   eta: string | null;
+  /** Celery's `expires` (ISO 8601): a worker that takes it later discards it unrun. */
+  expires?: string | null;
 }
 
 /** A task message, protocol 2, as `app.send_task` puts it on a queue: `[args, kwargs, embed]`, the rest in headers. */
@@ -69,7 +71,7 @@ export function taskMessage(t: TaskMessageFields): string {
       id: t.id,
       shadow: null,
       eta: t.eta,
-      expires: null,
+      expires: t.expires ?? null,
       group: null,
       group_index: null,
       retries: t.retries,

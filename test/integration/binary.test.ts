@@ -106,10 +106,10 @@ test("crisper demo from the binary, in an empty directory with no broker: tasks,
   await waitUntil(
     async () => {
       const alerts = (await get("/api/alerts?status=all&limit=500")).alerts as { kind: string }[];
-      return ["task_stalled", "queue_backlog", "prefetched_stranded"].every((k) => alerts.some((a) => a.kind === k));
+      return ["task_stalled", "queue_backlog", "prefetched_stranded", "tasks_expired"].every((k) => alerts.some((a) => a.kind === k));
     },
     120_000,
-    "task_stalled, queue_backlog and prefetched_stranded",
+    "task_stalled, queue_backlog, prefetched_stranded and tasks_expired",
     1000,
   );
 

@@ -505,6 +505,21 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
   const { tasks: nTasks, bytes } = one(await env.pg<{ tasks: string; bytes: string }[]>`
     select (select count(*) from tasks) as tasks,
            pg_total_relation_size('tasks') + pg_total_relation_size('events') as bytes`);
+  // Where the bytes go: each table's heap (with TOAST) and each of its indexes, per task.
+  const parts = await env.pg<{ name: string; bytes: string }[]>`
+    select c.relname as name, pg_table_size(c.oid) as bytes from pg_class c
+    where c.relname in ('tasks', 'events')
+    union all
+    select i.indexrelid::regclass::text, pg_relation_size(i.indexrelid) from pg_index i
+    where i.indrelid in ('tasks'::regclass, 'events'::regclass)
+    order by 2 desc`;
+  log(`bytes per task: ${parts.map((p) => `${p.name} ${fmt(Number(p.bytes) / Number(nTasks))}`).join(", ")}`);
+  // And each column's average stored size (pg_column_size), per row.
+  for (const table of ["tasks", "events"]) {
+    const columns = await env.pg<{ column_name: string }[]>`select column_name from information_schema.columns where table_name = ${table} order by ordinal_position`;
+    const sizes = one(await env.pg.unsafe(`select ${columns.map((c) => `avg(pg_column_size(${c.column_name}))::float8 as ${c.column_name}`).join(", ")} from ${table}`)) as Record<string, number>;
+    log(`${table}: average bytes per row by column: ${Object.entries(sizes).map(([k, v]) => `${k} ${Number(v ?? 0).toFixed(1)}`).join(", ")}`);
+  }
   return {
     tasks: pub.tasks,
     lost: Number(before) + pub.events - stored,

@@ -2,9 +2,11 @@
 import m0 from "./0000_init.sql" with { type: "text" };
 import m1 from "./0001_alerts.sql" with { type: "text" };
 import m2 from "./0002_slack.sql" with { type: "text" };
+import m3 from "./0003_storage.sql" with { type: "text" };
 
 export const migrations: { tag: string; when: number; breakpoints: boolean; sql: string }[] = [
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
   { tag: "0001_alerts", when: 1795514892147, breakpoints: true, sql: m1 },
   { tag: "0002_slack", when: 1795524158767, breakpoints: true, sql: m2 },
+  { tag: "0003_storage", when: 1795630943480, breakpoints: true, sql: m3 },
 ];

@@ -42,3 +42,9 @@ export const NEVER_SEEN_HINT =
 
 /** The headline for a task id never seen. */
 export const neverSeen = (id: string) => `Crisper has never seen task ${id}`;
+
+/** Retention as a duration a person reads: `30d`, `12h`, `90s`. */
+export function formatRetention(seconds: number): string {
+  for (const [unit, s] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) if (seconds >= s && seconds % s === 0) return `${seconds / s}${unit}`;
+  return `${seconds}s`;
+}

@@ -8,6 +8,7 @@ import { type Collector, createCollector } from "./collector/collector.ts";
 import { join } from "node:path";
 import { type Config, publicUrl, redact } from "./config.ts";
 import { type Logger, logger } from "./log.ts";
+import type { Periodic } from "./supervise.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
@@ -17,9 +18,12 @@ import { type Detector, createDetector, detectConfig } from "./detect/index.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
 import { createSlackBot, SLACK_OFF, type SlackBot } from "../bot/slack-app.ts";
+import { type RetentionOptions, startRetention } from "./store/retention.ts";
 
 export interface Running {
   stop(): Promise<void>;
+  /** The retention pass's loop, in processes that collect (run it now: `retention.runNow()`). */
+  retention?: Periodic;
   /** The web server's URL, when this process serves one. */
   url?: string;
   collector?: Collector;
@@ -113,6 +117,19 @@ export function openBroker(config: Config, log: Logger): BrokerPort {
   });
 }
 
+/**
+ * What a retention pass needs from the config. `extra` holds the statistics'
+ * hooks (a rollup before tasks are deleted, their own prunes after).
+ */
+export function retentionOptions(config: Config, extra: Pick<RetentionOptions, "beforePrune" | "extraPrunes"> = {}): RetentionOptions {
+  return {
+    taskRetentionS: config.TASK_RETENTION,
+    alertRetentionS: config.ALERT_RETENTION,
+    statsRetentionS: config.STATS_RETENTION,
+    ...extra,
+  };
+}
+
 export async function run(config: Config, parts: Parts): Promise<Running> {
   const log = logger("crisper");
   const database = await openStore(config, log);
@@ -121,6 +138,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
   let collector: Collector | undefined;
   let url: string | undefined;
   let detector: Detector | undefined;
+  let retention: Periodic | undefined;
   // Live page updates come from this process's collector and detectors;
   // on PostgreSQL they also travel through NOTIFY to web processes elsewhere.
   const live = parts.web ? createLiveHub() : undefined;
@@ -192,6 +210,11 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     stops.push(() => c.stop());
     d.start();
     stops.push(() => d.stop());
+    // Retention runs beside the detector (any process that collects; on
+    // PostgreSQL an advisory lock keeps two collectors' passes apart).
+    const r = startRetention(database, { ...retentionOptions(config), intervalS: config.RETENTION_INTERVAL_S, log: logger("retention") });
+    retention = r;
+    stops.push(() => r.stop());
     if (config.COLLECTOR_GC_INTERVAL_S > 0) {
       // Memory stays flat when garbage is collected steadily (COLLECTOR_GC_INTERVAL_S),
       // overload included: the buffer is bounded, and so is what a collection marks.
@@ -219,6 +242,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
       slack: slack ?? SLACK_OFF,
       log: logger("web"),
       only: parts.web ? undefined : "slack",
+      retention: { taskS: config.TASK_RETENTION, alertS: config.ALERT_RETENTION },
     });
     const server = Bun.serve({
       hostname: config.HOST,
@@ -239,6 +263,7 @@ export async function run(config: Config, parts: Parts): Promise<Running> {
     url,
     collector,
     detector,
+    retention,
     slack: slack ?? undefined,
     database,
     async stop() {

@@ -3,7 +3,7 @@
 import type { Alert, Queue, Worker } from "../src/api/schemas.ts";
 import type { MinuteCounts } from "../src/store/queries/tasks.ts";
 import { AT_WORKER_STATES } from "../src/celery/states.ts";
-import { ago, seconds } from "../src/format.ts";
+import { ago, formatRetention, seconds } from "../src/format.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
 
@@ -99,6 +99,8 @@ export function OverviewPage(props: {
   queues: Queue[];
   alerts: Alert[];
   now: number;
+  /** The database's size, and how long tasks and resolved alerts are kept (when this process knows). */
+  storage?: { databaseBytes: number; retention?: { taskS: number; alertS: number } };
 }) {
   const c = props.counts;
   const done = (c.SUCCESS ?? 0) + (c.FAILURE ?? 0);
@@ -164,7 +166,26 @@ export function OverviewPage(props: {
             ))}
           </tbody>
         </table>
+        {props.storage ? <Storage {...props.storage} /> : null}
       </div>
     </div>
   );
+}
+
+/** One line: the database's size and the retention in force. */
+function Storage(props: { databaseBytes: number; retention?: { taskS: number; alertS: number } }) {
+  const r = props.retention;
+  return (
+    <p class="muted" id="storage">
+      Database: {bytes(props.databaseBytes)}
+      {r ? ` · tasks and their events kept ${formatRetention(r.taskS)} after their last event, resolved alerts ${formatRetention(r.alertS)}` : ""}
+    </p>
+  );
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
 }

@@ -15,6 +15,7 @@ import { type Logger, errorText } from "../log.ts";
 import { registry } from "../metrics.ts";
 import type { Database } from "../store/database.ts";
 import { listQueues } from "../store/queries/queues.ts";
+import { databaseBytes } from "../store/queries/size.ts";
 import { listWorkers, livenessOf } from "../store/queries/workers.ts";
 
 /** How long a scrape waits for the store's gauges: well inside a scrape timeout, and the 2 s a probe waits. */
@@ -49,6 +50,12 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     registers: [fromStore],
   });
 
+  const databaseSize = new Gauge({
+    name: "crisper_database_bytes",
+    help: "The database's size on disk, bytes (pg_database_size).",
+    registers: [fromStore],
+  });
+
   // Whether the store's gauges are in this scrape: its own registry, written at every scrape.
   const scrape = new Registry();
   const stale = new Gauge({
@@ -60,7 +67,7 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
   const routes = new Hono<Env>();
   routes.get("/metrics", async (c) => {
     const t = now();
-    const read = await within(METRICS_STORE_DEADLINE_MS, Promise.all([listWorkers(deps.database), listQueues(deps.database)])).catch((e: unknown) => {
+    const read = await within(METRICS_STORE_DEADLINE_MS, Promise.all([listWorkers(deps.database), listQueues(deps.database), databaseBytes(deps.database)])).catch((e: unknown) => {
       deps.log?.once("metrics-stale", `/metrics: the database did not answer (${errorText(e)}); its gauges are left out while it does not`);
       return null;
     });
@@ -70,8 +77,10 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     workerActive.reset();
     queueLength.reset();
     queueUnacked.reset();
+    databaseSize.reset();
     if (read) {
-      const [workers, queues] = read;
+      const [workers, queues, dbBytes] = read;
+      databaseSize.set(dbBytes);
       for (const w of workers) {
         const live = livenessOf(w, t);
         workerUp.set({ hostname: w.hostname }, live.status === "online" ? 1 : 0);

@@ -79,7 +79,7 @@ function insertEvents(rows: EventRow[]): Statement {
   const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
   return [
     `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-    select task_id, key::bigint, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::jsonb
+    select task_id, key::bigint, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::json
     from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json))
       as x(task_id, key, type, hostname, ts, lr, source, fields)
     on conflict do nothing`,

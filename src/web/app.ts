@@ -21,6 +21,8 @@ export interface AppDeps extends ApiDeps {
   slack?: MountedHandler;
   /** `slack`: only Slack's endpoint and health (`crisper bot`). */
   only?: "slack";
+  /** The retention in force, for the overview (seconds). */
+  retention?: { taskS: number; alertS: number };
 }
 
 export function createApp(deps: AppDeps) {

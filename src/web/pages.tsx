@@ -28,6 +28,7 @@ import { AlertsPage } from "../../views/alerts.tsx";
 import { CSS, Layout } from "../../views/layout.tsx";
 import { ErrorPage, errorTitle } from "../../views/error.tsx";
 import { OverviewPage } from "../../views/overview.tsx";
+import { databaseBytes } from "../store/queries/size.ts";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
@@ -57,6 +58,8 @@ export interface PageDeps {
   auth?: Auth;
   broker?: BrokerPort;
   log?: Logger;
+  /** The retention in force (TASK_RETENTION, ALERT_RETENTION, seconds), shown on the overview. */
+  retention?: { taskS: number; alertS: number };
 }
 
 /**
@@ -118,12 +121,13 @@ export function createPageRoutes(deps: PageDeps) {
   pages.get("/", inTime, async (c) => {
     const t = now();
     const windowMin = 60;
-    const [throughput, workers, queues, alerts, gaps] = await Promise.all([
+    const [throughput, workers, queues, alerts, gaps, dbBytes] = await Promise.all([
       throughputOf(t, windowMin),
       listWorkers(deps.database),
       listQueues(deps.database),
       listAlerts(deps.database, { status: "open", limit: 100 }),
       listAlerts(deps.database, { status: "all", kind: "event_gap", limit: 50 }),
+      databaseBytes(deps.database),
     ]);
     const counts: Record<string, number> = {};
     for (const m of throughput.minutes) for (const [state, n] of Object.entries(m.byState)) counts[state] = (counts[state] ?? 0) + n;
@@ -139,6 +143,7 @@ export function createPageRoutes(deps: PageDeps) {
           queues={queues.map(queueJson)}
           alerts={alerts.map(alertJson)}
           now={t}
+          storage={{ databaseBytes: dbBytes, retention: deps.retention }}
         />
       </Layout>,
     );

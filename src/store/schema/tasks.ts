@@ -44,12 +44,15 @@ export const tasks = pgTable(
     lastEventAt: ts("last_event_at").notNull(),
   },
   (t) => [
-    // Lists are newest first and page on (first_seen_at, id): one index per filter.
+    // Lists are newest first and page on (first_seen_at, id): one index per
+    // filter. The filters' indexes leave the id out (half their size: a task
+    // id is 37 bytes): PostgreSQL walks them in first_seen_at order and sorts
+    // only the tasks of one same microsecond by id (an incremental sort).
     index("tasks_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_queue_recent_idx").on(t.queue, t.firstSeenAt.desc(), t.id.desc()),
+    index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc()),
+    index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc()),
+    index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc()),
+    index("tasks_queue_recent_idx").on(t.queue, t.firstSeenAt.desc()),
     // Unfinished tasks are what the detectors scan; keep that index small.
     index("tasks_unfinished_idx")
       .on(t.state, t.startedAt)

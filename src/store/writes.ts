@@ -43,8 +43,11 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   const workerPatches = [...batch.workers].sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
   // The collector's hot path: plain SQL text and parameters, no query builder.
   await database.transaction(async (query) => {
-    if (batch.events.length > 0) await query(...insertEvents(batch.events));
+    // Tasks first: their rows stay locked until commit, which makes the
+    // events' "not already stored" check safe against a second collector
+    // (every event row has its task's patch in the same batch: buildBatch).
     if (taskPatches.length > 0) await query(...upsertTasks(taskPatches));
+    if (batch.events.length > 0) await query(...insertEvents(batch.events));
     if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches));
     if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
   });
@@ -77,12 +80,15 @@ function insertEvents(rows: EventRow[]): Statement {
     fields[i] = e.fields;
   }
   const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
+  // No unique index to conflict on (schema/events.ts): an event already
+  // stored, or twice in this batch, is left out here.
   return [
     `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-    select task_id, key::bigint, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::json
+    select distinct on (task_id, key) task_id, key, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::json
     from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json))
-      as x(task_id, key, type, hostname, ts, lr, source, fields)
-    on conflict do nothing`,
+      as x(task_id, key_text, type, hostname, ts, lr, source, fields),
+      lateral (select key_text::bigint as key) k
+    where not exists (select 1 from events e where e.task_id = x.task_id and e.key = k.key)`,
     [taskId, key, type, hostname, ts, lr, source, fields].map((c) => JSON.stringify(c)),
   ];
 }

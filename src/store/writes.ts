@@ -19,6 +19,7 @@ import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
 import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
+import { sharedCondition, withoutShared } from "./shared-fields.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -68,6 +69,8 @@ function insertEvents(rows: EventRow[]): Statement {
   const lr = new Array<number>(n);
   const source = new Array<string>(n);
   const fields = new Array<Record<string, unknown>>(n);
+  const rest = new Array<Record<string, unknown> | null>(n);
+  const mask = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const e = rows[i] as EventRow;
     taskId[i] = e.taskId;
@@ -78,18 +81,27 @@ function insertEvents(rows: EventRow[]): Statement {
     lr[i] = e.localReceived;
     source[i] = e.source;
     fields[i] = e.fields;
+    // Only the event stream's descriptive fields are final in the task row (shared-fields.ts).
+    const shared = e.source === "events" ? withoutShared(e.fields) : { mask: 0, rest: null };
+    rest[i] = shared.rest;
+    mask[i] = shared.mask;
   }
   const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
   // No unique index to conflict on (schema/events.ts): an event already
-  // stored, or twice in this batch, is left out here.
+  // stored, or twice in this batch, is left out here. The task rows were
+  // upserted just before, in this transaction: an event whose descriptive
+  // fields its row now holds is stored without them (shared-fields.ts).
   return [
-    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-    select distinct on (task_id, key) task_id, key, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::json
-    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json))
-      as x(task_id, key_text, type, hostname, ts, lr, source, fields),
-      lateral (select key_text::bigint as key) k
+    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields, fields_in_task)
+    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8), x.source,
+      case when s.shared then x.rest else x.fields end, case when s.shared then x.mask::int else 0 end
+    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json), json_array_elements($9::text::json), ${column(10)})
+      as x(task_id, key_text, type, hostname, ts, lr, source, fields, rest, mask),
+      lateral (select x.key_text::bigint as key) k,
+      lateral (select x.mask::int <> 0 and exists (
+        select 1 from tasks t where t.id = x.task_id and ${sharedCondition("t", "x.fields", "x.mask::int")}) as shared) s
     where not exists (select 1 from events e where e.task_id = x.task_id and e.key = k.key)`,
-    [taskId, key, type, hostname, ts, lr, source, fields].map((c) => JSON.stringify(c)),
+    [taskId, key, type, hostname, ts, lr, source, fields, rest, mask].map((c) => JSON.stringify(c)),
   ];
 }
 

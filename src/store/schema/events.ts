@@ -1,4 +1,4 @@
-import { bigint, index, json, jsonb, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
+import { bigint, index, json, jsonb, pgTable, primaryKey, smallint, text } from "drizzle-orm/pg-core";
 import { ts } from "./columns.ts";
 
 /**
@@ -29,6 +29,12 @@ export const events = pgTable(
      * nothing queries inside it.
      */
     fields: json("fields").$type<Record<string, unknown>>().notNull(),
+    /**
+     * The fields left out of `fields` because the task's row holds them,
+     * one bit each (store/shared-fields.ts); read them through
+     * getTaskEvents, which puts them back.
+     */
+    fieldsInTask: smallint("fields_in_task").notNull().default(0),
   },
   (t) => [index("events_task_idx").on(t.taskId)],
 );

@@ -36,30 +36,31 @@ export const SHARED_FIELDS: readonly SharedField[] = DESCRIPTIVE_FIELDS.map((fie
 /** The info_source of the event stream (state/task-patch.ts): the best, so a value from it is final. */
 export const EVENT_STREAM_SOURCE = 2;
 
+/** A task row's descriptive columns as the upsert returns them (writes.ts), keyed by column name. */
+export type SharedRow = Record<string, unknown>;
+
+/** SQL: what the task upsert returns for withoutShared: the id, the source, and the descriptive columns. */
+export const SHARED_RETURNING = ["id", "info_source", ...SHARED_FIELDS.map((s) => s.column)].join(", ");
+
 /**
- * An event's fields without the descriptive ones that are strings (those a
- * task row can hold), and the bits of those left out; mask 0 and null when
- * there are none.
+ * An event's fields without those its task row holds as the same string,
+ * from the event stream, and the bits of those left out (mask 0 and the
+ * fields themselves when there are none). `row` is the task's row as the
+ * upsert in the same transaction left it: its lock is held to the commit, so
+ * those values are the committed ones, and final from then on.
  */
-export function withoutShared(fields: Record<string, unknown>): { mask: number; rest: Record<string, unknown> | null } {
+export function withoutShared(fields: Record<string, unknown>, row: SharedRow | undefined): { mask: number; fields: Record<string, unknown> } {
+  if (!row || Number(row.info_source) !== EVENT_STREAM_SOURCE) return { mask: 0, fields };
   let mask = 0;
-  for (const s of SHARED_FIELDS) if (typeof fields[s.wire] === "string") mask |= s.bit;
-  if (mask === 0) return { mask, rest: null };
+  for (const s of SHARED_FIELDS) {
+    const v = fields[s.wire];
+    if (typeof v === "string" && row[s.column] === v) mask |= s.bit;
+  }
+  if (mask === 0) return { mask, fields };
   const rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) rest[k] = v;
   for (const s of SHARED_FIELDS) if (mask & s.bit) delete rest[s.wire];
-  return { mask, rest };
-}
-
-/**
- * SQL: whether the task row `t` holds, from the event stream, every field of
- * `mask` exactly as the event `fields` (json) has it.
- */
-export function sharedCondition(t: string, fields: string, mask: string): string {
-  return [
-    `${t}.info_source = ${EVENT_STREAM_SOURCE}`,
-    ...SHARED_FIELDS.map((s) => `(${mask} & ${s.bit} = 0 or ${t}.${s.column} = ${fields}->>'${s.wire}')`),
-  ].join(" and ");
+  return { mask, fields: rest };
 }
 
 /** Puts back the fields an event was stored without, from its task's row. */

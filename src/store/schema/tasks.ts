@@ -45,10 +45,11 @@ export const tasks = pgTable(
   },
   (t) => [
     // Lists are newest first and page on (first_seen_at, id): one index per
-    // filter. The filters' indexes leave the id out (half their size: a task
-    // id is 37 bytes): PostgreSQL walks them in first_seen_at order and sorts
-    // only the tasks of one same microsecond by id (an incremental sort).
-    index("tasks_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()),
+    // filter. The indexes leave the id out (a third of their size or less: a
+    // task id is 37 bytes, and equal keys are then deduplicated): PostgreSQL
+    // walks them in first_seen_at order and sorts only the tasks of one same
+    // microsecond by id (an incremental sort).
+    index("tasks_recent_idx").on(t.firstSeenAt.desc()),
     index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc()),
     index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc()),
     index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc()),

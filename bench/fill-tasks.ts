@@ -33,7 +33,7 @@ export async function fillTasks(pg: postgres.Sql, target: number, log: (s: strin
       on conflict do nothing`);
     await pg.unsafe(`
       insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'bench-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      select 'bench-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
       on conflict do nothing`);
     log(`history: ${(have + to).toLocaleString("en-US")} tasks stored`);
@@ -66,7 +66,7 @@ export async function fillAgedTasks(pg: postgres.Sql, n: number, retentionS: num
       on conflict do nothing`);
     await pg.unsafe(`
       insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'aged-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      select 'aged-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)`);
     log(`retention: ${to.toLocaleString("en-US")} of ${n.toLocaleString("en-US")} tasks filled (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }

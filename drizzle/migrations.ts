@@ -8,5 +8,5 @@ export const migrations: { tag: string; when: number; breakpoints: boolean; sql:
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
   { tag: "0001_alerts", when: 1795514892147, breakpoints: true, sql: m1 },
   { tag: "0002_slack", when: 1795524158767, breakpoints: true, sql: m2 },
-  { tag: "0003_storage", when: 1795634219154, breakpoints: true, sql: m3 },
+  { tag: "0003_storage", when: 1795634469159, breakpoints: true, sql: m3 },
 ];

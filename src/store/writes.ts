@@ -107,7 +107,7 @@ function insertEvents(rows: EventRow[], taskRows: ReadonlyMap<string, SharedRow>
   // without its row, which this transaction holds.
   return [
     `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields, fields_in_task)
-    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8), x.source,
+    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type::task_event_type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8), x.source,
       x.fields, x.mask::smallint
     from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json), ${column(9)}, ${column(10)})
       as x(task_id, key_text, type, hostname, ts, lr, source, fields, mask, fresh),

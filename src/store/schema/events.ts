@@ -1,4 +1,5 @@
-import { bigint, index, json, jsonb, pgTable, primaryKey, smallint, text } from "drizzle-orm/pg-core";
+import { bigint, index, json, jsonb, pgEnum, pgTable, primaryKey, smallint, text } from "drizzle-orm/pg-core";
+import { TASK_EVENT_STATE, type TaskEventType } from "../../celery/states.ts";
 import { ts } from "./columns.ts";
 
 /**
@@ -12,12 +13,20 @@ import { ts } from "./columns.ts";
  * task's few events as one index entry (B-tree deduplication), a quarter
  * of what a unique (task_id, key) index took.
  */
+/**
+ * Celery's task event types: the only ones the decoder keeps
+ * (celery/envelope.ts refuses others), stored in 4 bytes rather than as text
+ * (up to 15), and read back as the same strings. A new type Celery adds is a
+ * new value here (drizzle-kit generates the ALTER TYPE).
+ */
+export const taskEventType = pgEnum("task_event_type", Object.keys(TASK_EVENT_STATE) as [TaskEventType, ...TaskEventType[]]);
+
 export const events = pgTable(
   "events",
   {
     taskId: text("task_id").notNull(),
     key: bigint("key", { mode: "bigint" }).notNull(),
-    type: text("type").notNull(),
+    type: taskEventType("type").notNull(),
     hostname: text("hostname").notNull(),
     timestamp: ts("timestamp").notNull(),
     localReceived: ts("local_received").notNull(),

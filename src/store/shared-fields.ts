@@ -57,7 +57,8 @@ export function withoutShared(fields: Record<string, unknown>, row: SharedRow | 
     if (typeof v === "string" && row[s.column] === v) mask |= s.bit;
   }
   if (mask === 0) return { mask, fields };
-  const rest: Record<string, unknown> = {};
+  // Without a prototype, like the decoder's: a field named __proto__ stays a field.
+  const rest: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(fields)) rest[k] = v;
   for (const s of SHARED_FIELDS) if (mask & s.bit) delete rest[s.wire];
   return { mask, fields: rest };

@@ -36,7 +36,9 @@ function memory(pid: number): { rss: number; hwm: number } {
 async function oneStart(dataDir: string, databaseUrl: string | undefined, idleSeconds: number) {
   const port = await freePort();
   const closed = await freePort();
-  const cmd = opts.binary ? [opts.binary, "serve"] : [process.execPath, "src/cli.ts", "serve"];
+  // CRISPER_BENCH_BUN_FLAGS: extra flags for bun (e.g. --smol), to compare.
+  const flags = (process.env.CRISPER_BENCH_BUN_FLAGS ?? "").split(" ").filter(Boolean);
+  const cmd = opts.binary ? [opts.binary, "serve"] : [process.execPath, ...flags, "src/cli.ts", "serve"];
   const t0 = performance.now();
   const proc = Bun.spawn(cmd, {
     cwd: `${import.meta.dir}/..`,

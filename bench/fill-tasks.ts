@@ -33,7 +33,7 @@ export async function fillTasks(pg: postgres.Sql, target: number, log: (s: strin
       on conflict do nothing`);
     await pg.unsafe(`
       insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'bench-' || g, e.k, e.type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      select 'bench-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
       on conflict do nothing`);
     log(`history: ${(have + to).toLocaleString("en-US")} tasks stored`);
@@ -42,3 +42,33 @@ export async function fillTasks(pg: postgres.Sql, target: number, log: (s: strin
   return Math.max(0, missing);
 }
 
+
+/**
+ * Adds `n` tasks (four events each) straight in SQL for the retention
+ * benchmark: the first half last heard of before `retentionS` ago (spread
+ * over the ten days before that), the second half within it.
+ */
+export async function fillAgedTasks(pg: postgres.Sql, n: number, retentionS: number, log: (s: string) => void): Promise<void> {
+  const chunk = 250_000;
+  const t0 = performance.now();
+  for (let from = 0; from < n; from += chunk) {
+    const to = Math.min(n, from + chunk);
+    const range = `generate_series(${from + 1}, ${to}) g`;
+    // Old: retention + 1 day + up to 10 days ago; new: up to 10 days ago.
+    const age = `case when g <= ${Math.floor(n / 2)} then ${retentionS + 86_400} + (g % 864000) else (g % 864000) end`;
+    await pg.unsafe(`
+      insert into tasks (id, name, args, kwargs, queue, routing_key, state, state_key, worker, result, runtime,
+                         retries, sent_at, received_at, started_at, finished_at, first_seen_at, last_event_at)
+      select 'aged-' || g, 'app.tasks.job' || (g % 50), '(' || g || ', ''customer-' || (g % 9973) || ''')', '{"region": "eu"}',
+             'celery', 'celery', 'SUCCESS', 0, 'w' || (g % 8) || '@bench', '"ok"', 0.2, 0,
+             t, t, t, t + interval '200 ms', t, t + interval '200 ms'
+      from (select g, now() - (${age}) * interval '1 s' as t from ${range}) s
+      on conflict do nothing`);
+    await pg.unsafe(`
+      insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
+      select 'aged-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)`);
+    log(`retention: ${to.toLocaleString("en-US")} of ${n.toLocaleString("en-US")} tasks filled (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  await pg.unsafe("analyze tasks; analyze events");
+}

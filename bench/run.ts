@@ -15,6 +15,9 @@
  *   memory      collector RSS across --tasks (default 1,000,000) tasks, and bytes per task on disk
  *   pages       with --page-tasks (default 1,000,000) tasks stored, how long the web server
  *               takes to answer the task list, a search, a task page, the overview
+ *   retention   a retention pass over --retention-tasks (default 10,000,000) tasks, half of
+ *               them past retention, while --lag-rate events/s arrive: lag, loss, duration;
+ *               only when named
  *
  * Two PostgreSQL setups (--postgres, default both):
  *   tuned       fsync on, shared_buffers=256MB, max_wal_size=2GB
@@ -39,7 +42,9 @@ import { forEachLine } from "../test/support/processes.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../test/support/postgres-server.ts";
 import { startRabbit } from "../test/support/rabbitmq-server.ts";
 import { startRedis } from "../test/support/redis-server.ts";
-import { fillTasks } from "./fill-tasks.ts";
+import { fillAgedTasks, fillTasks } from "./fill-tasks.ts";
+import { openDatabase } from "../src/store/database.ts";
+import { retentionPass } from "../src/store/retention.ts";
 import { amqpPublisher, EVENTS_PER_TASK, publishTraffic as publish } from "./traffic.ts";
 
 const { values: opts, positionals } = parseArgs({
@@ -59,10 +64,11 @@ const { values: opts, positionals } = parseArgs({
     "memory-rate": { type: "string", default: "10000" },
     "page-tasks": { type: "string", default: "1000000" },
     prefill: { type: "string", default: "0" },
+    "retention-tasks": { type: "string", default: "10000000" },
   },
 });
 
-const PHASES = ["lag", "throughput", "rabbitmq", "outage", "memory", "pages"] as const;
+const PHASES = ["lag", "throughput", "rabbitmq", "outage", "memory", "pages", "retention"] as const;
 type Phase = (typeof PHASES)[number];
 const SETUPS = {
   tuned: {
@@ -88,13 +94,15 @@ and outage):
   outage      loss when PostgreSQL is fast-stopped for --outage-seconds at --outage-rate
   memory      collector RSS across --tasks tasks at --memory-rate, bytes per task on disk
   pages       page timings with --page-tasks tasks stored
+  retention   a retention pass over --retention-tasks tasks (half past retention, filled in SQL)
+              while --lag-rate events/s arrive: lag p99, loss, the pass's duration (only when named)
 
 Options (defaults):
   --postgres tuned,untuned   which PostgreSQL setups: tuned (fsync on, shared_buffers=256MB,
                              max_wal_size=2GB), untuned (defaults but fsync=off)
   --rate 40000 --seconds 60  --rabbit-rate (--rate)  --lag-rate 10000 --lag-seconds 30
   --outage-rate 5000 --outage-seconds 60  --tasks 1000000 --memory-rate 10000
-  --page-tasks 1000000  --prefill 0
+  --page-tasks 1000000  --prefill 0  --retention-tasks 10000000
 
 Environment: CRISPER_BENCH_CPU_PROF=<dir> (collector CPU profile), CRISPER_BENCH_BUN_FLAGS.`);
   process.exit(0);
@@ -296,6 +304,14 @@ const percentile = (xs: number[], p: number) => {
 
 async function lagPhase(env: Env, rate: number, seconds: number) {
   log(`lag: ${fmt(rate)} events/s for ${seconds} s`);
+  const before = await counter(env, "crisper_buffer_dropped_total");
+  const { lags } = await measureLag(env, rate, seconds);
+  const dropped = (await counter(env, "crisper_buffer_dropped_total")) - before;
+  return { rate, probes: lags.length, p50: percentile(lags, 50), p99: percentile(lags, 99), max: Math.max(...lags), dropped };
+}
+
+/** Publishes at `rate` for `seconds`; each probe task's time from publish to SUCCESS queryable in PostgreSQL, seconds. */
+async function measureLag(env: Env, rate: number, seconds: number) {
   const pending = new Map<string, number>();
   const lags: number[] = [];
   let polling = true;
@@ -314,12 +330,61 @@ async function lagPhase(env: Env, rate: number, seconds: number) {
       await Bun.sleep(5);
     }
   })();
-  const before = await counter(env, "crisper_buffer_dropped_total");
-  await publish(env.redisUrl, rate, seconds, undefined, (id) => pending.set(id, performance.now()));
+  const pub = await publish(env.redisUrl, rate, seconds, undefined, (id) => pending.set(id, performance.now()));
   polling = false;
   await poller;
-  const dropped = (await counter(env, "crisper_buffer_dropped_total")) - before;
-  return { rate, probes: lags.length, p50: percentile(lags, 50), p99: percentile(lags, 99), max: Math.max(...lags), dropped };
+  return { lags, published: pub.events };
+}
+
+/**
+ * A retention pass over `tasks` tasks (half of them past TASK_RETENTION,
+ * filled in SQL) while the collector takes `rate` events/s: the lag of
+ * probe tasks meanwhile, events lost, and how long the pass took. The pass
+ * runs here, against the collector's PostgreSQL (the same code `crisper
+ * serve` runs on its interval, store/retention.ts).
+ */
+async function retentionPhase(env: Env, tasks: number, rate: number) {
+  const retentionS = 30 * 86_400;
+  await fillAgedTasks(env.pg, tasks, retentionS, log);
+  const database = await openDatabase({ databaseUrl: env.databaseUrl });
+  try {
+    const before = await storedEvents(env);
+    const dropped0 = await counter(env, "crisper_buffer_dropped_total");
+    log(`retention: a pass over ${fmt(tasks)} tasks while ${fmt(rate)} events/s arrive`);
+    let result: Awaited<ReturnType<typeof retentionPass>> | null = null;
+    // Traffic for 10 s before the pass, then on until it ends, then 10 s more.
+    const lags: number[] = [];
+    let published = 0;
+    const chunk = async () => {
+      const r = await measureLag(env, rate, 10);
+      lags.push(...r.lags);
+      published += r.published;
+    };
+    await chunk();
+    const pass = retentionPass(database, { taskRetentionS: retentionS, alertRetentionS: 90 * 86_400, statsRetentionS: 400 * 86_400 }).then((r) => {
+      result = r;
+    });
+    while (result === null) await chunk();
+    await pass;
+    await chunk();
+    const r = result as unknown as Awaited<ReturnType<typeof retentionPass>>;
+    const { stored } = await drained(env, before + published - r.events);
+    return {
+      tasks,
+      rate,
+      deletedTasks: r.tasks,
+      deletedEvents: r.events,
+      passS: r.seconds,
+      probes: lags.length,
+      p50: percentile(lags, 50),
+      p99: percentile(lags, 99),
+      max: Math.max(...lags),
+      lost: before + published - r.events - stored,
+      dropped: (await counter(env, "crisper_buffer_dropped_total")) - dropped0,
+    };
+  } finally {
+    await database.close();
+  }
 }
 
 /** Samples a collector's buffer, spool and RSS every second; their peaks when stopped. */
@@ -505,6 +570,21 @@ async function memoryPhase(env: Env, tasks: number, rate: number) {
   const { tasks: nTasks, bytes } = one(await env.pg<{ tasks: string; bytes: string }[]>`
     select (select count(*) from tasks) as tasks,
            pg_total_relation_size('tasks') + pg_total_relation_size('events') as bytes`);
+  // Where the bytes go: each table's heap (with TOAST) and each of its indexes, per task.
+  const parts = await env.pg<{ name: string; bytes: string }[]>`
+    select c.relname as name, pg_table_size(c.oid) as bytes from pg_class c
+    where c.relname in ('tasks', 'events')
+    union all
+    select i.indexrelid::regclass::text, pg_relation_size(i.indexrelid) from pg_index i
+    where i.indrelid in ('tasks'::regclass, 'events'::regclass)
+    order by 2 desc`;
+  log(`bytes per task: ${parts.map((p) => `${p.name} ${fmt(Number(p.bytes) / Number(nTasks))}`).join(", ")}`);
+  // And each column's average stored size (pg_column_size), per row.
+  for (const table of ["tasks", "events"]) {
+    const columns = await env.pg<{ column_name: string }[]>`select column_name from information_schema.columns where table_name = ${table} order by ordinal_position`;
+    const sizes = one(await env.pg.unsafe(`select ${columns.map((c) => `avg(pg_column_size(${c.column_name}))::float8 as ${c.column_name}`).join(", ")} from ${table}`)) as Record<string, number>;
+    log(`${table}: average bytes per row by column: ${Object.entries(sizes).map(([k, v]) => `${k} ${Number(v ?? 0).toFixed(1)}`).join(", ")}`);
+  }
   return {
     tasks: pub.tasks,
     lost: Number(before) + pub.events - stored,
@@ -605,6 +685,13 @@ for (const setup of setups.filter((x): x is Setup => x in SETUPS)) {
       rows.push(
         `| collector RSS across ${fmt(r.tasks)} tasks, ${on} | ${r.rss25.toFixed(0)} MB at 25%, ${r.rss50.toFixed(0)} MB at 50%, ${r.rss100.toFixed(0)} MB at 100%; peak ${r.peak.toFixed(0)} MB; ${fmt(r.lost)} lost |`,
         `| PostgreSQL bytes per task (tasks + events, with indexes), ${on} | ${fmt(r.bytesPerTask)} |`,
+      );
+    }
+    if (phases.includes("retention")) {
+      await settled(env);
+      const r = await retentionPhase(env, Number(opts["retention-tasks"]), Number(opts["lag-rate"]));
+      rows.push(
+        `| retention pass over ${fmt(r.tasks)} tasks at ${fmt(r.rate)} events/s, ${on} | deleted ${fmt(r.deletedTasks)} tasks and ${fmt(r.deletedEvents)} events in ${r.passS.toFixed(0)} s; lag meanwhile p50 ${(r.p50 * 1000).toFixed(0)} ms, p99 ${(r.p99 * 1000).toFixed(0)} ms, max ${(r.max * 1000).toFixed(0)} ms (${r.probes} probe tasks); **${fmt(r.lost)} lost**, ${r.dropped} dropped |`,
       );
     }
     if (phases.includes("pages")) {

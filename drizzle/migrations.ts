@@ -7,6 +7,7 @@ import m4 from "./0004_health.sql" with { type: "text" };
 import m5 from "./0005_stats.sql" with { type: "text" };
 import m6 from "./0006_actions.sql" with { type: "text" };
 import m7 from "./0007_brokers.sql" with { type: "text" };
+import m8 from "./0008_storage.sql" with { type: "text" };
 
 export const migrations: { tag: string; when: number; breakpoints: boolean; sql: string }[] = [
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
@@ -17,4 +18,5 @@ export const migrations: { tag: string; when: number; breakpoints: boolean; sql:
   { tag: "0005_stats", when: 1795633578374, breakpoints: true, sql: m5 },
   { tag: "0006_actions", when: 1795633691808, breakpoints: true, sql: m6 },
   { tag: "0007_brokers", when: 1795633809565, breakpoints: true, sql: m7 },
+  { tag: "0008_storage", when: 1795635019032, breakpoints: true, sql: m8 },
 ];

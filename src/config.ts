@@ -214,7 +214,30 @@ export const configSchema = z.object({
   WORKER_CONFIG_INTERVAL_S: seconds(600),
   /** tasks_expired: resolved once no task of the name has expired in the queue for this long. */
   TASKS_EXPIRED_QUIET_S: z.coerce.number().min(0).default(600),
+  /** Retention (store/retention.ts): tasks with their events, resolved alerts, statistics; each a duration in seconds once parsed. */
+  TASK_RETENTION: duration("30d"),
+  ALERT_RETENTION: duration("90d"),
+  STATS_RETENTION: duration("400d"),
+  RETENTION_INTERVAL_S: seconds(3600),
 });
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/** A duration as `90s`, `15m`, `12h`, `30d` or `2w`, in seconds; null when it is not one. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/.exec(text);
+  if (!m) return null;
+  const s = Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+  return s > 0 && Number.isFinite(s) ? s : null;
+}
+
+function duration(def: string) {
+  return z
+    .string()
+    .default(def)
+    .refine((v) => parseDuration(v) !== null, { message: "expected a duration such as 90s, 12h or 30d" })
+    .transform((v) => parseDuration(v) as number);
+}
 
 /** `TASK_STALL_THRESHOLDS`: `app.tasks.report=7200,app.tasks.email=60`. */
 function parseThresholds(text: string): Record<string, number> | null {

@@ -47,3 +47,9 @@ export const neverSeen = (id: string) => `Crisper has never seen task ${id}`;
 export const REVOKED_REASON_TEXT: Record<"expired", string> = {
   expired: "expired before a worker took it",
 };
+
+/** Retention as a duration a person reads: `30d`, `12h`, `90s`. */
+export function formatRetention(seconds: number): string {
+  for (const [unit, s] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) if (seconds >= s && seconds % s === 0) return `${seconds / s}${unit}`;
+  return `${seconds}s`;
+}

@@ -216,3 +216,12 @@ export const slackMetrics = {
     registers: [registry],
   }),
 };
+
+export const retentionMetrics = {
+  deleted: new Counter({
+    name: "crisper_retention_deleted_total",
+    help: "Rows deleted by the retention pass, by kind (tasks, events, alerts, and the statistics' own).",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  }),
+};

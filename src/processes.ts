@@ -9,6 +9,7 @@ import { type Collector, createCollector } from "./collector/collector.ts";
 import { join } from "node:path";
 import { type BrokerSpec, brokerSpecs, type Config, DEFAULT_BROKER, publicUrl, redact } from "./config.ts";
 import { type Logger, logger } from "./log.ts";
+import type { Periodic } from "./supervise.ts";
 import { type Database, openDatabase } from "./store/database.ts";
 import { migrate } from "./store/migrate.ts";
 import { createApp } from "./web/app.ts";
@@ -19,9 +20,13 @@ import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
 import { createSlackBot, SLACK_OFF, type SlackBot } from "../bot/slack-app.ts";
 import { startStatisticsRollup } from "./stats/loop.ts";
+import { type RetentionOptions, startRetention } from "./store/retention.ts";
+import { pruneStatistics, rollUpStatistics } from "./stats/rollup.ts";
 
 export interface Running {
   stop(): Promise<void>;
+  /** The retention pass's loop, in processes that collect (run it now: `retention.runNow()`). */
+  retention?: Periodic;
   /** The web server's URL, when this process serves one. */
   url?: string;
   /** The first broker's collector and detector (the only ones with BROKER_URL alone). */
@@ -128,6 +133,19 @@ export function openBroker(config: Config, log: Logger, spec?: BrokerSpec, reach
   });
 }
 
+/**
+ * What a retention pass needs from the config. `extra` holds the statistics'
+ * hooks (a rollup before tasks are deleted, their own prunes after).
+ */
+export function retentionOptions(config: Config, extra: Pick<RetentionOptions, "beforePrune" | "extraPrunes"> = {}): RetentionOptions {
+  return {
+    taskRetentionS: config.TASK_RETENTION,
+    alertRetentionS: config.ALERT_RETENTION,
+    statsRetentionS: config.STATS_RETENTION,
+    ...extra,
+  };
+}
+
 /** What `crisper demo` changes in a run: the broker it watches, and what the pages say. */
 export interface RunOptions {
   /** A broker of the caller's instead of BROKER_URL's (the demo's simulated cluster). */
@@ -154,6 +172,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
   const collectors = new Map<string, Collector>();
   const detectors = new Map<string, Detector>();
   let url: string | undefined;
+  let retention: Periodic | undefined;
   // Live page updates come from this process's collector and detectors;
   // on PostgreSQL they also travel through NOTIFY to web processes elsewhere.
   const live = parts.web ? createLiveHub() : undefined;
@@ -244,9 +263,30 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
       d.start();
       stops.push(() => d.stop());
     }
-    // Per-minute statistics, rebuilt from the tasks the collectors mark (src/stats/).
-    const statistics = startStatisticsRollup({ database, log: logger("statistics") });
+    // Per-minute statistics, rebuilt from the tasks the collectors mark
+    // (src/stats/); minutes whose tasks retention may have deleted stay as they are.
+    const frozenBefore = () => new Date(Date.now() - config.TASK_RETENTION * 1000);
+    const statistics = startStatisticsRollup({ database, log: logger("statistics"), frozenBefore });
     stops.push(() => statistics.stop());
+    // Retention runs beside the detectors (any process that collects; on
+    // PostgreSQL an advisory lock keeps two collectors' passes apart). The
+    // statistics are rolled up before tasks go, so the pruned minutes keep
+    // theirs, and are pruned after STATS_RETENTION.
+    const r = startRetention(database, {
+      ...retentionOptions(config, {
+        // Every marked minute whose tasks are still there is rebuilt first,
+        // those this pass is about to delete included (only the minutes an
+        // earlier pass already emptied stay frozen).
+        beforePrune: async () => {
+          await rollUpStatistics(database, { frozenBefore: new Date(Date.now() - (config.TASK_RETENTION + config.RETENTION_INTERVAL_S) * 1000) });
+        },
+        extraPrunes: [(db, now) => pruneStatistics(db, new Date(now.getTime() - config.STATS_RETENTION * 1000))],
+      }),
+      intervalS: config.RETENTION_INTERVAL_S,
+      log: logger("retention"),
+    });
+    retention = r;
+    stops.push(() => r.stop());
     if (config.COLLECTOR_GC_INTERVAL_S > 0) {
       // Memory stays flat when garbage is collected steadily (COLLECTOR_GC_INTERVAL_S),
       // overload included: the buffer is bounded, and so is what a collection marks.
@@ -277,6 +317,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
       only: parts.web ? undefined : "slack",
       brokerState: reachability ? () => reachability.state : undefined,
       banner: options.banner,
+      retention: { taskS: config.TASK_RETENTION, alertS: config.ALERT_RETENTION },
     });
     const server = Bun.serve({
       hostname: config.HOST,
@@ -300,6 +341,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
     detector: detectors.get(first),
     collectors,
     detectors,
+    retention,
     slack: slack ?? undefined,
     database,
     async stop() {

@@ -3,7 +3,7 @@
 import type { Alert, Queue, Worker } from "../src/api/schemas.ts";
 import type { MinuteCounts } from "../src/store/queries/tasks.ts";
 import { AT_WORKER_STATES } from "../src/celery/states.ts";
-import { ago, seconds } from "../src/format.ts";
+import { ago, formatRetention, seconds } from "../src/format.ts";
 import { When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
 import type { ReachabilityState } from "../src/broker/reachability.ts";
@@ -123,6 +123,8 @@ export function OverviewPage(props: {
   now: number;
   /** Whether the broker can be reached; unset where nothing watches it (a web-only process). */
   broker?: ReachabilityState;
+  /** The database's size, and how long tasks and resolved alerts are kept (when this process knows). */
+  storage?: { databaseBytes: number; retention?: { taskS: number; alertS: number } };
 }) {
   // A Crisper that never reached its broker and holds nothing has only that to say.
   const nothingYet = props.broker?.status === "unreachable" && !props.broker.everReached && props.workers.length === 0 && props.lastTaskAt === null;
@@ -200,6 +202,25 @@ function OverviewBody(props: Parameters<typeof OverviewPage>[0]) {
             ))}
           </tbody>
         </table>
+        {props.storage ? <Storage {...props.storage} /> : null}
     </>
   );
+}
+
+/** One line: the database's size and the retention in force. */
+function Storage(props: { databaseBytes: number; retention?: { taskS: number; alertS: number } }) {
+  const r = props.retention;
+  return (
+    <p class="muted" id="storage">
+      Database: {bytes(props.databaseBytes)}
+      {r ? ` · tasks and their events kept ${formatRetention(r.taskS)} after their last event, resolved alerts ${formatRetention(r.alertS)}` : ""}
+    </p>
+  );
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
 }

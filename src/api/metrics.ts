@@ -19,6 +19,7 @@ import { ALERT_KINDS } from "../alerts/kinds.ts";
 import { countOpenAlerts } from "../alerts/store.ts";
 import { latestBrokerSamples } from "../store/queries/broker.ts";
 import { listQueues } from "../store/queries/queues.ts";
+import { databaseBytes } from "../store/queries/size.ts";
 import { listWorkers, livenessOf } from "../store/queries/workers.ts";
 import { mayEvict } from "../detect/checks/broker-health.ts";
 
@@ -81,6 +82,12 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     registers: [fromStore],
   });
 
+  const databaseSize = new Gauge({
+    name: "crisper_database_bytes",
+    help: "The database's size on disk, bytes (pg_database_size).",
+    registers: [fromStore],
+  });
+
   // Whether the store's gauges are in this scrape: its own registry, written at every scrape.
   const scrape = new Registry();
   const stale = new Gauge({
@@ -94,7 +101,7 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     const t = now();
     const read = await within(
       METRICS_STORE_DEADLINE_MS,
-      Promise.all([listWorkers(deps.database), listQueues(deps.database), countOpenAlerts(deps.database), latestBrokerSamples(deps.database)]),
+      Promise.all([listWorkers(deps.database), listQueues(deps.database), countOpenAlerts(deps.database), latestBrokerSamples(deps.database), databaseBytes(deps.database)]),
     ).catch((e: unknown) => {
       deps.log?.once("metrics-stale", `/metrics: the database did not answer (${errorText(e)}); its gauges are left out while it does not`);
       return null;
@@ -108,8 +115,10 @@ export function createMetricsRoutes(deps: { database: Database; now?: () => numb
     alertsOpen.reset();
     for (const g of Object.values(broker)) g.reset();
     brokerInfo.reset();
+    databaseSize.reset();
     if (read) {
-      const [workers, queues, open, brokers] = read;
+      const [workers, queues, open, brokers, dbBytes] = read;
+      databaseSize.set(dbBytes);
       for (const w of workers) {
         const live = livenessOf(w, t);
         workerUp.set({ hostname: w.hostname, ...brokerLabel(w.broker) }, live.status === "online" ? 1 : 0);

@@ -81,7 +81,7 @@ export interface TaskPatch {
 /** Event stream facts outrank the result backend's (its args are JSON, not Celery's repr). */
 const SOURCE_BONUS = { events: 1e15, "result-backend": 0 } as const;
 
-const FIELD_OF: Record<DescriptiveField, string> = {
+export const FIELD_OF: Record<DescriptiveField, string> = {
   name: "name",
   args: "args",
   kwargs: "kwargs",

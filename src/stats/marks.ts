@@ -52,21 +52,23 @@ export class ConcurrentTaskInsert extends Error {
 }
 
 /**
- * Runs the tasks' upsert (whose only parameter is $1) between locking the
- * tasks (and reading their buckets) and marking their buckets, before and
- * after. Throws ConcurrentTaskInsert when the transaction must be retried.
+ * Runs the tasks' upsert (whose only parameter is $1, and which returns
+ * `inserted`, true for a row it created) between locking the tasks (and
+ * reading their buckets) and marking their buckets, before and after.
+ * Answers the upsert's rows. Throws ConcurrentTaskInsert when the
+ * transaction must be retried.
  */
-export async function upsertTasksWithStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: Statement): Promise<void> {
+export async function upsertTasksWithStatsMarks(query: RawQuery, taskIds: readonly string[], upsert: Statement): Promise<Record<string, unknown>[]> {
   const ids = JSON.stringify(taskIds);
   const [before] = rowsOf<{ found: number; buckets: string }>(await query(BEFORE, [ids]));
-  // Every row locked above is updated by the upsert: more updated rows than that means one appeared meanwhile.
   const [text, params] = upsert;
-  const [after] = rowsOf<{ updated: number }>(
-    await query(`with upserted as (${text} returning xmax::text <> '0' as updated) select count(*) filter (where updated)::int as updated from upserted`, params),
-  );
-  const raced = Number(after?.updated ?? 0) - Number(before?.found ?? 0);
+  const rows = rowsOf(await query(text, params));
+  // Every row locked above is updated by the upsert: more updated rows than that means one appeared meanwhile.
+  const updated = rows.filter((r) => r.inserted === false).length;
+  const raced = updated - Number(before?.found ?? 0);
   if (raced > 0) throw new ConcurrentTaskInsert(raced);
   await query(MARK, [ids, before?.buckets ?? "[]"]);
+  return rows;
 }
 
 /** Rows of a raw query's answer: postgres.js gives an array, PGlite `{ rows }`. */

@@ -3,7 +3,7 @@
  * embedded PGlite under DATA_DIR otherwise. Both speak the same SQL, so the
  * schema, the writes and the queries are the same on both.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { type SQL, sql } from "drizzle-orm";
@@ -385,12 +385,30 @@ function poolDatabase(pool: RenewingClient, transaction: Database["transaction"]
   return self;
 }
 
+/**
+ * The embedded database's memory, sized for the small machine a monitor is
+ * put on: PostgreSQL's defaults (128 MB of shared buffers, 64 MB for index
+ * builds) live inside PGlite's WebAssembly memory, in this process, and are
+ * never given back. With these, `crisper serve` idles at about half the RSS
+ * (bench/footprint.ts; README, Benchmarks); the files stay in the OS's page
+ * cache, so reads past the buffers are still memory reads.
+ */
+const PGLITE_SETTINGS = ["shared_buffers=16MB", "work_mem=2MB", "maintenance_work_mem=16MB", "temp_buffers=2MB", "wal_buffers=1MB"];
+
 async function openPglite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
-  const [pgliteWasmModule, initdbWasmModule] = await Promise.all(
-    [pgliteWasm, initdbWasm].map(async (path) => WebAssembly.compile(await Bun.file(path).arrayBuffer())),
-  );
-  const client = await PGlite.create({ dataDir, pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteData) });
+  const compile = async (path: string) => WebAssembly.compile(await Bun.file(path).arrayBuffer());
+  // initdb only runs on a data directory not yet created: its module (and
+  // the memory of compiling it) is not needed on any later start.
+  const created = existsSync(join(dataDir, "PG_VERSION"));
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([compile(pgliteWasm), created ? undefined : compile(initdbWasm)]);
+  const client = await PGlite.create({
+    dataDir,
+    pgliteWasmModule,
+    ...(initdbWasmModule ? { initdbWasmModule } : {}),
+    fsBundle: Bun.file(pgliteData),
+    startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((s) => ["-c", s])],
+  });
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   let closed = false;
   const database: Database = {

@@ -44,7 +44,12 @@ export type UpsertRow<T extends PgTable, R extends MergeRules<T>> = {
 export type Statement = [text: string, params: unknown[]];
 
 /** The statement that upserts rows into `table`, merging each column by its rule. */
-export function upsert<T extends PgTable, R extends MergeRules<T>>(table: T, rules: R): (rows: readonly UpsertRow<T, R>[]) => Statement {
+export function upsert<T extends PgTable, R extends MergeRules<T>>(
+  table: T,
+  rules: R,
+  /** Columns of the rows as they are after the upsert, returned (SQL, e.g. `id, name`). */
+  returning?: string,
+): (rows: readonly UpsertRow<T, R>[]) => Statement {
   const ruleOf = new Map<string, Merge | "key" | "not written">(Object.entries(rules));
   const insert: string[] = [];
   const select: string[] = [];
@@ -68,7 +73,7 @@ export function upsert<T extends PgTable, R extends MergeRules<T>>(table: T, rul
     select ${select.join(", ")}
     from json_to_recordset($1::text::json) as patch(${recordset.join(", ")})
     on conflict (${conflict.join(", ")}) do update set
-      ${set.join(",\n      ")}`;
+      ${set.join(",\n      ")}${returning ? `\n    returning ${returning}` : ""}`;
   return (rows) => [text, [JSON.stringify(rows)]];
 }
 

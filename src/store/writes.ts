@@ -21,6 +21,7 @@ import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
 import { ConcurrentTaskInsert, upsertTasksWithStatsMarks } from "../stats/marks.ts";
 import { DEFAULT_BROKER } from "./schema/columns.ts";
+import { SHARED_RETURNING, type SharedRow, withoutShared } from "./shared-fields.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -49,9 +50,18 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
   const broker = batch.broker ?? DEFAULT_BROKER;
   const write = () =>
     database.transaction(async (query) => {
-      if (batch.events.length > 0) await query(...insertEvents(batch.events));
-      // With the statistics' buckets these tasks leave and enter marked for the rollup (stats/marks.ts).
-      if (taskPatches.length > 0) await upsertTasksWithStatsMarks(query, taskPatches.map((p) => p.id), upsertTasks(taskPatches.map((t) => ({ ...t, broker }))));
+      // Tasks first: their rows stay locked until commit, which makes the
+      // events' "not already stored" check safe against a second collector
+      // (every event row has its task's patch in the same batch: buildBatch),
+      // and what the rows now hold final for shared-fields.ts. With them, the
+      // statistics' buckets these tasks leave and enter are marked for the
+      // rollup (stats/marks.ts).
+      const taskRows = new Map<string, SharedRow>();
+      if (taskPatches.length > 0) {
+        const upserted = upsertTasks(taskPatches.map((t) => ({ ...t, broker })));
+        for (const row of await upsertTasksWithStatsMarks(query, taskPatches.map((p) => p.id), upserted)) taskRows.set(String(row.id), row);
+      }
+      if (batch.events.length > 0) await query(...insertEvents(batch.events, taskRows));
       if (workerPatches.length > 0) await query(...upsertWorkers(workerPatches, broker));
       if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
     });
@@ -72,8 +82,11 @@ const CONCURRENT_INSERT_ATTEMPTS = 10;
  * Events travel as one JSON array per column, zipped back into rows
  * server-side (ROWS FROM): JSON.stringify is native, so this costs the
  * collector a third of what postgres.js's array parameters do (measured).
+ * An event from the event stream goes without the descriptive fields its
+ * task's row (`taskRows`, as the upsert just left it) holds the same
+ * (shared-fields.ts).
  */
-function insertEvents(rows: EventRow[]): Statement {
+function insertEvents(rows: EventRow[], taskRows: ReadonlyMap<string, SharedRow>): Statement {
   const n = rows.length;
   const taskId = new Array<string>(n);
   const key = new Array<string>(n);
@@ -83,6 +96,8 @@ function insertEvents(rows: EventRow[]): Statement {
   const lr = new Array<number>(n);
   const source = new Array<string>(n);
   const fields = new Array<Record<string, unknown>>(n);
+  const mask = new Array<number>(n);
+  const fresh = new Array<boolean>(n);
   for (let i = 0; i < n; i++) {
     const e = rows[i] as EventRow;
     taskId[i] = e.taskId;
@@ -92,16 +107,26 @@ function insertEvents(rows: EventRow[]): Statement {
     ts[i] = e.timestamp;
     lr[i] = e.localReceived;
     source[i] = e.source;
-    fields[i] = e.fields;
+    // Only the event stream's descriptive fields are final in the task row.
+    const shared = e.source === "events" ? withoutShared(e.fields, taskRows.get(e.taskId)) : { mask: 0, fields: e.fields };
+    fields[i] = shared.fields;
+    mask[i] = shared.mask;
+    fresh[i] = taskRows.get(e.taskId)?.inserted === true;
   }
   const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
+  // No unique index to conflict on (schema/events.ts): an event already
+  // stored, or twice in this batch, is left out here. A task this
+  // transaction created has none stored: nobody else could write its events
+  // without its row, which this transaction holds.
   return [
-    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-    select task_id, key::bigint, type, hostname, to_timestamp(ts::float8), to_timestamp(lr::float8), source, fields::jsonb
-    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json))
-      as x(task_id, key, type, hostname, ts, lr, source, fields)
-    on conflict do nothing`,
-    [taskId, key, type, hostname, ts, lr, source, fields].map((c) => JSON.stringify(c)),
+    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields, fields_in_task)
+    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type::task_event_type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8), x.source,
+      x.fields, x.mask::smallint
+    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json), ${column(9)}, ${column(10)})
+      as x(task_id, key_text, type, hostname, ts, lr, source, fields, mask, fresh),
+      lateral (select x.key_text::bigint as key) k
+    where x.fresh::boolean or not exists (select 1 from events e where e.task_id = x.task_id and e.key = k.key)`,
+    [taskId, key, type, hostname, ts, lr, source, fields, mask, fresh].map((c) => JSON.stringify(c)),
   ];
 }
 
@@ -158,7 +183,12 @@ const TASK_MERGE = {
   broker: (c) => `case when excluded.info_source > stored.info_source then excluded.${c} else stored.${c} end`,
 } satisfies MergeRules<typeof tasks>;
 
-const upsertTasks = upsert(tasks, TASK_MERGE);
+/**
+ * The upsert returns each row as it left it (for shared-fields.ts) and
+ * whether it inserted it (xmax is 0 on a row this transaction inserted): a
+ * task new here has no events stored yet, so its events skip the check.
+ */
+const upsertTasks = upsert(tasks, TASK_MERGE, `${SHARED_RETURNING}, (xmax = 0) as inserted`);
 
 /** Stats from the worker event with the latest sender timestamp, first non-null. */
 const FROM_NEWER_STATS = firstNonNull("excluded.stats_at > stored.stats_at or stored.stats_at is null");

@@ -29,6 +29,8 @@ export interface AppDeps extends ApiDeps {
   brokerState?: () => ReachabilityState;
   /** A banner on every page (`crisper demo`: "demo data"). */
   banner?: { title: string; text: string };
+  /** The retention in force, for the overview (seconds). */
+  retention?: { taskS: number; alertS: number };
 }
 
 export function createApp(deps: AppDeps) {

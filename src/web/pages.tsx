@@ -39,6 +39,7 @@ import { AlertsPage } from "../../views/alerts.tsx";
 import { CSS, Layout } from "../../views/layout.tsx";
 import { ErrorPage, errorTitle } from "../../views/error.tsx";
 import { OverviewPage } from "../../views/overview.tsx";
+import { databaseBytes } from "../store/queries/size.ts";
 import { NeverSeen, TaskPage } from "../../views/task.tsx";
 import { type TaskQuery, TaskRows, TasksPage } from "../../views/tasks.tsx";
 import type { LiveHub } from "./live.ts";
@@ -78,6 +79,8 @@ export interface PageDeps {
   log?: Logger;
   /** Whether the broker can be reached (broker/reachability.ts): the overview says so when it cannot. */
   brokerState?: () => ReachabilityState;
+  /** The retention in force (TASK_RETENTION, ALERT_RETENTION, seconds), shown on the overview. */
+  retention?: { taskS: number; alertS: number };
 }
 
 /**
@@ -150,12 +153,13 @@ export function createPageRoutes(deps: PageDeps) {
   pages.get("/", inTime, async (c) => {
     const t = now();
     const windowMin = 60;
-    const [throughput, workers, queues, alerts, gaps] = await Promise.all([
+    const [throughput, workers, queues, alerts, gaps, dbBytes] = await Promise.all([
       throughputOf(t, windowMin),
       listWorkers(deps.database),
       listQueues(deps.database),
       listAlerts(deps.database, { status: "open", limit: 100 }),
       listAlerts(deps.database, { status: "all", kind: "event_gap", limit: 50 }),
+      databaseBytes(deps.database),
     ]);
     const counts: Record<string, number> = {};
     for (const m of throughput.minutes) for (const [state, n] of Object.entries(m.byState)) counts[state] = (counts[state] ?? 0) + n;
@@ -174,6 +178,7 @@ export function createPageRoutes(deps: PageDeps) {
           alerts={alerts.map(alertJson)}
           now={t}
           broker={broker}
+          storage={{ databaseBytes: dbBytes, retention: deps.retention }}
         />
       </Layout>,
     );

@@ -99,6 +99,14 @@ describe("pages in Chromium", () => {
     }
   }, 120_000);
 
+  test("the overview shows the database's size and the retention in force", async () => {
+    const { page } = await open("/");
+    const line = await page.locator("#storage").innerText();
+    expect(line).toMatch(/^Database: \d+(\.\d)? [KMG]?B/);
+    expect(line).toContain("kept 30d after their last event, resolved alerts 90d");
+    await page.close();
+  });
+
   test("hostile arguments and results show as text and run nothing", async () => {
     const { page, errors, dialogs } = await open(`/tasks/${ids.echo}`);
     const text = await page.locator("main").innerText();

@@ -163,7 +163,7 @@ describe("the crash messages and poison events, among good events", () => {
     expect(String(huge?.args)).toContain("cut by Crisper");
     const [fat] = await sql`select max(octet_length(fields::text))::int as n from events where task_id = 'poison-huge-r'`;
     expect(fat?.n).toBeLessThan(70_000);
-    const [proto] = await sql`select fields ? '__proto__' as has from events where task_id = 'poison-proto-r'`;
+    const [proto] = await sql`select fields::jsonb ? '__proto__' as has from events where task_id = 'poison-proto-r'`;
     expect(proto?.has).toBe(true);
     const [worker] = await sql`select active, processed, pid from workers where hostname = 'poison-worker-r@lab'`;
     expect(worker).toMatchObject({ active: null, processed: null, pid: 7 });

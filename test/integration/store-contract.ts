@@ -69,6 +69,26 @@ export function storeContract(get: () => Database) {
     expect(times).toEqual([...times].sort((a, b) => a - b));
   });
 
+  test("every event comes back with every field it came with, though its task's descriptive fields are stored once", async () => {
+    const database = get();
+    const ids = [...expected.keys()];
+    const stored = await getTaskEvents(database, ids);
+    for (const e of stored) {
+      // The event as decoded: same task, source, type and sender, the same time to the millisecond (what a Date keeps).
+      const want = events.find(
+        (x) =>
+          x.uuid === e.taskId && x.source === e.source && x.type === e.type && x.hostname === e.hostname &&
+          Math.abs(x.timestamp * 1000 - e.timestamp.getTime()) < 1,
+      )?.fields;
+      expect(want).toBeDefined();
+      // Compared as sets of fields: the ones put back come last.
+      expect(Object.fromEntries(Object.entries(e.fields).sort())).toEqual(Object.fromEntries(Object.entries(want ?? {}).sort()));
+    }
+    // And they were left out of most stored events (the captures' task-sent and task-received carry them).
+    const [row] = await database.rows<{ n: number }>(sql`select count(*)::int as n from events where fields_in_task <> 0`);
+    expect(row?.n).toBeGreaterThan(10);
+  });
+
   test("lists page newest first with a cursor, and filter", async () => {
     const database = get();
     const all: string[] = [];

@@ -1,5 +1,26 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../../src/config.ts";
+import { parseConfig, parseDuration } from "../../src/config.ts";
+
+describe("retention durations", () => {
+  test("defaults are the contract's, in seconds", () => {
+    const r = parseConfig({});
+    if (!("config" in r)) throw new Error(r.error);
+    expect([r.config.TASK_RETENTION, r.config.ALERT_RETENTION, r.config.STATS_RETENTION, r.config.RETENTION_INTERVAL_S]).toEqual([
+      30 * 86_400,
+      90 * 86_400,
+      400 * 86_400,
+      3600,
+    ]);
+  });
+
+  test("90s, 15m, 12h, 30d and 2w are read; anything else stops with one line", () => {
+    expect(["90s", "15m", "12h", "30d", "2w", "1.5h"].map(parseDuration)).toEqual([90, 900, 43_200, 2_592_000, 1_209_600, 5400]);
+    for (const bad of ["30", "0d", "-1d", "30 days", "d", "1e3s"]) expect(parseDuration(bad)).toBeNull();
+    expect((parseConfig({ TASK_RETENTION: "30" }) as { error: string }).error).toBe(
+      'TASK_RETENTION: expected a duration such as 90s, 12h or 30d (got "30")',
+    );
+  });
+});
 
 describe("configuration", () => {
   test("defaults match the contract", () => {

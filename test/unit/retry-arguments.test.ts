@@ -33,6 +33,7 @@ const event = (fields: Record<string, unknown>): EventRecord => ({
   localReceived: new Date(),
   source: "events",
   fields,
+  fieldsInTask: 0,
 });
 
 test("argsrepr read as literals gives exactly the result backend's JSON arguments", () => {

@@ -111,7 +111,7 @@ export async function upsertSchedule(database: Database, row: ScheduleRow) {
 /**
  * Of these task ids, those that may have run more than once: two task-started
  * events, or signs of running from two different workers (either stream).
- * The events primary key starts with task_id, so this is index lookups.
+ * The events index is on task_id (events_task_idx), so this is index lookups.
  */
 export async function startedMoreThanOnce(database: Database, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) return [];

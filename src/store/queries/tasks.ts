@@ -7,6 +7,8 @@ import type { TaskState } from "../../celery/states.ts";
 import type { Database } from "../database.ts";
 import { events, tasks } from "../schema/index.ts";
 import { type TaskCursor, encodeCursor } from "./cursor.ts";
+import { DESCRIPTIVE_FIELDS, type DescriptiveField } from "../../state/task-patch.ts";
+import { withShared } from "../shared-fields.ts";
 
 export type TaskRow = typeof tasks.$inferSelect;
 export type EventRecord = typeof events.$inferSelect;
@@ -73,14 +75,24 @@ export async function getTask(database: Database, id: string): Promise<Task | nu
   return (rows[0] as Task | undefined) ?? null;
 }
 
+/** The tasks' events in time order, each with every field it came with (those its task's row holds put back). */
 export async function getTaskEvents(database: Database, taskIds: readonly string[]): Promise<EventRecord[]> {
   if (taskIds.length === 0) return [];
-  return database.db
+  const rows = await database.db
     .select()
     .from(events)
     .where(inArray(events.taskId, [...taskIds]))
     .orderBy(events.taskId, events.timestamp, events.key)
     .limit(MAX_EVENTS_PER_TASK * taskIds.length);
+  const sharing = [...new Set(rows.filter((e) => e.fieldsInTask !== 0).map((e) => e.taskId))];
+  if (sharing.length === 0) return rows;
+  const descriptive = Object.fromEntries(DESCRIPTIVE_FIELDS.map((f) => [f, tasks[f]])) as { [F in DescriptiveField]: (typeof tasks)[F] };
+  const owners = await database.db
+    .select({ id: tasks.id, ...descriptive })
+    .from(tasks)
+    .where(inArray(tasks.id, sharing));
+  const byId = new Map(owners.map((t) => [t.id, t]));
+  return rows.map((e) => (e.fieldsInTask === 0 ? e : { ...e, fields: withShared(e.fields, e.fieldsInTask, byId.get(e.taskId)) }));
 }
 
 /**

@@ -1,5 +1,5 @@
 export { tasks } from "./tasks.ts";
-export { events, workerEvents } from "./events.ts";
+export { events, taskEventType, workerEvents } from "./events.ts";
 export { workers } from "./workers.ts";
 export { queueSamples, queues } from "./queues.ts";
 export { alerts, schedules } from "./alerts.ts";

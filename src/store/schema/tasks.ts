@@ -50,12 +50,16 @@ export const tasks = pgTable(
     broker: brokerColumn(),
   },
   (t) => [
-    // Lists are newest first and page on (first_seen_at, id): one index per filter.
-    index("tasks_recent_idx").on(t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc(), t.id.desc()),
-    index("tasks_queue_recent_idx").on(t.queue, t.firstSeenAt.desc(), t.id.desc()),
+    // Lists are newest first and page on (first_seen_at, id): one index per
+    // filter. The indexes leave the id out (a third of their size or less: a
+    // task id is 37 bytes, and equal keys are then deduplicated): PostgreSQL
+    // walks them in first_seen_at order and sorts only the tasks of one same
+    // microsecond by id (an incremental sort).
+    index("tasks_recent_idx").on(t.firstSeenAt.desc()),
+    index("tasks_name_recent_idx").on(t.name, t.firstSeenAt.desc()),
+    index("tasks_state_recent_idx").on(t.state, t.firstSeenAt.desc()),
+    index("tasks_worker_recent_idx").on(t.worker, t.firstSeenAt.desc()),
+    index("tasks_queue_recent_idx").on(t.queue, t.firstSeenAt.desc()),
     // Unfinished tasks are what the detectors scan; keep that index small.
     index("tasks_unfinished_idx")
       .on(t.state, t.startedAt)

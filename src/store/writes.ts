@@ -66,14 +66,25 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
       if (batch.workerEvents.length > 0) await query(...insertWorkerEvents(batch.workerEvents));
     });
   // Another writer inserting one of these tasks at the same moment: once it
-  // has committed, the next attempt sees its row (rare; the second attempt all but always does).
+  // has committed, the next attempt sees its row (rare; the second attempt
+  // all but always does). Two writers can also each hold a row the other
+  // needs: one inserting a new task while the other locks a task that the
+  // first one's previous batch created meanwhile. PostgreSQL then aborts one
+  // of them as a deadlock; every write here is idempotent, so it is simply
+  // written again.
   for (let attempt = 1; ; attempt++) {
     try {
       return await write();
     } catch (e) {
-      if (!(e instanceof ConcurrentTaskInsert) || attempt >= CONCURRENT_INSERT_ATTEMPTS) throw e;
+      const again = e instanceof ConcurrentTaskInsert || isDeadlock(e);
+      if (!again || attempt >= CONCURRENT_INSERT_ATTEMPTS) throw e;
     }
   }
+}
+
+/** PostgreSQL's "deadlock detected" (SQLSTATE 40P01), from postgres.js or PGlite. */
+function isDeadlock(e: unknown): boolean {
+  return typeof e === "object" && e !== null && "code" in e && e.code === "40P01";
 }
 
 const CONCURRENT_INSERT_ATTEMPTS = 10;

@@ -2,7 +2,8 @@
  * Retention in a running `crisper serve` (embedded PGlite, a real Redis):
  * with TASK_RETENTION=60s and a pass every second, tasks last heard of more
  * than a minute ago go with their events (404 from the API), newer ones stay;
- * resolved alerts past ALERT_RETENTION go, open ones stay whatever their age.
+ * resolved alerts past ALERT_RETENTION go, open ones stay whatever their age;
+ * the per-minute statistics of the tasks it deleted stay as they were.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -87,4 +88,38 @@ test("tasks and resolved alerts past their retention go; newer tasks and open al
   const overview = await (await fetch(`${crisper.url}/`)).text();
   expect(overview).toContain("tasks and their events kept 1m after their last event, resolved alerts 1m");
   expect(overview).toMatch(/Database: \d+(\.\d)? MB/);
+}, 120_000);
+
+test("the statistics of the minutes retention pruned stay as they were", async () => {
+  // The capture again, moved to the last minute (order kept, squeezed into
+  // 10 s): within TASK_RETENTION when written, past it some 20 s later.
+  const events = captureMessages(readCapture("celery-5.2-redis-mixed.jsonl")).flatMap((m) => decodeRawMessage(m).events);
+  const newest = Math.max(...events.map((e) => e.timestamp));
+  const span = newest - Math.min(...events.map((e) => e.timestamp));
+  const squeeze = span > 10 ? 10 / span : 1;
+  const end = Date.now() / 1000 - 45;
+  const moved = events.map((e) => ({ ...e, timestamp: end - (newest - e.timestamp) * squeeze, localReceived: end - (newest - e.timestamp) * squeeze }));
+  await writeBatch(crisper.database, buildBatch(moved));
+
+  const window = `from=${Math.floor(end - 120)}&to=${Math.ceil(end + 120)}&bucket=60`;
+  const counted = (answer: { buckets: { succeeded: number; failed: number }[] }) => answer.buckets.reduce((n, b) => n + b.succeeded + b.failed, 0);
+  // The rollup (every 5 s) counts them while their tasks are there.
+  let before: { buckets: Record<string, unknown>[] } = { buckets: [] };
+  await waitUntil(
+    async () => {
+      before = (await crisper.get(`/api/stats?${window}`)).body;
+      return counted(before as never) > 0;
+    },
+    30_000,
+    "the statistics of the moved capture",
+  );
+  const tasks = new Set(moved.flatMap((e) => (e.uuid ? [e.uuid] : [])));
+  expect(counted(before as never)).toBeGreaterThan(5);
+
+  // Then retention deletes every one of those tasks…
+  await waitUntil(async () => (await count(sql`select count(*)::int as n from tasks where id <> ${FRESH}`)) === 0, 60_000, "the moved tasks deleted");
+  for (const id of [...tasks].slice(0, 3)) expect((await crisper.get(`/api/tasks/${id}`)).status).toBe(404);
+  // …and their minutes keep their counts and percentiles, through the next rollups and passes.
+  await Bun.sleep(6000);
+  expect((await crisper.get(`/api/stats?${window}`)).body).toEqual(before);
 }, 120_000);

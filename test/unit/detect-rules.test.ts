@@ -106,6 +106,15 @@ describe("stalled tasks", () => {
     ]);
   });
 
+  test("a task whose worker restarted under it is lost (task_lost), not also stalled", () => {
+    const running = task({ id: "r", name: "app.other", startedAt: T0 - 3700, lastEventAt: T0 - 3700, worker: "back@lab" });
+    const restarted = worker({ hostname: "back@lab", onlineAt: T0 - 60, lastHeartbeatAt: T0 - 1 });
+    expect(detectStalled([running], new Map(), new Set(), T0, cfg, [restarted])).toEqual([]);
+    // The same worker, online since before the task started: the task is stalled.
+    const same = worker({ hostname: "back@lab", onlineAt: T0 - 7200, lastHeartbeatAt: T0 - 1 });
+    expect(detectStalled([running], new Map(), new Set(), T0, cfg, [same]).map((a) => a.subject)).toEqual(["r"]);
+  });
+
   test("a task named like an Object property has no configured threshold", () => {
     // Task names are attacker-controlled; thresholds are a plain object.
     const names = ["constructor", "toString", "__proto__", "hasOwnProperty"];

@@ -5,8 +5,9 @@
 import type { AlertSpec } from "../../alerts/kinds.ts";
 import { recentRuntimes } from "../../store/queries/detect.ts";
 import type { DetectConfig } from "../config.ts";
-import type { Check, TaskView } from "../pass.ts";
+import type { Check, WorkerView, TaskView } from "../pass.ts";
 import { iso, taskLabel } from "./summary.ts";
+import { restartedUnder } from "./worker-death.ts";
 
 /** Successful runs of a name needed before its 99th percentile is trusted. */
 const LEARN_MIN_RUNS = 20;
@@ -31,12 +32,18 @@ export function detectStalled(
   deadWorkers: ReadonlySet<string>,
   now: number,
   cfg: DetectConfig,
+  workers: readonly WorkerView[] = [],
 ): AlertSpec[] {
   const out: AlertSpec[] = [];
+  const byHost = new Map(workers.map((w) => [w.hostname, w]));
   for (const t of unfinished) {
     if (t.state !== "STARTED") continue;
     // A task on a dead worker is lost, not stalled.
     if (t.worker && deadWorkers.has(t.worker)) continue;
+    // So is one whose worker restarted under it (task_lost, worker-death.ts):
+    // the process that ran it is gone, and a second alert would only repeat that.
+    const w = t.worker ? byHost.get(t.worker) : undefined;
+    if (w && restartedUnder(w, t)) continue;
     // Started unseen: task events were off; the result backend said STARTED.
     const since = runningSince(t);
     const th = stallThreshold(t.name, t.name ? (learnedP99.get(t.name) ?? null) : null, cfg);
@@ -65,5 +72,5 @@ export const checkTaskStalled: Check = async (pass) => {
     const at = r[Math.min(r.length - 1, Math.floor(r.length * 0.99))];
     if (r.length >= LEARN_MIN_RUNS && at !== undefined) p99.set(name, at);
   }
-  await pass.sync("task_stalled", detectStalled(pass.unfinished, p99, pass.deadWorkers, pass.asOf, config));
+  await pass.sync("task_stalled", detectStalled(pass.unfinished, p99, pass.deadWorkers, pass.asOf, config, pass.workers));
 };

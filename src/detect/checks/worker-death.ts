@@ -79,6 +79,17 @@ export interface DeathWatch {
   streamUpSince: number | null;
 }
 
+/**
+ * A worker that came back online after the task's last event is a new
+ * process: the old one, which held this task, is gone — unless it shut down
+ * cleanly in between (a warm shutdown finishes what it runs and hands
+ * prefetched messages back to the queue).
+ */
+export function restartedUnder(w: WorkerView, t: TaskView): boolean {
+  const cleanExit = w.offlineAt !== null && w.offlineAt >= t.lastEventAt;
+  return w.onlineAt !== null && w.onlineAt > t.lastEventAt && !cleanExit;
+}
+
 export function analyseWorkerDeath({ workers, unfinished, unacked, now, streamUpSince }: DeathWatch, cfg: DetectConfig): WorkerDeath {
   const dead = new Map<string, DeadWorker>();
   const unjudged = new Set<string>();
@@ -99,13 +110,7 @@ export function analyseWorkerDeath({ workers, unfinished, unacked, now, streamUp
     const w = byHost.get(t.worker);
     if (!w) continue;
     const died = dead.get(t.worker)?.diedAt ?? null;
-    // A worker that came back online after the task's last event is a new
-    // process: the old one, which held this task, is gone — unless it shut
-    // down cleanly in between (a warm shutdown finishes what it runs and
-    // hands prefetched messages back to the queue).
-    const cleanExit = w.offlineAt !== null && w.offlineAt >= t.lastEventAt;
-    const restarted = w.onlineAt !== null && w.onlineAt > t.lastEventAt && !cleanExit;
-    if (died === null && !restarted) continue;
+    if (died === null && !restartedUnder(w, t)) continue;
     lost.push({ task: t, worker: w, diedAt: died });
   }
   return { dead, unjudged, lost, unacked: unacked ? unackedById : null };

@@ -17,3 +17,9 @@ declare module "*.min.js" {
   const path: string;
   export default path;
 }
+
+// The embedded database's data directory as initdb leaves it (store/pglite-seed.ts).
+declare module "*.tar.gz" {
+  const path: string;
+  export default path;
+}

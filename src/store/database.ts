@@ -12,11 +12,11 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema/index.ts";
+import { unpackSeed } from "./pglite-seed.ts";
 // PGlite's Postgres (wasm) and its file system image, as files Bun embeds in
 // a compiled binary (`bun build --compile`): PGlite cannot find them next to
 // its own module there, so they are read here and handed to it.
 import pgliteData from "@electric-sql/pglite/pglite.data" with { type: "file" };
-import initdbWasm from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteWasm from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -398,14 +398,14 @@ const PGLITE_SETTINGS = ["shared_buffers=16MB", "work_mem=2MB", "maintenance_wor
 async function openPglite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
   const compile = async (path: string) => WebAssembly.compile(await Bun.file(path).arrayBuffer());
-  // initdb only runs on a data directory not yet created: its module (and
-  // the memory of compiling it) is not needed on any later start.
-  const created = existsSync(join(dataDir, "PG_VERSION"));
-  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([compile(pgliteWasm), created ? undefined : compile(initdbWasm)]);
+  // A data directory not yet created is unpacked from the seed initdb made
+  // once (pglite-seed.ts): initdb itself would take this process to about
+  // 1 GB of memory. Its module is then never needed.
+  if (!existsSync(join(dataDir, "PG_VERSION"))) await unpackSeed(dataDir);
+  const pgliteWasmModule = await compile(pgliteWasm);
   const client = await PGlite.create({
     dataDir,
     pgliteWasmModule,
-    ...(initdbWasmModule ? { initdbWasmModule } : {}),
     fsBundle: Bun.file(pgliteData),
     startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((s) => ["-c", s])],
   });

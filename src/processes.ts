@@ -264,8 +264,9 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
       stops.push(() => d.stop());
     }
     // Per-minute statistics, rebuilt from the tasks the collectors mark
-    // (src/stats/); minutes whose tasks retention may have deleted stay as they are.
-    const frozenBefore = () => new Date(Date.now() - config.TASK_RETENTION * 1000);
+    // (src/stats/); minutes whose tasks retention may have deleted stay as
+    // they are: those that ended (a minute after they began) before its cutoff.
+    const frozenBefore = () => new Date(Date.now() - (config.TASK_RETENTION + 60) * 1000);
     const statistics = startStatisticsRollup({ database, log: logger("statistics"), frozenBefore });
     stops.push(() => statistics.stop());
     // Retention runs beside the detectors (any process that collects; on
@@ -278,7 +279,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
         // those this pass is about to delete included (only the minutes an
         // earlier pass already emptied stay frozen).
         beforePrune: async () => {
-          await rollUpStatistics(database, { frozenBefore: new Date(Date.now() - (config.TASK_RETENTION + config.RETENTION_INTERVAL_S) * 1000) });
+          await rollUpStatistics(database, { frozenBefore: new Date(Date.now() - (config.TASK_RETENTION + config.RETENTION_INTERVAL_S + 60) * 1000) });
         },
         extraPrunes: [(db, now) => pruneStatistics(db, new Date(now.getTime() - config.STATS_RETENTION * 1000))],
       }),

@@ -5,9 +5,11 @@
  */
 import { expect, test } from "bun:test";
 import { brokerReachability, BrokerUnreachable, isBrokerUnreachable, REPEAT_EVERY_S } from "../../src/broker/reachability.ts";
-import { logger } from "../../src/log.ts";
+import { logger, setLogLevel } from "../../src/log.ts";
 
 function setup() {
+  // The level is the process's: a test file run before this one in the same Bun may have lowered it.
+  setLogLevel("info");
   const lines: string[] = [];
   let t = 1_000_000;
   const r = brokerReachability({ url: "redis://:***@broker:6379/0", log: logger("broker", (l) => lines.push(l)), now: () => t });

@@ -281,7 +281,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
         beforePrune: async () => {
           await rollUpStatistics(database, { frozenBefore: new Date(Date.now() - (config.TASK_RETENTION + config.RETENTION_INTERVAL_S + 60) * 1000) });
         },
-        extraPrunes: [(db, now) => pruneStatistics(db, new Date(now.getTime() - config.STATS_RETENTION * 1000))],
+        extraPrunes: [{ kind: "statistics", prune: (db, now) => pruneStatistics(db, new Date(now.getTime() - config.STATS_RETENTION * 1000)) }],
       }),
       intervalS: config.RETENTION_INTERVAL_S,
       log: logger("retention"),

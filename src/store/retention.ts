@@ -152,18 +152,18 @@ export function startRetention(database: Database, o: RetentionOptions & { inter
     try {
       const r = await retentionPass(database, o);
       if (!r.ran) {
-        o.log.info(`retention: another Crisper process is running the pass; skipped (${r.seconds.toFixed(1)} s)`);
+        o.log.info(`another Crisper process is running the pass; skipped (${r.seconds.toFixed(1)} s)`);
         return;
       }
-      const extra = Object.entries(r.extra).map(([k, n]) => `, ${n} ${k}`).join("");
+      const extra = Object.entries(r.extra).map(([k, n]) => `, ${n} ${k} rows older than ${formatRetention(o.statsRetentionS)}`).join("");
       o.log.info(
-        `retention: deleted ${r.tasks} tasks and ${r.events} events older than ${formatRetention(o.taskRetentionS)}, ` +
+        `deleted ${r.tasks} tasks and ${r.events} events older than ${formatRetention(o.taskRetentionS)}, ` +
           `${r.alerts} resolved alerts older than ${formatRetention(o.alertRetentionS)}${extra}, in ${r.seconds.toFixed(1)} s`,
       );
     } catch (e) {
       // The database away is expected now and then; anything else is a bug, reported with its stack.
       if (!isDatabaseUnavailable(e)) throw e;
-      o.log.warn(`retention: the pass failed (${errorText(e)}); the next runs in ${o.intervalS} s`);
+      o.log.warn(`the pass failed (${errorText(e)}); the next runs in ${o.intervalS} s`);
     }
   };
   const periodic = every("retention", o.intervalS * 1000, pass, o.log);

@@ -110,7 +110,18 @@ describe("RabbitMQ broker adapter", () => {
     // Routing keys as the channel, the content type beside a bare JSON body.
     expect(stream.messages.some((m) => m.channel === "worker.online" && m.contentType === "application/json")).toBe(true);
 
-    const pong = await b.call("ping", {}, { timeoutMs: 5000, destination: ["amqp1@lab"] });
+    // worker-online goes out before the worker listens on its mailbox: a
+    // broadcast in between reaches nobody (as `celery inspect ping` would
+    // find), so ask until it answers.
+    let pong: Record<string, unknown> = {};
+    await waitUntil(
+      async () => {
+        pong = await b.call("ping", {}, { timeoutMs: 2000, destination: ["amqp1@lab"] });
+        return Object.keys(pong).length > 0;
+      },
+      30_000,
+      "a reply to ping",
+    );
     expect(pong).toEqual({ "amqp1@lab": { ok: "pong" } });
     const queues = (await b.call("active_queues", {}, { timeoutMs: 5000, limit: 1 })) as Record<string, { name: string }[]>;
     expect(queues["amqp1@lab"]?.map((q) => q.name).sort()).toEqual(["celery", "reports"]);

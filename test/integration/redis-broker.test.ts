@@ -88,7 +88,18 @@ describe("Redis broker adapter", () => {
     await waitUntil(() => bodies(stream.messages).some((e) => e.type === "worker-online"), 20_000, "worker-online");
     expect(stream.messages.every((m) => m.channel.startsWith("/2.celeryev/"))).toBe(true);
 
-    const pong = await b.call("ping", {}, { timeoutMs: 5000, destination: ["adapter1@lab"] });
+    // worker-online goes out before the worker listens on its mailbox: a
+    // broadcast in between reaches nobody (as `celery inspect ping` would
+    // find), so ask until it answers.
+    let pong: Record<string, unknown> = {};
+    await waitUntil(
+      async () => {
+        pong = await b.call("ping", {}, { timeoutMs: 2000, destination: ["adapter1@lab"] });
+        return Object.keys(pong).length > 0;
+      },
+      30_000,
+      "a reply to ping",
+    );
     expect(pong).toEqual({ "adapter1@lab": { ok: "pong" } });
     const queues = (await b.call("active_queues", {}, { timeoutMs: 5000, limit: 1 })) as Record<string, { name: string }[]>;
     expect(queues["adapter1@lab"]?.map((q) => q.name).sort()).toEqual(["celery", "reports"]);

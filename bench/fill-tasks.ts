@@ -32,8 +32,8 @@ export async function fillTasks(pg: postgres.Sql, target: number, log: (s: strin
       from (select g, now() - (${total} - g) * (interval '86400 s' / ${total}) as t from ${range}) s
       on conflict do nothing`);
     await pg.unsafe(`
-      insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'bench-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      insert into events (task_id, key, type, hostname, timestamp, local_received, fields)
+      select 'bench-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)
       on conflict do nothing`);
     log(`history: ${(have + to).toLocaleString("en-US")} tasks stored`);
@@ -65,8 +65,8 @@ export async function fillAgedTasks(pg: postgres.Sql, n: number, retentionS: num
       from (select g, now() - (${age}) * interval '1 s' as t from ${range}) s
       on conflict do nothing`);
     await pg.unsafe(`
-      insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields)
-      select 'aged-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), 'events', '{"pid": 4242}'
+      insert into events (task_id, key, type, hostname, timestamp, local_received, fields)
+      select 'aged-' || g, e.k, e.type::task_event_type, 'w' || (g % 8) || '@bench', now(), now(), '{"pid": 4242}'
       from ${range}, (values (1, 'task-sent'), (2, 'task-received'), (3, 'task-started'), (4, 'task-succeeded')) e(k, type)`);
     log(`retention: ${to.toLocaleString("en-US")} of ${n.toLocaleString("en-US")} tasks filled (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }

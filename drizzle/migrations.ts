@@ -8,6 +8,7 @@ import m5 from "./0005_stats.sql" with { type: "text" };
 import m6 from "./0006_actions.sql" with { type: "text" };
 import m7 from "./0007_brokers.sql" with { type: "text" };
 import m8 from "./0008_storage.sql" with { type: "text" };
+import m9 from "./0009_event-source.sql" with { type: "text" };
 
 export const migrations: { tag: string; when: number; breakpoints: boolean; sql: string }[] = [
   { tag: "0000_init", when: 1795479309296, breakpoints: true, sql: m0 },
@@ -19,4 +20,5 @@ export const migrations: { tag: string; when: number; breakpoints: boolean; sql:
   { tag: "0006_actions", when: 1795633691808, breakpoints: true, sql: m6 },
   { tag: "0007_brokers", when: 1795633809565, breakpoints: true, sql: m7 },
   { tag: "0008_storage", when: 1795635019032, breakpoints: true, sql: m8 },
+  { tag: "0009_event-source", when: 1795636749418, breakpoints: true, sql: m9 },
 ];

@@ -33,6 +33,19 @@ export const SHARED_FIELDS: readonly SharedField[] = DESCRIPTIVE_FIELDS.map((fie
   bit: 1 << i,
 }));
 
+/**
+ * events.fields_in_task's bit for an event learned from the result
+ * backend's publish rather than the event stream (state/event-row.ts
+ * `source`); the shared fields' bits stay below it.
+ */
+export const FROM_RESULT_BACKEND = 1 << 14;
+if (SHARED_FIELDS.some((s) => s.bit >= FROM_RESULT_BACKEND)) throw new Error("events.fields_in_task: the shared fields' bits reach the source bit");
+
+/** An event's source and its shared-fields bits, from its fields_in_task. */
+export function sourceOf(fieldsInTask: number): { source: "events" | "result-backend"; mask: number } {
+  return { source: fieldsInTask & FROM_RESULT_BACKEND ? "result-backend" : "events", mask: fieldsInTask & ~FROM_RESULT_BACKEND };
+}
+
 /** The info_source of the event stream (state/task-patch.ts): the best, so a value from it is final. */
 export const EVENT_STREAM_SOURCE = 2;
 

@@ -21,7 +21,7 @@ import type { Database } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
 import { ConcurrentTaskInsert, upsertTasksWithStatsMarks } from "../stats/marks.ts";
 import { DEFAULT_BROKER } from "./schema/columns.ts";
-import { SHARED_RETURNING, type SharedRow, withoutShared } from "./shared-fields.ts";
+import { FROM_RESULT_BACKEND, SHARED_RETURNING, type SharedRow, withoutShared } from "./shared-fields.ts";
 import { type MergeRules, type Statement, firstNonNull, greatest, incomingIf, least, upsert } from "./upsert.ts";
 
 export interface WorkerEventRow {
@@ -105,7 +105,6 @@ function insertEvents(rows: EventRow[], taskRows: ReadonlyMap<string, SharedRow>
   const hostname = new Array<string>(n);
   const ts = new Array<number>(n);
   const lr = new Array<number>(n);
-  const source = new Array<string>(n);
   const fields = new Array<Record<string, unknown>>(n);
   const mask = new Array<number>(n);
   const fresh = new Array<boolean>(n);
@@ -117,11 +116,11 @@ function insertEvents(rows: EventRow[], taskRows: ReadonlyMap<string, SharedRow>
     hostname[i] = e.hostname;
     ts[i] = e.timestamp;
     lr[i] = e.localReceived;
-    source[i] = e.source;
     // Only the event stream's descriptive fields are final in the task row.
     const shared = e.source === "events" ? withoutShared(e.fields, taskRows.get(e.taskId)) : { mask: 0, fields: e.fields };
     fields[i] = shared.fields;
-    mask[i] = shared.mask;
+    // Where it came from is one more bit of the same column (shared-fields.ts).
+    mask[i] = shared.mask | (e.source === "result-backend" ? FROM_RESULT_BACKEND : 0);
     fresh[i] = taskRows.get(e.taskId)?.inserted === true;
   }
   const column = (i: number) => `json_array_elements_text($${i}::text::json)`;
@@ -130,14 +129,14 @@ function insertEvents(rows: EventRow[], taskRows: ReadonlyMap<string, SharedRow>
   // transaction created has none stored: nobody else could write its events
   // without its row, which this transaction holds.
   return [
-    `insert into events (task_id, key, type, hostname, timestamp, local_received, source, fields, fields_in_task)
-    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type::task_event_type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8), x.source,
+    `insert into events (task_id, key, type, hostname, timestamp, local_received, fields, fields_in_task)
+    select distinct on (x.task_id, k.key) x.task_id, k.key, x.type::task_event_type, x.hostname, to_timestamp(x.ts::float8), to_timestamp(x.lr::float8),
       x.fields, x.mask::smallint
-    from rows from (${[1, 2, 3, 4, 5, 6, 7].map(column).join(", ")}, json_array_elements($8::text::json), ${column(9)}, ${column(10)})
-      as x(task_id, key_text, type, hostname, ts, lr, source, fields, mask, fresh),
+    from rows from (${[1, 2, 3, 4, 5, 6].map(column).join(", ")}, json_array_elements($7::text::json), ${column(8)}, ${column(9)})
+      as x(task_id, key_text, type, hostname, ts, lr, fields, mask, fresh),
       lateral (select x.key_text::bigint as key) k
     where x.fresh::boolean or not exists (select 1 from events e where e.task_id = x.task_id and e.key = k.key)`,
-    [taskId, key, type, hostname, ts, lr, source, fields, mask, fresh].map((c) => JSON.stringify(c)),
+    [taskId, key, type, hostname, ts, lr, fields, mask, fresh].map((c) => JSON.stringify(c)),
   ];
 }
 

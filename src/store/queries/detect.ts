@@ -1,4 +1,5 @@
 /** The reads and writes the detectors need, each bounded and index-backed. */
+import { FROM_RESULT_BACKEND } from "../shared-fields.ts";
 import { and, desc, eq, gte, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Database } from "../database.ts";
 import { AT_WORKER_STATES, sqlStateList, UNFINISHED_STATES } from "../../celery/states.ts";
@@ -122,7 +123,7 @@ export async function startedMoreThanOnce(database: Database, ids: readonly stri
     where task_id = any(array(select json_array_elements_text(${JSON.stringify(ids)}::text::json)))
       and type in ('task-started', 'task-succeeded', 'task-failed', 'task-retried') and hostname <> ''
     group by task_id
-    having count(*) filter (where type = 'task-started' and source = 'events') > 1 or count(distinct hostname) > 1`);
+    having count(*) filter (where type = 'task-started' and fields_in_task & ${FROM_RESULT_BACKEND} = 0) > 1 or count(distinct hostname) > 1`);
   return rows.map((r) => r.task_id);
 }
 

@@ -8,10 +8,11 @@ import type { Database } from "../database.ts";
 import { events, tasks } from "../schema/index.ts";
 import { type TaskCursor, encodeCursor } from "./cursor.ts";
 import { DESCRIPTIVE_FIELDS, type DescriptiveField } from "../../state/task-patch.ts";
-import { withShared } from "../shared-fields.ts";
+import { sourceOf, withShared } from "../shared-fields.ts";
 
 export type TaskRow = typeof tasks.$inferSelect;
-export type EventRecord = typeof events.$inferSelect;
+/** A stored event, with where it came from (kept as a bit of fields_in_task, store/shared-fields.ts). */
+export type EventRecord = typeof events.$inferSelect & { source: "events" | "result-backend" };
 
 /** Columns a reader needs: the merge keys stay inside the store. */
 const TASK_COLUMNS = {
@@ -84,15 +85,19 @@ export async function getTaskEvents(database: Database, taskIds: readonly string
     .where(inArray(events.taskId, [...taskIds]))
     .orderBy(events.taskId, events.timestamp, events.key)
     .limit(MAX_EVENTS_PER_TASK * taskIds.length);
-  const sharing = [...new Set(rows.filter((e) => e.fieldsInTask !== 0).map((e) => e.taskId))];
-  if (sharing.length === 0) return rows;
+  const read: EventRecord[] = rows.map((e) => {
+    const { source, mask } = sourceOf(e.fieldsInTask);
+    return { ...e, source, fieldsInTask: mask };
+  });
+  const sharing = [...new Set(read.filter((e) => e.fieldsInTask !== 0).map((e) => e.taskId))];
+  if (sharing.length === 0) return read;
   const descriptive = Object.fromEntries(DESCRIPTIVE_FIELDS.map((f) => [f, tasks[f]])) as { [F in DescriptiveField]: (typeof tasks)[F] };
   const owners = await database.db
     .select({ id: tasks.id, ...descriptive })
     .from(tasks)
     .where(inArray(tasks.id, sharing));
   const byId = new Map(owners.map((t) => [t.id, t]));
-  return rows.map((e) => (e.fieldsInTask === 0 ? e : { ...e, fields: withShared(e.fields, e.fieldsInTask, byId.get(e.taskId)) }));
+  return read.map((e) => (e.fieldsInTask === 0 ? e : { ...e, fields: withShared(e.fields, e.fieldsInTask, byId.get(e.taskId)) }));
 }
 
 /**

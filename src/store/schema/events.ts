@@ -30,8 +30,6 @@ export const events = pgTable(
     hostname: text("hostname").notNull(),
     timestamp: ts("timestamp").notNull(),
     localReceived: ts("local_received").notNull(),
-    /** "events" (the event stream) or "result-backend". */
-    source: text("source").notNull(),
     /**
      * json, not jsonb: kept as the collector wrote it (compact JSON text), a
      * third smaller than jsonb's binary form for these small objects, and
@@ -41,7 +39,9 @@ export const events = pgTable(
     /**
      * The fields left out of `fields` because the task's row holds them,
      * one bit each (store/shared-fields.ts); read them through
-     * getTaskEvents, which puts them back.
+     * getTaskEvents, which puts them back. Bit 14 (FROM_RESULT_BACKEND)
+     * says where the event came from instead of a text column: the result
+     * backend's publish, not the event stream (4 × 7 bytes a task).
      */
     fieldsInTask: smallint("fields_in_task").notNull().default(0),
   },

@@ -21,7 +21,7 @@
  *   rollup, which skips locked marks, never rebuilds a bucket from before a
  *   change and then deletes that change's mark.
  */
-import type { RawQuery } from "../store/database.ts";
+import { type RawQuery, rowsOf } from "../store/database.ts";
 import type { Statement } from "../store/upsert.ts";
 import { BUCKET_KEY, HAS_OUTCOME, OUTCOME_MINUTE } from "./outcome.ts";
 
@@ -69,11 +69,4 @@ export async function upsertTasksWithStatsMarks(query: RawQuery, taskIds: readon
   if (raced > 0) throw new ConcurrentTaskInsert(raced);
   await query(MARK, [ids, before?.buckets ?? "[]"]);
   return rows;
-}
-
-/** Rows of a raw query's answer: postgres.js gives an array, PGlite `{ rows }`. */
-export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  if (typeof result === "object" && result !== null && "rows" in result && Array.isArray(result.rows)) return result.rows as T[];
-  return [];
 }

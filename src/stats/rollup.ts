@@ -10,8 +10,7 @@
  * it prunes keep their statistics.
  */
 import { sql } from "drizzle-orm";
-import type { Database } from "../store/database.ts";
-import { rowsOf } from "./marks.ts";
+import { type Database, rowsOf } from "../store/database.ts";
 import { binSql } from "./histogram.ts";
 import { EXPIRED, HAS_OUTCOME, OUTCOME_AT, RETRIES, RUNTIME_S, WAIT_S } from "./outcome.ts";
 

@@ -23,6 +23,13 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export type RawQuery = (text: string, params: unknown[]) => Promise<unknown>;
 
+/** The rows of a RawQuery's answer: postgres.js answers the rows, PGlite an object holding them. */
+export function rowsOf<T = Record<string, unknown>>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  if (typeof result === "object" && result !== null && "rows" in result && Array.isArray(result.rows)) return result.rows as T[];
+  return [];
+}
+
 export interface Database {
   kind: "postgres" | "pglite";
   db: Db;
@@ -126,6 +133,12 @@ const SQLSTATE_CLASSES: Record<string, FailureKind> = {
   "54": "refused", // program limit exceeded (a value too large)
   XX: "refused", // internal error, raised by this data
 };
+
+/** PostgreSQL's SQLSTATE of a failed query (e.g. "40P01", a deadlock), wrapped or not; null for any other error. */
+export function sqlState(e: unknown): string | null {
+  const err = errorWithCode(e);
+  return err && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : null;
+}
 
 /** The error, or what it wraps (query builders wrap the driver's: drizzle's "Failed query: …" has it as cause), with a string code. */
 function errorWithCode(e: unknown): { code: string; severity?: unknown } | null {

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { migrations } from "../../drizzle/migrations.ts";
-import type { Database } from "./database.ts";
+import { type Database, rowsOf } from "./database.ts";
 
 const LOCK_ID = 0x43524953; // "CRIS"
 
@@ -20,10 +20,8 @@ export async function migrate(database: Database): Promise<{ applied: string[] }
     await query("create schema if not exists drizzle", []);
     await query("create table if not exists drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)", []);
     const done = await query("select created_at from drizzle.__drizzle_migrations order by created_at desc limit 1", []);
-    // postgres.js answers the rows, PGlite an object holding them.
-    const rows: unknown = Array.isArray(done) ? done : done && typeof done === "object" && "rows" in done ? done.rows : [];
-    const first: unknown = Array.isArray(rows) ? rows[0] : undefined;
-    const last = first && typeof first === "object" && "created_at" in first ? Number(first.created_at) : -1;
+    const first = rowsOf<{ created_at: unknown }>(done)[0];
+    const last = first ? Number(first.created_at) : -1;
     for (const m of migrations) {
       if (m.when <= last) continue;
       for (const statement of m.sql.split("--> statement-breakpoint")) {

@@ -17,7 +17,7 @@ import type { BrokerHealth, QueueSample } from "../broker/port.ts";
 import type { EventRow } from "../state/event-row.ts";
 import type { TaskPatch } from "../state/task-patch.ts";
 import type { WorkerPatch } from "../state/worker.ts";
-import type { Database } from "./database.ts";
+import { type Database, sqlState } from "./database.ts";
 import { tasks, workers } from "./schema/index.ts";
 import { ConcurrentTaskInsert, upsertTasksWithStatsMarks } from "../stats/marks.ts";
 import { DEFAULT_BROKER } from "./schema/columns.ts";
@@ -76,16 +76,14 @@ export async function writeBatch(database: Database, batch: Batch): Promise<void
     try {
       return await write();
     } catch (e) {
-      const again = e instanceof ConcurrentTaskInsert || isDeadlock(e);
+      const again = e instanceof ConcurrentTaskInsert || sqlState(e) === DEADLOCK_DETECTED;
       if (!again || attempt >= CONCURRENT_INSERT_ATTEMPTS) throw e;
     }
   }
 }
 
-/** PostgreSQL's "deadlock detected" (SQLSTATE 40P01), from postgres.js or PGlite. */
-function isDeadlock(e: unknown): boolean {
-  return typeof e === "object" && e !== null && "code" in e && e.code === "40P01";
-}
+/** PostgreSQL's SQLSTATE for "deadlock detected". */
+const DEADLOCK_DETECTED = "40P01";
 
 const CONCURRENT_INSERT_ATTEMPTS = 10;
 

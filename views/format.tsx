@@ -23,3 +23,19 @@ export function RevokedReason(props: { reason: "expired" | null }) {
   if (!props.reason) return null;
   return <span class="reason">{REVOKED_REASON_TEXT[props.reason]}</span>;
 }
+
+/** A chart's legend: a coloured square and a name for each series, as [name, colour]. */
+export function ChartKey(props: { items: [string, string][] }) {
+  return (
+    <figcaption>
+      {props.items.map(([name, colour]) => (
+        <span class="key">
+          <svg width="10" height="10" aria-hidden="true">
+            <rect width="10" height="10" rx="2" fill={colour} />
+          </svg>{" "}
+          {name}
+        </span>
+      ))}
+    </figcaption>
+  );
+}

@@ -4,7 +4,7 @@ import type { Alert, Queue, Worker } from "../src/api/schemas.ts";
 import type { MinuteCounts } from "../src/store/queries/tasks.ts";
 import { AT_WORKER_STATES } from "../src/celery/states.ts";
 import { ago, formatRetention, seconds } from "../src/format.ts";
-import { When } from "./format.tsx";
+import { ChartKey, When } from "./format.tsx";
 import { Alerts } from "./task.tsx";
 import type { ReachabilityState } from "../src/broker/reachability.ts";
 
@@ -74,16 +74,7 @@ export function ThroughputChart(props: { minutes: MinuteCounts[]; now: number; w
         <text x={w - 4} y={h - 3} font-size="10" text-anchor="end" fill="#667085">now</text>
         {bars}
       </svg>
-      <figcaption>
-        {layers.map(([label, colour]) => (
-          <span class="key">
-            <svg width="10" height="10" aria-hidden="true">
-              <rect width="10" height="10" rx="2" fill={colour} />
-            </svg>{" "}
-            {label}
-          </span>
-        ))}
-      </figcaption>
+      <ChartKey items={layers.map(([label, colour]) => [label, colour])} />
     </figure>
   );
 }

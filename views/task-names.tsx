@@ -7,7 +7,7 @@
  */
 import type { StatsBucket, StatsWindowName, Task, TaskNameSort, TaskNameStats } from "../src/api/schemas.ts";
 import { seconds } from "../src/format.ts";
-import { When } from "./format.tsx";
+import { ChartKey, When } from "./format.tsx";
 
 const WINDOWS: StatsWindowName[] = ["1h", "24h", "7d", "30d"];
 
@@ -145,20 +145,6 @@ const OUTCOMES: [keyof Pick<StatsBucket, "succeeded" | "failed" | "retried" | "r
 /** A bucket's start as the axis shows it: the time within a day, the date beyond. */
 const label = (start: string, bucketS: number) => (bucketS >= 86_400 ? start.slice(0, 10) : bucketS >= 3600 ? `${start.slice(5, 10)} ${start.slice(11, 16)}` : start.slice(11, 16));
 
-function Key(props: { items: [string, string][] }) {
-  return (
-    <figcaption>
-      {props.items.map(([name, colour]) => (
-        <span class="key">
-          <svg width="10" height="10" aria-hidden="true">
-            <rect width="10" height="10" rx="2" fill={colour} />
-          </svg>{" "}
-          {name}
-        </span>
-      ))}
-    </figcaption>
-  );
-}
 
 function Axis(props: { w: number; h: number; top: string; buckets: StatsBucket[]; bucketS: number }) {
   const first = props.buckets[0]?.start ?? "";
@@ -201,7 +187,7 @@ export function OutcomeChart(props: { buckets: StatsBucket[]; bucketS: number; w
         <Axis w={w} h={h} top={String(max)} buckets={props.buckets} bucketS={props.bucketS} />
         {bars}
       </svg>
-      <Key items={OUTCOMES.map(([, name, colour]) => [name, colour])} />
+      <ChartKey items={OUTCOMES.map(([, name, colour]) => [name, colour])} />
     </figure>
   );
 }
@@ -248,7 +234,7 @@ export function DurationChart(props: { buckets: StatsBucket[]; bucketS: number; 
         <Axis w={w} h={h} top={seconds(max)} buckets={props.buckets} bucketS={props.bucketS} />
         {lines}
       </svg>
-      <Key items={props.series.map(([, name, colour]) => [name, colour])} />
+      <ChartKey items={props.series.map(([, name, colour]) => [name, colour])} />
     </figure>
   );
 }

@@ -13,7 +13,7 @@ import type { BrokerPort, RawMessage, StreamStatus } from "../../src/broker/port
 import { logger } from "../../src/log.ts";
 import { LiteralNumber } from "../../src/celery/python-literal.ts";
 import { taskMessage } from "../../src/celery/task-message.ts";
-import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
+import { type CeleryProcess, sendTasks, startWorker, pingUntilAnswered } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
 import { type RabbitServer, startRabbit } from "../support/rabbitmq-server.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
@@ -110,18 +110,7 @@ describe("RabbitMQ broker adapter", () => {
     // Routing keys as the channel, the content type beside a bare JSON body.
     expect(stream.messages.some((m) => m.channel === "worker.online" && m.contentType === "application/json")).toBe(true);
 
-    // worker-online goes out before the worker listens on its mailbox: a
-    // broadcast in between reaches nobody (as `celery inspect ping` would
-    // find), so ask until it answers.
-    let pong: Record<string, unknown> = {};
-    await waitUntil(
-      async () => {
-        pong = await b.call("ping", {}, { timeoutMs: 2000, destination: ["amqp1@lab"] });
-        return Object.keys(pong).length > 0;
-      },
-      30_000,
-      "a reply to ping",
-    );
+    const pong = await pingUntilAnswered(b, "amqp1@lab");
     expect(pong).toEqual({ "amqp1@lab": { ok: "pong" } });
     const queues = (await b.call("active_queues", {}, { timeoutMs: 5000, limit: 1 })) as Record<string, { name: string }[]>;
     expect(queues["amqp1@lab"]?.map((q) => q.name).sort()).toEqual(["celery", "reports"]);

@@ -12,7 +12,7 @@ import { logger } from "../../src/log.ts";
 import { LiteralNumber } from "../../src/celery/python-literal.ts";
 import { taskMessage } from "../../src/celery/task-message.ts";
 import { readCapture } from "../fixtures/captures.ts";
-import { type CeleryProcess, sendTasks, startWorker } from "../support/celery.ts";
+import { type CeleryProcess, sendTasks, startWorker, pingUntilAnswered } from "../support/celery.ts";
 import { waitUntil } from "../support/processes.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
 
@@ -88,18 +88,7 @@ describe("Redis broker adapter", () => {
     await waitUntil(() => bodies(stream.messages).some((e) => e.type === "worker-online"), 20_000, "worker-online");
     expect(stream.messages.every((m) => m.channel.startsWith("/2.celeryev/"))).toBe(true);
 
-    // worker-online goes out before the worker listens on its mailbox: a
-    // broadcast in between reaches nobody (as `celery inspect ping` would
-    // find), so ask until it answers.
-    let pong: Record<string, unknown> = {};
-    await waitUntil(
-      async () => {
-        pong = await b.call("ping", {}, { timeoutMs: 2000, destination: ["adapter1@lab"] });
-        return Object.keys(pong).length > 0;
-      },
-      30_000,
-      "a reply to ping",
-    );
+    const pong = await pingUntilAnswered(b, "adapter1@lab");
     expect(pong).toEqual({ "adapter1@lab": { ok: "pong" } });
     const queues = (await b.call("active_queues", {}, { timeoutMs: 5000, limit: 1 })) as Record<string, { name: string }[]>;
     expect(queues["adapter1@lab"]?.map((q) => q.name).sort()).toEqual(["celery", "reports"]);

@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type OutputTail, spawnTracked, track } from "./processes.ts";
+import type { BrokerPort } from "../../src/broker/port.ts";
+import { type OutputTail, spawnTracked, track, waitUntil } from "./processes.ts";
 
 const PYTHON = "/usr/bin/python3";
 const LAB_DIR = join(import.meta.dir, "celery");
@@ -154,4 +155,22 @@ export async function sendTasks(s: LabSettings, tasks: TaskRequest[]): Promise<s
 /** Revokes through Celery's own `app.control.revoke`. */
 export async function revokeTask(s: LabSettings, id: string, terminate = false): Promise<void> {
   await runSend(s, [{ revoke: id, terminate }]);
+}
+
+/**
+ * A worker's answer to `ping` through the broker port, asked until it comes:
+ * worker-online goes out before the worker listens on its mailbox, and a
+ * broadcast in between reaches nobody (as `celery inspect ping` would find).
+ */
+export async function pingUntilAnswered(broker: BrokerPort, hostname: string): Promise<Record<string, unknown>> {
+  let pong: Record<string, unknown> = {};
+  await waitUntil(
+    async () => {
+      pong = await broker.call("ping", {}, { timeoutMs: 2000, destination: [hostname] });
+      return Object.keys(pong).length > 0;
+    },
+    30_000,
+    "a reply to ping",
+  );
+  return pong;
 }

@@ -84,15 +84,17 @@ export function MemoryChart(props: { points: { at: string; maxrss_kb: number }[]
   const t0 = pts[0]?.at ?? 0;
   const t1 = pts.at(-1)?.at ?? 1;
   const max = Math.max(1, ...pts.map((p) => p.mb)) * 1.1;
-  const x = (t: number) => ((t - t0) / Math.max(1, t1 - t0)) * (w - 50) + 46;
+  // Room on the left for a four-digit scale ("1330 MiB"): a label wider than that is cut by the SVG's edge.
+  const left = 64;
+  const x = (t: number) => ((t - t0) / Math.max(1, t1 - t0)) * (w - left - 4) + left;
   const y = (mb: number) => h - 14 - (mb / max) * (h - 24);
   const path = pts.map((p, i) => `${i ? "L" : "M"}${x(p.at).toFixed(1)},${y(p.mb).toFixed(1)}`).join(" ");
   return (
     <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label="worker memory (maxrss) over time">
-      <line x1="46" y1={h - 14} x2={w - 4} y2={h - 14} stroke="#d0d5dd" />
-      <text x="40" y="12" font-size="10" text-anchor="end" fill="#667085">{`${max.toFixed(0)} MiB`}</text>
-      <text x="40" y={h - 14} font-size="10" text-anchor="end" fill="#667085">0</text>
-      <text x="46" y={h - 2} font-size="10" fill="#667085">{new Date(t0 * 1000).toISOString().slice(5, 16).replace("T", " ")}</text>
+      <line x1={left} y1={h - 14} x2={w - 4} y2={h - 14} stroke="#d0d5dd" />
+      <text x={left - 6} y="12" font-size="10" text-anchor="end" fill="#667085">{`${max.toFixed(0)} MiB`}</text>
+      <text x={left - 6} y={h - 14} font-size="10" text-anchor="end" fill="#667085">0</text>
+      <text x={left} y={h - 2} font-size="10" fill="#667085">{new Date(t0 * 1000).toISOString().slice(5, 16).replace("T", " ")}</text>
       <text x={w - 4} y={h - 2} font-size="10" text-anchor="end" fill="#667085">{new Date(t1 * 1000).toISOString().slice(5, 16).replace("T", " ")} UTC</text>
       <path d={path} fill="none" stroke="#2f5bd3" stroke-width="1.5" />
       {pts.map((p) => (

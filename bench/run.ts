@@ -16,8 +16,12 @@
  *   pages       with --page-tasks (default 1,000,000) tasks stored, how long the web server
  *               takes to answer the task list, a search, a task page, the overview
  *   retention   a retention pass over --retention-tasks (default 10,000,000) tasks, half of
- *               them past retention, while --lag-rate events/s arrive: lag, loss, duration;
- *               only when named
+ *               them past retention, while --lag-rate events/s arrive: lag, loss, duration,
+ *               and a timeline in 10 s windows (worst lag, batches); only when named
+ *
+ * BENCH_PG_EXTRA="name=value …" adds PostgreSQL settings to either setup
+ * (e.g. "logging_collector=on log_checkpoints=on" to see what a lag peak
+ * coincides with).
  *
  * Two PostgreSQL setups (--postgres, default both):
  *   tuned       fsync on, shared_buffers=256MB, max_wal_size=2GB
@@ -196,7 +200,7 @@ async function startCollector(brokerUrl: string, databaseUrl: string): Promise<C
 
 async function startEnvironment(setup: Setup): Promise<Env> {
   const redis = await startRedis();
-  const pgServer = await startPostgres({ settings: [...SETUPS[setup].settings] });
+  const pgServer = await startPostgres({ settings: [...SETUPS[setup].settings, ...(process.env.BENCH_PG_EXTRA ?? "").split(" ").filter(Boolean)] });
   const collector = await startCollector(redis.url, pgServer.url);
   const env: Env = {
     redisUrl: redis.url,
@@ -314,6 +318,8 @@ async function lagPhase(env: Env, rate: number, seconds: number) {
 async function measureLag(env: Env, rate: number, seconds: number) {
   const pending = new Map<string, number>();
   const lags: number[] = [];
+  /** When each lag was seen (performance.now(), ms), for timelines. */
+  const seen: number[] = [];
   let polling = true;
   const poller = (async () => {
     while (polling || pending.size > 0) {
@@ -323,6 +329,7 @@ async function measureLag(env: Env, rate: number, seconds: number) {
         const seenAt = performance.now();
         for (const r of rows) {
           lags.push((seenAt - (pending.get(r.id) as number)) / 1000);
+          seen.push(seenAt);
           pending.delete(r.id);
         }
       }
@@ -333,7 +340,7 @@ async function measureLag(env: Env, rate: number, seconds: number) {
   const pub = await publish(env.redisUrl, rate, seconds, undefined, (id) => pending.set(id, performance.now()));
   polling = false;
   await poller;
-  return { lags, published: pub.events };
+  return { lags, seen, published: pub.events };
 }
 
 /**
@@ -354,20 +361,30 @@ async function retentionPhase(env: Env, tasks: number, rate: number) {
     let result: Awaited<ReturnType<typeof retentionPass>> | null = null;
     // Traffic for 10 s before the pass, then on until it ends, then 10 s more.
     const lags: number[] = [];
+    const seen: number[] = [];
+    const batches: { at: number; ms: number; tasks: number }[] = [];
     let published = 0;
     const chunk = async () => {
       const r = await measureLag(env, rate, 10);
       lags.push(...r.lags);
+      seen.push(...r.seen);
       published += r.published;
     };
     await chunk();
-    const pass = retentionPass(database, { taskRetentionS: retentionS, alertRetentionS: 90 * 86_400, statsRetentionS: 400 * 86_400 }).then((r) => {
+    const passT0 = performance.now();
+    const pass = retentionPass(database, {
+      taskRetentionS: retentionS,
+      alertRetentionS: 90 * 86_400,
+      statsRetentionS: 400 * 86_400,
+      onBatch: (b) => batches.push({ at: performance.now(), ms: b.ms, tasks: b.tasks }),
+    }).then((r) => {
       result = r;
     });
     while (result === null) await chunk();
     await pass;
     await chunk();
     const r = result as unknown as Awaited<ReturnType<typeof retentionPass>>;
+    logTimeline(passT0, lags, seen, batches);
     const { stored } = await drained(env, before + published - r.events);
     return {
       tasks,
@@ -384,6 +401,26 @@ async function retentionPhase(env: Env, tasks: number, rate: number) {
     };
   } finally {
     await database.close();
+  }
+}
+
+/**
+ * The pass in 10 s windows (from its start): the probes' worst lag and the
+ * batches' count and durations, to see what a lag peak coincides with.
+ */
+function logTimeline(t0: number, lags: number[], seen: number[], batches: { at: number; ms: number; tasks: number }[]) {
+  const windowMs = 10_000;
+  const end = Math.max(...seen, ...batches.map((b) => b.at));
+  for (let w = Math.floor((Math.min(...seen) - t0) / windowMs); w * windowMs + t0 <= end; w++) {
+    const from = t0 + w * windowMs;
+    const inW = (at: number) => at >= from && at < from + windowMs;
+    const l = lags.filter((_, i) => inW(seen[i] as number));
+    const b = batches.filter((x) => inW(x.at));
+    const ms = b.map((x) => x.ms);
+    log(
+      `retention timeline ${String(w * 10).padStart(5)} s: lag max ${l.length ? (Math.max(...l) * 1000).toFixed(0) : "-"} ms (${l.length} probes); ` +
+        `${b.length} batches, ${b.reduce((a, x) => a + x.tasks, 0)} tasks, batch mean ${ms.length ? (ms.reduce((a, x) => a + x, 0) / ms.length).toFixed(0) : "-"} / max ${ms.length ? Math.max(...ms).toFixed(0) : "-"} ms`,
+    );
   }
 }
 

@@ -9,7 +9,11 @@ import { type Database, isDatabaseUnavailable } from "../store/database.ts";
 import { superviseLoop } from "../supervise.ts";
 import { rollUpStatistics } from "./rollup.ts";
 
-/** Statistics lag the tasks by at most about this much (plus a pass's own time). */
+/**
+ * How often a pass runs. A minute's statistics appear once the minute is
+ * over (RollupOptions.settledBefore): up to a minute and this much after
+ * its first task (plus a pass's own time).
+ */
 export const ROLLUP_INTERVAL_MS = 5000;
 
 export interface StatisticsRollup {
@@ -39,7 +43,7 @@ export function startStatisticsRollup(o: {
     async () => {
       while (!stopping) {
         try {
-          await rollUpStatistics(o.database, { frozenBefore: o.frozenBefore?.() });
+          await rollUpStatistics(o.database, { frozenBefore: o.frozenBefore?.(), settledBefore: new Date() });
         } catch (e) {
           if (!isDatabaseUnavailable(e)) throw e;
           o.log.once(`statistics:${errorText(e)}`, `statistics not rolled up, the database is not answering (${errorText(e)}); retrying`);

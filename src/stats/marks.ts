@@ -17,9 +17,11 @@
  *   transaction is tried again (ConcurrentTaskInsert), and this time sees it;
  * - all marks are written by one statement after the upsert, sorted, with
  *   an update on conflict, which holds each mark's row lock until the
- *   writer commits: writers take marks in one order (no deadlock), and the
- *   rollup, which skips locked marks, never rebuilds a bucket from before a
- *   change and then deletes that change's mark.
+ *   writer commits: writers take marks in one order (no deadlock). Each
+ *   write gives the mark a new row version, and the rollup clears only the
+ *   version it read before rebuilding, so it never clears the mark of a
+ *   change its rebuild did not see; nor does a writer ever wait for a
+ *   rebuild (rollup.ts).
  */
 import { type RawQuery, rowsOf } from "../store/database.ts";
 import type { Statement } from "../store/upsert.ts";

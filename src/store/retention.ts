@@ -46,6 +46,8 @@ export interface RetentionOptions extends RetentionSettings {
   beforePrune?: () => Promise<void>;
   /** Further prunes run after the tasks and alerts, each counted under its index as kind `extra<i>` unless it names itself. */
   extraPrunes?: ReadonlyArray<PruneStep | { kind: string; prune: PruneStep }>;
+  /** Told of each task batch when it is done (the benchmark's timeline). */
+  onBatch?: (b: { tasks: number; events: number; ms: number }) => void;
 }
 
 export interface RetentionResult {
@@ -111,7 +113,9 @@ export async function retentionPass(database: Database, o: RetentionOptions, now
   await o.beforePrune?.();
   const taskCutoff = new Date(now.getTime() - o.taskRetentionS * 1000);
   for (;;) {
+    const b0 = performance.now();
     const b = await deleteTaskBatch(database, taskCutoff, limit);
+    o.onBatch?.({ tasks: b.tasks, events: b.events, ms: performance.now() - b0 });
     if (!b.locked) {
       result.ran = false;
       break;

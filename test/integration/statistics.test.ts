@@ -221,4 +221,21 @@ describe("statistics on PostgreSQL", () => {
     expect(await statsSnapshot(a)).toBe(reference ?? "");
     await Promise.all([a.close(), b.close()]);
   });
+
+  test("a minute still going on is rolled up once it is over, not before", async () => {
+    const database = await openDatabase({ databaseUrl: await createDatabase(server.url, "stats_settled") });
+    await migrate(database);
+    const now = statsTraffic({ seed: 21, tasks: 40, start: HOUR + 7200, spanS: 20, names: ["app.tasks.now"] });
+    await writeBatch(database, buildBatch(now.events));
+    const first = Math.min(...now.tasks.map((t) => t.at));
+    const last = Math.max(...now.tasks.map((t) => t.at));
+    // At the moment the first of them finished, no minute of theirs is over.
+    expect(await rollUpStatistics(database, { settledBefore: new Date(first * 1000) })).toBe(0);
+    expect((await storedCounts(database)).size).toBe(0);
+    // Past the last one's minute, every bucket is rebuilt: the tasks' counts.
+    expect(await rollUpStatistics(database, { settledBefore: new Date((last + 120) * 1000) })).toBeGreaterThan(0);
+    expect(sorted(await storedCounts(database))).toEqual(sorted(truthCounts(now.tasks)));
+    expect(await rollUpStatistics(database)).toBe(0);
+    await database.close();
+  });
 });

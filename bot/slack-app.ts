@@ -26,7 +26,8 @@ import { type AlertPoster, createAlertPoster } from "./alert-poster.ts";
 import { answer, parseCommand } from "./commands.ts";
 import type { Links, SlackMessage } from "./messages.ts";
 
-export const SLACK_EVENTS_PATH = "/slack/events";
+import { SLACK_EVENTS_PATH } from "./slack-off.ts";
+
 /** Slack's requests are small (a slash command is a few KB); anything past 1 MB is not from Slack. */
 export const MAX_SLACK_BODY_BYTES = 1024 * 1024;
 /** How often a missing bot identity is asked for again, when a request comes. */
@@ -202,12 +203,6 @@ export function createSlackBot(o: SlackBotOptions) {
 }
 
 export type SlackBot = ReturnType<typeof createSlackBot>;
-
-/** Slack's endpoint when the bot is not configured: it says how to turn it on. */
-export const SLACK_OFF = {
-  path: SLACK_EVENTS_PATH,
-  fetch: () => Response.json({ error: "the Slack bot is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (README, Slack)" }, { status: 404 }),
-};
 
 const withBlocks = (m: SlackMessage) => (m.blocks.length ? { text: m.text, blocks: m.blocks } : { text: m.text });
 

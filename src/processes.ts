@@ -18,7 +18,8 @@ import { createAuth } from "./http/auth.ts";
 import { type Detector, createDetector, detectConfig } from "./detect/index.ts";
 import { sql } from "./store/database.ts";
 import { Links } from "../bot/messages.ts";
-import { createSlackBot, SLACK_OFF, type SlackBot } from "../bot/slack-app.ts";
+import type { SlackBot } from "../bot/slack-app.ts";
+import { SLACK_OFF } from "../bot/slack-off.ts";
 import { startStatisticsRollup } from "./stats/loop.ts";
 import { type RetentionOptions, startRetention } from "./store/retention.ts";
 import { pruneStatistics, rollUpStatistics } from "./stats/rollup.ts";
@@ -50,14 +51,15 @@ export interface Parts {
 /**
  * The Slack bot when it is configured; otherwise null, said once. Commands
  * are answered wherever Slack's requests arrive (any web process); alerts are
- * posted by `serve` and `bot` only.
+ * posted by `serve` and `bot` only. Bolt is loaded only then.
  */
-function slackBot(config: Config, database: Database, parts: Parts, log: Logger): SlackBot | null {
+async function slackBot(config: Config, database: Database, parts: Parts, log: Logger): Promise<SlackBot | null> {
   if (!config.SLACK_BOT_TOKEN || !config.SLACK_SIGNING_SECRET) {
     log.info("Slack bot off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to turn it on (README, Slack)");
     return null;
   }
   if (parts.bot && !config.SLACK_ALERT_CHANNEL) log.info("Slack: no SLACK_ALERT_CHANNEL, so /celery is answered but alerts are not posted");
+  const { createSlackBot } = await import("../bot/slack-app.ts");
   return createSlackBot({
     token: config.SLACK_BOT_TOKEN,
     signingSecret: config.SLACK_SIGNING_SECRET,
@@ -199,7 +201,7 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
   // Pages, the API and Slack's commands query through connections of their
   // own, with a statement timeout; the collector and detector keep theirs.
   const web = parts.web || parts.bot ? database.forWeb() : database;
-  const slack = parts.web || parts.bot ? slackBot(config, web, parts, log) : null;
+  const slack = parts.web || parts.bot ? await slackBot(config, web, parts, log) : null;
   if (parts.collect) {
     // One collector and one detector per broker, each writing and judging
     // what carries its broker's name.
@@ -295,6 +297,15 @@ export async function run(config: Config, parts: Parts, options: RunOptions = {}
       stops.push(async () => clearInterval(gc));
     }
   }
+  // Memory that starting up used and freed (compiling the embedded
+  // database's WebAssembly, migrations) stays mapped until the allocator is
+  // told to give it back: once, soon after the start (README, Benchmarks).
+  // The code it drops is compiled again when next run, in milliseconds.
+  const trim = setTimeout(() => {
+    Bun.gc(true);
+    Bun.shrink();
+  }, 10_000);
+  stops.push(async () => clearTimeout(trim));
 
   if (slack) {
     await slack.start();

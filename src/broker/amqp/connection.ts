@@ -8,7 +8,7 @@
  * remote control), so that neither slows the other and a slow command never
  * holds up events.
  */
-import amqplib, { type Channel, type ChannelModel } from "amqplib";
+import type { Channel, ChannelModel } from "amqplib";
 import { errorText, type Logger } from "../../log.ts";
 import type { AmqpTarget } from "./url.ts";
 import { type BrokerReachability, BrokerUnreachable } from "../reachability.ts";
@@ -49,6 +49,8 @@ export function amqpConnection(target: AmqpTarget, connectionName: string, what:
 
   async function open(): Promise<void> {
     try {
+      // Loaded at the first connection: a Crisper watching Redis alone never loads it.
+      const { default: amqplib } = await import("amqplib");
       const m = await amqplib.connect(
         {
           protocol: target.tls ? "amqps" : "amqp",

@@ -84,7 +84,7 @@ export function TaskNamesPage(props: { rows: TaskNameRow[]; window: StatsWindowN
       <h1>Task names</h1>
       <WindowLinks current={props.window} href={(w) => href({ window: w })} />
       {rows.length === 0 ? (
-        <p class="muted">No task finished in the last {props.window}.</p>
+        <p class="muted">No task finished in the last {props.window}. A minute's figures appear once it is over.</p>
       ) : (
         <table class="task-names">
           <thead>
@@ -288,7 +288,8 @@ export function TaskNamePage(props: {
         <DurationChart buckets={props.buckets} bucketS={props.bucketS} label="wait p95 per bucket" series={[["wait_p95", "p95 wait (sent → started)", "#7a5af8"]]} />
       </div>
       <p class="live">
-        One bar or point per {props.bucketS >= 86_400 ? "day" : props.bucketS >= 3600 ? "hour" : "minute"} (UTC). Percentiles within 4.4 %.
+        One bar or point per {props.bucketS >= 86_400 ? "day" : props.bucketS >= 3600 ? "hour" : "minute"} (UTC). Percentiles within 4.4 %. The
+        minute going on is counted once it is over.
       </p>
       <h2>Recent failures</h2>
       {props.failures.length === 0 ? (

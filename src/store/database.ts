@@ -28,7 +28,7 @@ export interface Database {
    * Runs raw SQL (`$1` parameters) in one transaction, straight on the
    * driver: the collector's hot path, where a query builder costs more than
    * the rest of the write. The only way Crisper opens a transaction that
-   * survives its connection dying (see openPostgres): use it, not
+   * survives its connection dying (see openPostgres, postgres.ts): use it, not
    * `db.transaction`, for anything that runs while the database may restart.
    */
   transaction(fn: (query: RawQuery) => Promise<void>): Promise<void>;

@@ -8,9 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Browser, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { type LabSettings, sendTasks } from "../support/celery.ts";
-import { launchBrowser, SCREENS } from "../support/browser.ts";
+import { launchBrowser, openWatched, SCREENS } from "../support/browser.ts";
 import type { CrisperUnderTest } from "../support/crisper.ts";
 import { waitUntil } from "../support/processes.ts";
 import { scenarios } from "../support/scenario.ts";
@@ -61,21 +61,7 @@ afterAll(async () => {
 });
 
 /** A page that records script errors and dialogs (an XSS would open one). */
-async function open(path: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  const dialogs: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  page.on("dialog", (d) => {
-    dialogs.push(d.message());
-    void d.dismiss();
-  });
-  await page.goto(crisper.url + path, { waitUntil: "load" });
-  return { page, errors, dialogs };
-}
+const open = (path: string) => openWatched(browser, crisper.url + path);
 
 describe("pages in Chromium", () => {
   test("every page loads without script errors", async () => {

@@ -14,7 +14,7 @@ import { logger } from "../../src/log.ts";
 import { rollUpStatistics } from "../../src/stats/rollup.ts";
 import { writeBatch } from "../../src/store/writes.ts";
 import { createApp } from "../../src/web/app.ts";
-import { launchBrowser, SCREENS } from "../support/browser.ts";
+import { launchBrowser, openWatched, SCREENS } from "../support/browser.ts";
 import { statsTraffic } from "../support/stats-traffic.ts";
 import { emptyStore, type TestStore } from "../support/store.ts";
 
@@ -44,21 +44,8 @@ afterAll(async () => {
   await store?.remove();
 });
 
-async function open(path: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  const dialogs: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  page.on("dialog", (d) => {
-    dialogs.push(d.message());
-    void d.dismiss();
-  });
-  await page.goto(base + path, { waitUntil: "load" });
-  return { page, errors, dialogs };
-}
+/** A page that records script errors and dialogs (an XSS would open one). */
+const open = (path: string) => openWatched(browser, base + path);
 
 const names = (page: Page) => page.locator("table.task-names tbody tr td:first-child").allInnerTexts();
 

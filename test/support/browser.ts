@@ -1,7 +1,7 @@
 /** Debian's Chromium, headless, through playwright-core, for the page tests. */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type Page, chromium } from "playwright-core";
 
 /** Where the page tests leave screenshots for a person to look at. */
 export const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screens");
@@ -9,4 +9,25 @@ export const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screen
 export async function launchBrowser(): Promise<Browser> {
   mkdirSync(SCREENS, { recursive: true });
   return chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+}
+
+/**
+ * Opens `url` in a new page that records script errors (uncaught, and
+ * console errors) and dialogs, dismissing them: a page that opens one shows
+ * an injected script ran.
+ */
+export async function openWatched(browser: Browser, url: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  const dialogs: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  await page.goto(url, { waitUntil: "load" });
+  return { page, errors, dialogs };
 }

@@ -19,7 +19,8 @@ import { StatsAnswer, TaskNamesAnswer } from "../../src/api/schemas.ts";
 import { logger } from "../../src/log.ts";
 import { createApp } from "../../src/web/app.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
-import { seeded, shuffled, statsTraffic, type TruthTask } from "../support/stats-traffic.ts";
+import { seeded, shuffled } from "../support/random.ts";
+import { statsTraffic, type TruthTask } from "../support/stats-traffic.ts";
 import { emptyStore, type TestStore } from "../support/store.ts";
 
 /** An hour that starts on the hour, so its minutes make exactly one hourly bucket. */

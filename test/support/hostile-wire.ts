@@ -7,6 +7,7 @@
  * Anyone who can PUBLISH on the broker can send any of these.
  */
 import type { RawMessage } from "../../src/broker/port.ts";
+import { seeded } from "./random.ts";
 
 /** A kombu envelope as Celery 5.2 writes it: base64 of the JSON body. */
 export function envelope(body: unknown, routingKey = "task.multi", extra: Record<string, unknown> = {}): string {
@@ -111,17 +112,6 @@ export function poisonEvents(now: number, tag: string): PoisonEvent[] {
   ];
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A seed from FUZZ_SEED, or a fresh one; tests print it so a failure can be replayed. */
 export function fuzzSeed(): number {
@@ -179,7 +169,7 @@ export class WireFuzzer {
     /** Upper bound on nesting for junk values; the rare deepest ones go to 100,000. */
     private readonly maxDepth = 1000,
   ) {
-    this.random = prng(seed);
+    this.random = seeded(seed);
     this.originals = captures.map((m) => {
       const data = typeof m.data === "string" ? m.data : new TextDecoder().decode(m.data);
       const { stream, channel, receivedAt } = m;

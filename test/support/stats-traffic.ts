@@ -6,6 +6,7 @@
  * task-sent was never seen (queue unknown). Seeded, so a failure repeats.
  */
 import type { CeleryEvent } from "../../src/celery/event.ts";
+import { seeded } from "./random.ts";
 
 export interface TruthTask {
   id: string;
@@ -23,18 +24,6 @@ export interface TruthTask {
 export interface Traffic {
   events: CeleryEvent[];
   tasks: TruthTask[];
-}
-
-/** A small, seeded pseudo-random generator (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Milliseconds, as Celery's clocks give them: no instant falls between two microseconds. */
@@ -104,12 +93,3 @@ export function statsTraffic(o: { seed: number; tasks: number; start: number; sp
   return { events, tasks };
 }
 
-/** Shuffled copy (Fisher–Yates with the seeded generator). */
-export function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { LAST_BIN, RELATIVE_ERROR, binOf, exactPercentile, histogramOf, mergeHistograms, percentile, valueOf } from "../../src/stats/histogram.ts";
-import { seeded } from "../support/stats-traffic.ts";
+import { seeded } from "../support/random.ts";
 
 const PERCENTILES = [0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1];
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { API } from "../../src/api/registry.ts";
-import { launchBrowser, SCREENS } from "../support/browser.ts";
+import { cspViolations, launchBrowser, SCREENS, scriptErrors } from "../support/browser.ts";
 import { type ServedStore, servedStore } from "../support/served-store.ts";
 
 let served: ServedStore;
@@ -25,16 +25,8 @@ afterAll(async () => {
 
 test("every operation is on the page, under the CSP, and its answer's schema opens", async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  await page.addInitScript(() => {
-    const seen: string[] = [];
-    Object.assign(window, { cspViolations: seen });
-    document.addEventListener("securitypolicyviolation", (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
+  const errors = scriptErrors(page);
+  const violations = await cspViolations(page);
   const res = await page.goto(`${served.url}/api/docs`, { waitUntil: "load" });
   expect(res?.status()).toBe(200);
 
@@ -49,8 +41,7 @@ test("every operation is on the page, under the CSP, and its answer's schema ope
   await expect(task.locator("pre").first().textContent()).resolves.toContain("#/components/schemas/Task");
 
   await page.screenshot({ path: join(SCREENS, "api-docs.png"), fullPage: false });
-  const violations: unknown = await page.evaluate(() => Reflect.get(window, "cspViolations"));
-  expect(violations).toEqual([]);
+  expect(await violations()).toEqual([]);
   expect(errors).toEqual([]);
   await page.close();
 });

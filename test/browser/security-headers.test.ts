@@ -7,25 +7,24 @@
  * Screenshots land in test-results/screens/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { cspViolations, launchBrowser, SCREENS, scriptErrors } from "../support/browser.ts";
 import { type CrisperUnderTest, startCrisper } from "../support/crisper.ts";
 import { type RedisServer, startRedis } from "../support/redis-server.ts";
 
-const SCREENS = join(import.meta.dir, "..", "..", "test-results", "screens");
 let redis: RedisServer;
 let crisper: CrisperUnderTest;
 let browser: Browser;
 let dataDir: string;
 
 beforeAll(async () => {
-  mkdirSync(SCREENS, { recursive: true });
   redis = await startRedis();
   dataDir = mkdtempSync(join(tmpdir(), "crisper-csp-"));
   crisper = await startCrisper({ BROKER_URL: redis.url, DATA_DIR: dataDir });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
@@ -38,25 +37,10 @@ afterAll(async () => {
 /** A page that records script errors and every CSP violation the document reports. */
 async function open(path: string): Promise<{ page: Page; errors: string[]; violations: () => Promise<string[]> }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  await page.addInitScript(() => {
-    const seen: string[] = [];
-    Object.assign(window, { cspViolations: seen });
-    document.addEventListener("securitypolicyviolation", (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
+  const errors = scriptErrors(page);
+  const violations = await cspViolations(page);
   await page.goto(crisper.url + path, { waitUntil: "load" });
-  return {
-    page,
-    errors,
-    violations: async () => {
-      const seen: unknown = await page.evaluate(() => Reflect.get(window, "cspViolations"));
-      return Array.isArray(seen) ? seen.map(String) : [];
-    },
-  };
+  return { page, errors, violations };
 }
 
 describe("the Content-Security-Policy in Chromium", () => {

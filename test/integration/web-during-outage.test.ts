@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "../support/browser.ts";
 import { type CrisperProcess, startCrisperProcess } from "../support/crisper.ts";
 import { createDatabase, type PostgresServer, startPostgres } from "../support/postgres-server.ts";
 import { waitUntil } from "../support/processes.ts";
@@ -201,7 +201,7 @@ describe("the web server while PostgreSQL is away", () => {
       await checkWhileAway("hanging (SIGSTOP)");
       // Again, once the pool's connections are all stuck on the first round's queries.
       await checkWhileAway("still hanging");
-      const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+      const browser = await launchBrowser();
       try {
         const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
         const started = performance.now();

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Redis } from "ioredis";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
-import { launchBrowser, SCREENS } from "../support/browser.ts";
+import { launchBrowser, SCREENS, scriptErrors } from "../support/browser.ts";
 import { sendTasks } from "../support/celery.ts";
 import { createRedisBroker } from "../../src/broker/redis/adapter.ts";
 import { evictionRisk, memoryHigh, pointOf } from "../../src/detect/checks/broker-health.ts";
@@ -115,11 +115,7 @@ test("/broker in Chromium: memory, policy and the memory chart", async () => {
   await waitUntil(async () => (await s.crisper.get("/api/broker")).body.brokers[0]?.history.length >= 3, 30_000, "three health samples");
   browser = await launchBrowser();
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
+  const errors = scriptErrors(page);
   await page.goto(`${s.crisper.url}/broker`, { waitUntil: "load" });
   expect(await page.locator("h1").first().innerText()).toBe("Broker");
   const text = await page.locator("main").innerText();

@@ -18,16 +18,38 @@ export async function launchBrowser(): Promise<Browser> {
  */
 export async function openWatched(browser: Browser, url: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
+  const errors = scriptErrors(page);
   const dialogs: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
   page.on("dialog", (d) => {
     dialogs.push(d.message());
     void d.dismiss();
   });
   await page.goto(url, { waitUntil: "load" });
   return { page, errors, dialogs };
+}
+
+/** The page's script errors from now on: uncaught ones and console errors. */
+export function scriptErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  return errors;
+}
+
+/**
+ * Records every Content-Security-Policy violation the documents the page
+ * loads from now on report; the returned function reads the current one's.
+ */
+export async function cspViolations(page: Page): Promise<() => Promise<string[]>> {
+  await page.addInitScript(() => {
+    const seen: string[] = [];
+    Object.assign(window, { cspViolations: seen });
+    document.addEventListener("securitypolicyviolation", (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return async () => {
+    const seen: unknown = await page.evaluate(() => Reflect.get(window, "cspViolations"));
+    return Array.isArray(seen) ? seen.map(String) : [];
+  };
 }
